@@ -1,0 +1,173 @@
+"""The pipeline config: one small declarative file per deployed pipeline (default `pipeline.yaml`).
+
+It is validated here, once, with pydantic; the same model is used by the CLI, the build and the Lambdas,
+so an invalid file fails everywhere with the same message naming the field and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from loopline_runtime.errors import InvalidConfig
+
+CONFIG_ENV_VAR = "LOOPLINE_PIPELINE_CONFIG"
+BUNDLED_CONFIG_NAME = "pipeline.json"
+
+
+class Task(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+class FeatureType(StrEnum):
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+    DATE = "date"
+
+
+# metric name -> (task, higher_is_better)
+METRICS: dict[str, tuple[Task, bool]] = {
+    "accuracy": (Task.CLASSIFICATION, True),
+    "f1": (Task.CLASSIFICATION, True),
+    "roc_auc": (Task.CLASSIFICATION, True),
+    "rmse": (Task.REGRESSION, False),
+    "mae": (Task.REGRESSION, False),
+    "r2": (Task.REGRESSION, True),
+}
+DEFAULT_METRIC = {Task.CLASSIFICATION: "f1", Task.REGRESSION: "r2"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GateConfig(_Strict):
+    threshold: float = Field(description="The challenger's holdout metric must reach this to be promoted.")
+    # a challenger must not be worse than the champion by more than this on the same holdout rows
+    tolerance: float = Field(default=0.0, ge=0)
+
+
+class AlarmConfig(_Strict):
+    threshold: float = Field(description="The champion's metric on fresh labeled data that raises the alarm.")
+    period_seconds: int = Field(default=60, ge=10)
+    evaluation_periods: int = Field(default=1, ge=1)
+    datapoints_to_alarm: int = Field(default=1, ge=1)
+    treat_missing_data: Literal["missing", "notBreaching", "breaching", "ignore"] = "notBreaching"
+
+    @model_validator(mode="after")
+    def _m_of_n(self) -> AlarmConfig:
+        if self.datapoints_to_alarm > self.evaluation_periods:
+            raise ValueError(
+                f"alarm.datapoints_to_alarm ({self.datapoints_to_alarm}) cannot exceed "
+                f"alarm.evaluation_periods ({self.evaluation_periods})"
+            )
+        return self
+
+
+class TrainingConfig(_Strict):
+    window: int = Field(default=5, ge=1, description="How many of the newest dataset versions to train on.")
+    holdout_fraction: float = Field(default=0.2, gt=0.05, lt=0.5)
+    seed: int = 42
+    min_rows: int = Field(default=30, ge=10, description="Uploads with fewer rows are rejected.")
+    time_budget_seconds: int = Field(default=300, ge=5, le=780)
+
+
+class ModelCandidate(_Strict):
+    name: Literal["linear", "random_forest", "hist_gradient_boosting"]
+    params: dict[str, list[Any]] = Field(default_factory=dict, description="Search space: parameter -> values.")
+
+
+class PipelineConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
+    target: str = Field(min_length=1)
+    task: Task | None = None
+    features: dict[str, FeatureType] | None = None
+    ignore: list[str] = Field(default_factory=list)
+    metric: str | None = None
+    gate: GateConfig
+    alarm: AlarmConfig
+    training: TrainingConfig = TrainingConfig()
+    models: list[ModelCandidate] | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in METRICS:
+            raise ValueError(f"unknown metric {value!r}; use one of {', '.join(METRICS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineConfig:
+        if self.metric and self.task and METRICS[self.metric][0] != self.task:
+            raise ValueError(f"metric {self.metric!r} does not apply to a {self.task.value} task")
+        if self.features and self.target in self.features:
+            raise ValueError(f"the target {self.target!r} must not also be listed under features")
+        if self.target in self.ignore:
+            raise ValueError(f"the target {self.target!r} must not be listed under ignore")
+        return self
+
+    def metric_for(self, task: Task) -> str:
+        """The quality metric for `task`: the configured one, else the task's default."""
+        return self.metric or DEFAULT_METRIC[task]
+
+
+def higher_is_better(metric: str) -> bool:
+    return METRICS[metric][1]
+
+
+def parse_config(data: Any, source: str = "pipeline config") -> PipelineConfig:
+    """Validate a parsed config mapping; raise InvalidConfig naming each bad field and the fix."""
+    if not isinstance(data, dict):
+        raise InvalidConfig(f"{source}: expected a mapping of settings at the top level, got {type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"  - {field}: {err['msg']}")
+        raise InvalidConfig(f"{source} is invalid:\n" + "\n".join(problems)) from None
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a YAML (or JSON) pipeline config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidConfig(f"{path}: no such file; create one with `loopline init DATA.csv --target COLUMN`") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidConfig(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(data, source=str(path))
+
+
+def bundle_config(config: PipelineConfig, package_dir: Path) -> Path:
+    """Write the validated config next to the runtime package, as the Lambda layer ships it."""
+    dest = Path(package_dir) / BUNDLED_CONFIG_NAME
+    dest.write_text(json.dumps(config.model_dump(mode="json"), indent=2), encoding="utf-8")
+    return dest
+
+
+def runtime_config() -> PipelineConfig:
+    """The config a Lambda runs with: `$LOOPLINE_PIPELINE_CONFIG`, else the copy bundled in the layer."""
+    override = os.environ.get(CONFIG_ENV_VAR)
+    if override:
+        return load_config(override)
+    bundled = resources.files("loopline_runtime").joinpath(BUNDLED_CONFIG_NAME)
+    if not bundled.is_file():
+        raise InvalidConfig(
+            f"no pipeline config bundled in the runtime layer ({BUNDLED_CONFIG_NAME}); build with `sam build` "
+            f"or `loopline local up`, which validate and bundle pipeline.yaml"
+        )
+    return parse_config(json.loads(bundled.read_text(encoding="utf-8")), source="bundled pipeline config")

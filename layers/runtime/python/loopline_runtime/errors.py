@@ -1,0 +1,58 @@
+"""Typed errors. Their class names are the contract: the state machine's Retry/Catch route on them
+(Lambda reports `errorType` = the class name) and the API maps them to HTTP status codes."""
+
+from __future__ import annotations
+
+
+class LooplineError(Exception):
+    """Base class; the message is written for the person who has to act on it."""
+
+
+class InvalidConfig(LooplineError):
+    """The pipeline config is missing or invalid."""
+
+
+class InvalidUpload(LooplineError):
+    """An uploaded CSV cannot be used; it is quarantined with this reason."""
+
+    reason_code = "invalid_upload"
+
+
+class UnparseableCsv(InvalidUpload):
+    reason_code = "unparseable_csv"
+
+
+class MissingTarget(InvalidUpload):
+    reason_code = "missing_target"
+
+
+class SchemaMismatch(InvalidUpload):
+    reason_code = "schema_mismatch"
+
+
+class TooFewRows(InvalidUpload):
+    reason_code = "too_few_rows"
+
+
+class SingleClass(InvalidUpload):
+    reason_code = "single_class"
+
+
+class NoDatasets(LooplineError):
+    """There is no accepted dataset version to train on."""
+
+
+class NoChampion(LooplineError):
+    """No model has been promoted yet."""
+
+
+class ArtifactIntegrityError(LooplineError):
+    """A model artifact does not match the sha256 recorded in its manifest; it is never loaded."""
+
+
+class InvalidRequest(LooplineError):
+    """A prediction request does not match the model's schema."""
+
+
+class TrainingFailed(LooplineError):
+    """Training could not produce a model (bad data for the chosen task, every candidate failed, ...)."""
