@@ -8,7 +8,7 @@ Profile format (version 1)::
     {"version": 1, "rows": <int>, "bins": <int>,
      "features": {
        "<numeric column>": {"kind": "numeric", "count": <non-null rows>, "null_share": <float>,
-                            "edges": [e1, ..., ek],     # unique reference deciles; bins are
+                            "edges": [e1, ..., ek],     # unique reference deciles (data values); bins are
                                                         # (-inf, e1], (e1, e2], ..., (ek, +inf)
                             "shares": [s0, ..., sk],    # reference share of non-null values per bin
                             "ks_sample": [q1, ..., qm]},  # see "KS reference sample" below
@@ -28,8 +28,8 @@ the true two-sample statistic. The p-value is then computed for the *real* sampl
 not m) from the resolution-corrected statistic max(D - 1/(2m), 0) -- a conservative (never too small) p-value
 that keeps the power of the full reference without storing it.
 
-Drift rule (per feature): drifted when its test rejects (p < `p_value`) or, for batches with at least
-`min_psi_rows` non-null values, when PSI > `psi_threshold`. PSI is always reported, but below that size it is
+Drift rule (per feature): drifted when its test rejects (p < `p_value`) or, for batches of at least
+`min_psi_rows` rows, when PSI > `psi_threshold`. PSI is always reported, but below that size it is
 dominated by sampling noise (its expectation on unchanged data is about (bins - 1) / n: ~0.2 at n = 50 with 10
 bins), so it does not vote. A profiled feature absent from the batch is reported as missing and counts as drifted.
 
@@ -237,7 +237,7 @@ def measure_drift(
             measured = _measure_numeric(name, spec, df[name], eps=eps)
         else:
             measured = _measure_levels(name, spec, df[name], eps=eps)
-        results.append(_decide(measured, psi_threshold, p_value, min_psi_rows))
+        results.append(_decide(measured, len(df), psi_threshold, p_value, min_psi_rows))
     return DriftReport(
         features=tuple(results),
         rows=len(df),
@@ -264,7 +264,7 @@ def _profile_numeric(column: pd.Series, *, bins: int, ks_points: int) -> dict[st
     present = np.sort(values.dropna().to_numpy())
     edges: list[float] = []
     if present.size:
-        deciles = np.quantile(present, np.arange(1, bins) / bins) if bins > 1 else np.array([])
+        deciles = np.quantile(present, np.arange(1, bins) / bins, method="inverted_cdf") if bins > 1 else np.array([])
         edges = sorted({_round(q) for q in deciles})
     shares = _bin_shares(present, edges)
     if present.size <= ks_points:
@@ -428,12 +428,15 @@ def _chi_squared(observed: np.ndarray, reference: np.ndarray, eps: float) -> tup
 # --- shared --------------------------------------------------------------------------------------------------
 
 
-def _decide(result: FeatureDrift, psi_threshold: float, p_value: float, min_psi_rows: int) -> FeatureDrift:
+def _decide(
+    result: FeatureDrift, batch_rows: int, psi_threshold: float, p_value: float, min_psi_rows: int
+) -> FeatureDrift:
     notes = list(result.notes)
-    psi_votes = result.psi is not None and result.rows >= min_psi_rows
+    # PSI's bins include the null bin, so its sample size is every row of the batch
+    psi_votes = result.psi is not None and batch_rows >= min_psi_rows
     if result.psi is not None and not psi_votes:
-        notes.append(f"PSI not used for the verdict: {result.rows} rows < {min_psi_rows} (PSI is noisy)")
-    if result.rows < LOW_POWER_ROWS:
+        notes.append(f"PSI not used for the verdict: {batch_rows} rows < {min_psi_rows} (PSI is noisy)")
+    if 0 < result.rows < LOW_POWER_ROWS:
         notes.append(f"low power: only {result.rows} value(s) in the batch")
     by_psi = psi_votes and result.psi is not None and result.psi > psi_threshold
     by_test = result.p_value is not None and math.isfinite(result.p_value) and result.p_value < p_value
