@@ -1,0 +1,82 @@
+"""Predict: the champion behind API Gateway. POST /predict, GET /model, GET /openapi.json."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
+
+from loopline_runtime.errors import ArtifactIntegrityError, InvalidRequest, NoChampion
+from loopline_runtime.openapi import openapi_document
+from loopline_runtime.registry import ModelRegistry
+from loopline_runtime.serving import ChampionCache, model_summary, predict_records
+from loopline_runtime.storage import ObjectStore
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+registry = ModelRegistry(ObjectStore.from_env())
+champion = ChampionCache(registry, check_interval=float(os.environ.get("CHAMPION_CHECK_SECONDS", "0")))
+MAX_BATCH_RECORDS = int(os.environ.get("MAX_BATCH_RECORDS", "1000"))
+
+
+@app.post("/predict")
+def predict() -> dict[str, Any]:
+    body = app.current_event.body
+    if not body:
+        raise InvalidRequest('the request body is empty; send JSON like {"records": [{"feature": value, ...}]}')
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON ({exc.msg} at position {exc.pos})") from None
+    if not isinstance(payload, dict) or "records" not in payload:
+        raise InvalidRequest('the request body must be a JSON object with a "records" list')
+    model = champion.get()
+    response = predict_records(model, payload["records"], max_records=MAX_BATCH_RECORDS)
+    metrics.add_dimension(name="Pipeline", value=os.environ.get("PIPELINE_NAME", "default"))
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(response["predictions"]))
+    return response
+
+
+@app.get("/model")
+def model() -> dict[str, Any]:
+    return model_summary(champion.get(), registry.champion_pointer())
+
+
+@app.get("/openapi.json")
+def openapi() -> dict[str, Any]:
+    return openapi_document(champion.get(), max_records=MAX_BATCH_RECORDS)
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=json.dumps({"message": message}))
+
+
+@app.exception_handler(InvalidRequest)
+def bad_request(exc: InvalidRequest) -> Response:
+    return _error(400, str(exc))
+
+
+@app.exception_handler(NoChampion)
+def no_champion(exc: NoChampion) -> Response:
+    return _error(503, str(exc))
+
+
+@app.exception_handler(ArtifactIntegrityError)
+def unverifiable_model(exc: ArtifactIntegrityError) -> Response:
+    logger.error("champion failed verification", extra={"error": str(exc)})
+    return _error(503, f"the serving model cannot be loaded safely: {exc}")
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,39 @@
+"""Train: the state machine's first task. Trains a challenger on the newest dataset versions and registers it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools import Logger
+
+from loopline_runtime.config import runtime_config
+from loopline_runtime.datasets import DatasetCatalog
+from loopline_runtime.orchestration import ensure_single_training_run
+from loopline_runtime.registry import ModelRegistry
+from loopline_runtime.storage import ObjectStore
+from loopline_runtime.training import train_challenger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+config = runtime_config()
+store = ObjectStore.from_env()
+sfn = boto3.client("stepfunctions")
+
+
+@logger.inject_lambda_context(log_event=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    trigger = event.get("trigger") or {}
+    if event.get("execution_arn"):
+        ensure_single_training_run(sfn, event["state_machine_arn"], event["execution_arn"])
+    result = train_challenger(
+        DatasetCatalog(store),
+        ModelRegistry(store),
+        config,
+        trigger={**trigger, "execution_arn": event.get("execution_arn")},
+        remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
+    logger.info("challenger registered", extra=result.to_dict())
+    return {**result.to_dict(), "reason": trigger.get("reason", "manual")}

@@ -1,0 +1,88 @@
+"""Dataset versions: immutable, content-addressed copies of accepted uploads, with a manifest each.
+
+Layout in the artifact bucket:
+    datasets/<version>/data.csv         the accepted rows (normalised UTF-8 CSV)
+    datasets/<version>/manifest.json    schema, row count, source key, profile (for drift)
+    datasets/_index/<received>_<version>  an empty marker whose key sorts by arrival (newest last)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from loopline_runtime.errors import NoDatasets
+from loopline_runtime.storage import ObjectExists, ObjectNotFound, ObjectStore
+
+PREFIX = "datasets/"
+INDEX_PREFIX = "datasets/_index/"
+
+
+def version_for(upload: bytes) -> str:
+    """The dataset version of an upload: its content address, so duplicates (and S3 re-deliveries) collide."""
+    return "ds-" + hashlib.sha256(upload).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    version: str
+    manifest: dict[str, Any]
+
+    @property
+    def data_key(self) -> str:
+        return f"{PREFIX}{self.version}/data.csv"
+
+
+class DatasetCatalog:
+    """Reads and writes dataset versions in the artifact store."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def manifest_key(self, version: str) -> str:
+        return f"{PREFIX}{version}/manifest.json"
+
+    def exists(self, version: str) -> bool:
+        return self.store.exists(self.manifest_key(version))
+
+    def write(self, version: str, frame: pd.DataFrame, manifest: dict[str, Any]) -> bool:
+        """Store a new version; False when it already existed (the manifest write is create-only)."""
+        if self.exists(version):
+            return False
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False)
+        self.store.put_bytes(f"{PREFIX}{version}/data.csv", buffer.getvalue().encode("utf-8"), content_type="text/csv")
+        received = datetime.now(UTC)
+        manifest = {**manifest, "version": version, "received_at": received.isoformat()}
+        try:
+            self.store.put_json(self.manifest_key(version), manifest, create_only=True)
+        except ObjectExists:
+            return False  # a concurrent duplicate delivery won the race; it wrote the same rows
+        self.store.put_bytes(f"{INDEX_PREFIX}{received.strftime('%Y%m%dT%H%M%S%fZ')}_{version}", b"")
+        return True
+
+    def newest(self, count: int) -> list[DatasetVersion]:
+        """The `count` newest versions, oldest first."""
+        keys = sorted(self.store.list_keys(INDEX_PREFIX))
+        versions = [key.rsplit("_", 1)[-1] for key in keys][-count:]
+        if not versions:
+            raise NoDatasets("no dataset version has been accepted yet; upload a CSV to incoming/ first")
+        return [self.get(version) for version in versions]
+
+    def get(self, version: str) -> DatasetVersion:
+        try:
+            return DatasetVersion(version, self.store.get_json(self.manifest_key(version)))
+        except ObjectNotFound:
+            raise NoDatasets(f"dataset version {version!r} does not exist") from None
+
+    def latest(self) -> DatasetVersion:
+        return self.newest(1)[-1]
+
+    def load(self, dataset: DatasetVersion) -> pd.DataFrame:
+        # read every column as text: the pipeline's coercion step owns type conversion, as at serving time
+        return pd.read_csv(io.BytesIO(self.store.get_bytes(dataset.data_key)), dtype=str, keep_default_na=True)

@@ -1,0 +1,101 @@
+"""Scoring models: the gate (challenger vs champion on the same holdout) and monitoring (champion on fresh data)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from loopline_runtime.config import PipelineConfig
+from loopline_runtime.errors import LooplineError
+from loopline_runtime.metrics import all_scores, at_least_as_good, meets
+from loopline_runtime.registry import LoadedModel, ModelRegistry
+from loopline_runtime.schema import FeatureSchema, coerce_target
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    model_version: str
+    metric: str
+    challenger_score: float
+    gate_threshold: float
+    passes_gate: bool
+    beats_champion: bool
+    champion_version: str | None = None
+    champion_score: float | None = None
+    challenger_scores: dict[str, float] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def promote(self) -> bool:
+        return self.passes_gate and self.beats_champion
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "promote": self.promote}
+
+
+def score_model(model: LoadedModel, frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, float]:
+    """Every metric of the task for `model` on labeled rows of `frame`."""
+    labeled = frame[frame[schema.target].notna()]
+    y = coerce_target(labeled[schema.target], schema.task)
+    X = labeled.reindex(columns=list(schema.features))
+    predictions = model.pipeline.predict(X)
+    proba = None
+    classes = None
+    if hasattr(model.pipeline, "predict_proba"):
+        proba = model.pipeline.predict_proba(X)
+        classes = list(model.pipeline.classes_)
+    task = FeatureSchema.from_dict(model.manifest["schema"]).task
+    return all_scores(task, y, predictions, proba, classes)
+
+
+def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_version: str,
+                    holdout_key: str) -> GateDecision:
+    """Score the challenger and the champion on the same holdout rows and decide whether to promote."""
+    challenger = registry.load(model_version)
+    schema = FeatureSchema.from_dict(challenger.manifest["schema"])
+    metric = challenger.manifest["metric"]
+    holdout = pd.read_csv(io.BytesIO(registry.store.get_bytes(holdout_key)), dtype=str)
+    challenger_scores = score_model(challenger, holdout, schema)
+    challenger_score = challenger_scores[metric]
+    threshold = config.gate.threshold
+    reasons: list[str] = []
+    passes = meets(metric, challenger_score, threshold)
+    if not passes:
+        reasons.append(f"{metric} {challenger_score:.4f} does not meet the gate threshold {threshold}")
+
+    champion_version = registry.champion_version()
+    champion_score: float | None = None
+    beats = True
+    if champion_version and champion_version != model_version:
+        try:
+            champion = registry.load(champion_version)
+            champion_score = score_model(champion, holdout, schema).get(metric)
+        except (LooplineError, KeyError, ValueError) as exc:
+            # a champion that cannot score these rows (changed schema, failed verification) cannot block
+            reasons.append(f"champion {champion_version} could not be scored on this holdout: {exc}")
+        if champion_score is not None:
+            beats = at_least_as_good(metric, challenger_score, champion_score, config.gate.tolerance)
+            if not beats:
+                reasons.append(
+                    f"champion {champion_version} scores {champion_score:.4f} {metric} on the same holdout, better "
+                    f"than the challenger's {challenger_score:.4f}"
+                )
+    decision = GateDecision(
+        model_version=model_version,
+        metric=metric,
+        challenger_score=challenger_score,
+        gate_threshold=threshold,
+        passes_gate=passes,
+        beats_champion=beats,
+        champion_version=champion_version,
+        champion_score=champion_score,
+        challenger_scores=challenger_scores,
+        reasons=reasons or ["passes the gate and is at least as good as the champion"],
+    )
+    registry.store.put_json(registry.prefix(model_version) + "evaluation.json",
+                            {**decision.to_dict(), "evaluated_at": datetime.now(UTC).isoformat()})
+    return decision

@@ -1,0 +1,107 @@
+"""The ingest step: an uploaded CSV becomes a dataset version, or is quarantined with a reason a person can act on.
+
+The upload itself is never deleted: a rejected file is copied to quarantine/ next to its reason.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from loopline_runtime.config import PipelineConfig
+from loopline_runtime.datasets import DatasetCatalog, version_for
+from loopline_runtime.errors import InvalidUpload, NoDatasets
+from loopline_runtime.schema import FeatureSchema, infer_schema, read_csv, validate_training_frame
+from loopline_runtime.storage import ObjectStore
+
+QUARANTINE_PREFIX = "quarantine/"
+
+FIXES = {
+    "unparseable_csv": "Export the data as a UTF-8 CSV with a header row, then upload it again.",
+    "missing_target": "Add the target column named in the pipeline config (or fix `target`), then upload again.",
+    "schema_mismatch": "Make the columns and their types match the pipeline's features, or update pipeline.yaml.",
+    "too_few_rows": "Upload more labeled rows in one file, or lower training.min_rows in pipeline.yaml.",
+    "single_class": "Include rows of at least two classes, or check that the target column is the right one.",
+}
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    status: str  # accepted | duplicate | quarantined
+    source_key: str
+    dataset_version: str | None = None
+    rows: int | None = None
+    quarantine_key: str | None = None
+    reason: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, {})}
+
+
+def expected_schema(catalog: DatasetCatalog, config: PipelineConfig, frame: pd.DataFrame) -> FeatureSchema:
+    """The schema an upload must match: the newest accepted version's while the config agrees with it
+    (same target, same configured features), else the one the config and this upload define."""
+    try:
+        prior = FeatureSchema.from_dict(catalog.latest().manifest["schema"])
+    except NoDatasets:
+        prior = None
+    if prior and prior.target == config.target and config.features in (None, prior.features):
+        return prior
+    return infer_schema(frame, config)
+
+
+def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig) -> IngestOutcome:
+    """Validate `key` and write a dataset version, or quarantine it. Idempotent for repeated deliveries."""
+    body = store.get_bytes(key)
+    version = version_for(body)
+    catalog = DatasetCatalog(store)
+    if catalog.exists(version):
+        return IngestOutcome("duplicate", key, dataset_version=version)
+    try:
+        frame = read_csv(body, source=posixpath.basename(key))
+        schema = expected_schema(catalog, config, frame)
+        labeled = validate_training_frame(frame, schema, min_rows=config.training.min_rows,
+                                          holdout_fraction=config.training.holdout_fraction)
+    except InvalidUpload as exc:
+        return quarantine(store, key, body, exc)
+    from loopline_runtime.drift import build_profile  # local: only accepted uploads pay for scipy
+
+    features = {name: kind.value for name, kind in schema.features.items()}
+    manifest = {
+        "source_key": key,
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "rows": len(labeled),
+        "rows_without_label": len(frame) - len(labeled),
+        "columns": list(frame.columns),
+        "schema": schema.to_dict(),
+        "null_ratios": {c: round(float(frame[c].isna().mean()), 6) for c in frame.columns},
+        "profile": build_profile(labeled, features),
+    }
+    columns = [c for c in labeled.columns if c in schema.features or c == schema.target]
+    created = catalog.write(version, labeled[columns], manifest)
+    return IngestOutcome("accepted" if created else "duplicate", key, dataset_version=version, rows=len(labeled))
+
+
+def quarantine(store: ObjectStore, key: str, body: bytes, error: InvalidUpload) -> IngestOutcome:
+    """Keep a copy of the rejected upload with a machine-readable reason next to it."""
+    now = datetime.now(UTC)
+    folder = f"{QUARANTINE_PREFIX}{now.strftime('%Y%m%dT%H%M%S')}-{hashlib.sha256(body).hexdigest()[:8]}/"
+    copy_key = folder + posixpath.basename(key)
+    reason = {
+        "source_key": key,
+        "reason_code": error.reason_code,
+        "error": type(error).__name__,
+        "message": str(error),
+        "how_to_fix": FIXES.get(error.reason_code, "Fix the file and upload it again."),
+        "quarantined_copy": copy_key,
+        "received_at": now.isoformat(),
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
+    store.put_bytes(copy_key, body, content_type="text/csv")
+    store.put_json(folder + "reason.json", reason)
+    return IngestOutcome("quarantined", key, quarantine_key=copy_key, reason=reason)

@@ -1,0 +1,195 @@
+"""The model: one scikit-learn Pipeline (coercion, imputation, scaling, one-hot encoding, estimator),
+chosen by a seeded, time-bounded search over a few candidate families."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from loopline_runtime.config import ModelCandidate, Task, higher_is_better
+from loopline_runtime.errors import TrainingFailed
+from loopline_runtime.features import TabularCoercer, categorical_columns, numeric_columns
+from loopline_runtime.metrics import score
+from loopline_runtime.schema import FeatureSchema
+
+ESTIMATORS: dict[tuple[str, Task], Callable[[int], Any]] = {
+    ("linear", Task.CLASSIFICATION): lambda seed: LogisticRegression(max_iter=2000, random_state=seed),
+    ("linear", Task.REGRESSION): lambda seed: Ridge(random_state=seed),
+    ("random_forest", Task.CLASSIFICATION): lambda seed: RandomForestClassifier(n_estimators=100, random_state=seed),
+    ("random_forest", Task.REGRESSION): lambda seed: RandomForestRegressor(n_estimators=100, random_state=seed),
+    ("hist_gradient_boosting", Task.CLASSIFICATION): lambda seed: HistGradientBoostingClassifier(random_state=seed),
+    ("hist_gradient_boosting", Task.REGRESSION): lambda seed: HistGradientBoostingRegressor(random_state=seed),
+}
+
+# Small default search spaces: a handful of settings known to matter, not a grid to exhaust.
+DEFAULT_SPACES: dict[tuple[str, Task], dict[str, list[Any]]] = {
+    ("linear", Task.CLASSIFICATION): {"C": [0.1, 1.0, 10.0]},
+    ("linear", Task.REGRESSION): {"alpha": [0.1, 1.0, 10.0]},
+    ("random_forest", Task.CLASSIFICATION): {"max_depth": [None, 8], "min_samples_leaf": [1, 5]},
+    ("random_forest", Task.REGRESSION): {"max_depth": [None, 8], "min_samples_leaf": [1, 5]},
+    ("hist_gradient_boosting", Task.CLASSIFICATION): {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
+    ("hist_gradient_boosting", Task.REGRESSION): {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
+}
+DEFAULT_CANDIDATES = ("linear", "random_forest", "hist_gradient_boosting")
+SETTINGS_PER_CANDIDATE = 3  # the default setting plus two sampled ones
+CV_FOLDS = 3
+
+
+def build_pipeline(schema: FeatureSchema, estimator: Any) -> Pipeline:
+    """The unit that is trained, persisted and served."""
+    numeric = numeric_columns(schema.features)
+    categorical = categorical_columns(schema.features)
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        transformers.append(
+            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                                  ("scale", StandardScaler())]), numeric)
+        )
+    if categorical:
+        transformers.append(
+            ("categorical", Pipeline([
+                ("impute", SimpleImputer(strategy="constant", fill_value="__missing__", keep_empty_features=True)),
+                ("one_hot", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=50,
+                                          sparse_output=False)),
+            ]), categorical)
+        )
+    if not transformers:
+        raise TrainingFailed("the schema has no usable feature columns; list at least one under `features`")
+    features = {name: kind.value for name, kind in schema.features.items()}
+    return Pipeline([
+        ("coerce", TabularCoercer(features)),
+        ("columns", ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)),
+        ("model", estimator),
+    ])
+
+
+@dataclass
+class SearchResult:
+    """The chosen pipeline (refit on all training rows) and what was tried."""
+
+    pipeline: Pipeline
+    candidate: str
+    params: dict[str, Any]
+    cv_score: float
+    leaderboard: list[dict[str, Any]] = field(default_factory=list)
+    budget_exhausted: bool = False
+
+
+def search_model(
+    schema: FeatureSchema,
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    metric: str,
+    seed: int,
+    time_budget_seconds: float,
+    candidates: list[ModelCandidate] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SearchResult:
+    """Seeded random search with cross-validation over the candidate families, bounded by a time budget.
+
+    Every candidate gets its default setting first, so each family is represented even on a tight budget;
+    extra settings are tried round-robin while time remains. The winner is refit on all of X.
+    """
+    start = clock()
+    plans = _plans(schema.task, candidates, seed)
+    folds = _folds(schema.task, y, seed)
+    leaderboard: list[dict[str, Any]] = []
+    exhausted = False
+    rounds = max(len(settings) for _, settings in plans)
+    for round_index in range(rounds):
+        for name, settings in plans:
+            if round_index >= len(settings):
+                continue
+            if leaderboard and clock() - start > time_budget_seconds:
+                exhausted = True
+                break
+            params = settings[round_index]
+            entry: dict[str, Any] = {"candidate": name, "params": _json_params(params)}
+            try:
+                entry["cv_score"] = _cross_validate(schema, name, params, X, y, folds, metric, seed)
+            except Exception as exc:  # a candidate that cannot fit this data is recorded, not fatal
+                entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            entry["elapsed_seconds"] = round(clock() - start, 3)
+            leaderboard.append(entry)
+        if exhausted:
+            break
+    scored = [e for e in leaderboard if "cv_score" in e and np.isfinite(e["cv_score"])]
+    if not scored:
+        errors = "; ".join(e.get("error", "") for e in leaderboard[:3])
+        raise TrainingFailed(f"no model candidate could be trained on this data ({errors})")
+    best = (max if higher_is_better(metric) else min)(scored, key=lambda e: e["cv_score"])
+    best_params = next(p for n, s in plans for p in s if n == best["candidate"] and _json_params(p) == best["params"])
+    pipeline = build_pipeline(schema, _estimator(best["candidate"], schema.task, seed, best_params))
+    pipeline.fit(X, y)
+    ranked = sorted(scored, key=lambda e: e["cv_score"], reverse=higher_is_better(metric))
+    failed = [e for e in leaderboard if "cv_score" not in e]
+    return SearchResult(pipeline, best["candidate"], best["params"], best["cv_score"], ranked + failed, exhausted)
+
+
+def _plans(task: Task, candidates: list[ModelCandidate] | None, seed: int) -> list[tuple[str, list[dict[str, Any]]]]:
+    chosen = candidates or [ModelCandidate(name=name) for name in DEFAULT_CANDIDATES]  # type: ignore[arg-type]
+    plans = []
+    for candidate in chosen:
+        space = candidate.params or DEFAULT_SPACES[(candidate.name, task)]
+        defaults = ESTIMATORS[(candidate.name, task)](seed).get_params()
+        grid_size = int(np.prod([len(values) for values in space.values()])) if space else 0
+        sampled = ParameterSampler(space, n_iter=min(SETTINGS_PER_CANDIDATE, grid_size), random_state=seed)
+        # the default setting always runs first; sampled settings equal to it are not run twice
+        settings: list[dict[str, Any]] = [{}]
+        settings += [p for p in sampled if any(defaults.get(k) != v for k, v in p.items())]
+        plans.append((candidate.name, settings[:SETTINGS_PER_CANDIDATE]))
+    return plans
+
+
+def _folds(task: Task, y: pd.Series, seed: int) -> Any:
+    if task is Task.CLASSIFICATION and y.value_counts().min() >= CV_FOLDS:
+        return StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
+    return KFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
+
+
+def _estimator(name: str, task: Task, seed: int, params: dict[str, Any]) -> Any:
+    estimator = ESTIMATORS[(name, task)](seed)
+    return estimator.set_params(**params)
+
+
+def _cross_validate(schema: FeatureSchema, name: str, params: dict[str, Any], X: pd.DataFrame,
+                    y: pd.Series, folds: Any, metric: str, seed: int) -> float:
+    scores = []
+    for train_idx, test_idx in folds.split(X, y):
+        pipeline = build_pipeline(schema, _estimator(name, schema.task, seed, params))
+        pipeline.fit(X.iloc[train_idx], y.iloc[train_idx])
+        scores.append(evaluate_pipeline(pipeline, X.iloc[test_idx], y.iloc[test_idx], metric))
+    return float(np.mean(scores))
+
+
+def evaluate_pipeline(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, metric: str) -> float:
+    """The metric of a fitted pipeline on labeled rows."""
+    predictions = pipeline.predict(X)
+    proba = None
+    classes = None
+    if metric == "roc_auc":
+        proba = pipeline.predict_proba(X)
+        classes = list(pipeline.classes_)
+    return score(metric, y, predictions, proba, classes)
+
+
+def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}

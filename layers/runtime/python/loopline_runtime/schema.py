@@ -1,0 +1,354 @@
+"""The pipeline's data contract: which columns, of which types, predict which target.
+
+`infer_schema` proposes one from a DataFrame (used by `loopline init` and when the config lists no features);
+`validate_training_frame` checks an upload against it; `records_to_frame` checks prediction requests.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loopline_runtime.config import FeatureType, PipelineConfig, Task
+from loopline_runtime.errors import (
+    InvalidRequest,
+    MissingTarget,
+    SchemaMismatch,
+    SingleClass,
+    TooFewRows,
+    UnparseableCsv,
+)
+
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
+# an integer target with at most this many distinct values is read as class labels
+MAX_CLASSES_FOR_INTEGER_TARGET = 20
+DATE_PARSE_SHARE = 0.95
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """What a model is trained on and served with."""
+
+    target: str
+    task: Task
+    features: dict[str, FeatureType]
+    ignored: list[str] = field(default_factory=list)
+    # categorical levels seen in training (documentation and OpenAPI enums; unseen levels are still accepted)
+    levels: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["task"] = self.task.value
+        data["features"] = {name: kind.value for name, kind in self.features.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSchema:
+        return cls(
+            target=data["target"],
+            task=Task(data["task"]),
+            features={name: FeatureType(kind) for name, kind in data["features"].items()},
+            ignored=list(data.get("ignored", [])),
+            levels={name: list(values) for name, values in data.get("levels", {}).items()},
+        )
+
+
+def read_csv(body: bytes, *, source: str = "upload") -> pd.DataFrame:
+    """Parse an uploaded CSV (UTF-8, optional BOM) or raise UnparseableCsv saying what is wrong."""
+    if not body.strip():
+        raise UnparseableCsv(f"{source} is empty; upload a CSV with a header row and at least one data row")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnparseableCsv(f"{source} is not UTF-8 text (byte {exc.start}); save the file as UTF-8 CSV") from None
+    if "\x00" in text:
+        raise UnparseableCsv(f"{source} contains NUL bytes: it looks like a binary file, not a CSV")
+    try:
+        df = pd.read_csv(io.StringIO(text), skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnparseableCsv(f"{source} is not a parseable CSV: {first}") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    unnamed = [c for c in df.columns if re.fullmatch(r"Unnamed: \d+", c)]
+    if unnamed and len(unnamed) == len(df.columns):
+        raise UnparseableCsv(f"{source} has no header row; the first line must name the columns")
+    duplicated = sorted({c for c in df.columns if re.fullmatch(r".+\.\d+", c) and c.rsplit(".", 1)[0] in df.columns})
+    if duplicated:
+        names = ", ".join(duplicated)
+        raise UnparseableCsv(f"{source} repeats column names ({names}); give every column a unique name")
+    if len(df.columns) < 2:
+        raise UnparseableCsv(
+            f"{source} has a single column ({df.columns[0]!r}); a training CSV needs feature columns and a target "
+            "column, separated by commas"
+        )
+    return df
+
+
+def _as_bool(value: Any) -> float:
+    """True/False-like value -> 1.0/0.0, missing -> NaN, else ValueError."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return math.nan
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
+        return float(value)
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS:
+        return 1.0
+    if word in FALSE_WORDS:
+        return 0.0
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+def _looks_boolean(series: pd.Series) -> bool:
+    values = series.dropna()
+    if values.empty:
+        return False
+    if pd.api.types.is_bool_dtype(values):
+        return True
+    if pd.api.types.is_numeric_dtype(values):
+        return False  # 0/1 numeric columns stay numeric: same model, simpler contract
+    words = {str(v).strip().lower() for v in values.unique()}
+    return len(words) <= 2 and words <= (TRUE_WORDS | FALSE_WORDS) and not words <= {"0", "1"}
+
+
+def _looks_like_date(series: pd.Series) -> bool:
+    values = series.dropna().astype(str)
+    if values.empty or pd.api.types.is_numeric_dtype(series):
+        return False
+    sample = values.head(200)
+    # a date needs digits and a separator; this keeps short codes like "A1" from parsing as dates
+    if not sample.str.contains(r"\d{1,4}[-/.]\d{1,2}", regex=True).mean() >= DATE_PARSE_SHARE:
+        return False
+    parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() >= DATE_PARSE_SHARE)
+
+
+def _looks_like_id(name: str, series: pd.Series) -> bool:
+    values = series.dropna()
+    if len(values) < 20 or values.nunique() < 0.98 * len(values):
+        return False
+    if pd.api.types.is_float_dtype(values):
+        return False
+    named_like_id = bool(re.search(r"(^|[_\s-])(id|uuid|key|guid)$", name.lower())) or name.lower() == "id"
+    return named_like_id or not pd.api.types.is_numeric_dtype(values)
+
+
+def infer_feature_type(name: str, series: pd.Series) -> FeatureType | None:
+    """The feature type a column looks like, or None for an id-like column that should be ignored."""
+    if _looks_like_id(name, series):
+        return None
+    if _looks_boolean(series):
+        return FeatureType.BOOLEAN
+    if pd.api.types.is_numeric_dtype(series):
+        return FeatureType.NUMERIC
+    coerced = pd.to_numeric(series.dropna(), errors="coerce")
+    if len(coerced) and coerced.notna().all():
+        return FeatureType.NUMERIC
+    if _looks_like_date(series):
+        return FeatureType.DATE
+    return FeatureType.CATEGORICAL
+
+
+def infer_task(target: pd.Series) -> Task:
+    """Classification for text/boolean labels or few distinct integers; regression otherwise."""
+    values = target.dropna()
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return Task.CLASSIFICATION
+    integral = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
+    if integral and values.nunique() <= MAX_CLASSES_FOR_INTEGER_TARGET:
+        return Task.CLASSIFICATION
+    return Task.REGRESSION
+
+
+def infer_schema(df: pd.DataFrame, config: PipelineConfig) -> FeatureSchema:
+    """The schema for `df` under `config`: configured features/task win, the rest is inferred."""
+    if config.target not in df.columns:
+        raise MissingTarget(_missing_target_message(config.target, df.columns))
+    target = df[config.target]
+    task = config.task or infer_task(target)
+    ignored = [c for c in config.ignore if c in df.columns]
+    if config.features is not None:
+        features = dict(config.features)
+    else:
+        features = {}
+        for name in df.columns:
+            if name == config.target or name in config.ignore:
+                continue
+            kind = infer_feature_type(name, df[name])
+            if kind is None:
+                ignored.append(name)
+            else:
+                features[name] = kind
+    levels = {
+        name: sorted(map(str, df[name].dropna().unique()))[:100]
+        for name, kind in features.items()
+        if kind is FeatureType.CATEGORICAL and name in df.columns
+    }
+    return FeatureSchema(target=config.target, task=Task(task), features=features, ignored=ignored, levels=levels)
+
+
+def _missing_target_message(target: str, columns: Sequence[str]) -> str:
+    shown = ", ".join(map(str, list(columns)[:20]))
+    return (
+        f"the target column {target!r} is not in the upload (columns: {shown}); add it, or set `target` in the "
+        "pipeline config to the column that holds the label"
+    )
+
+
+def coerce_column(series: pd.Series, kind: FeatureType) -> pd.Series:
+    """A column as the model consumes it. Values that cannot be read become missing (NaN)."""
+    if kind is FeatureType.NUMERIC:
+        return pd.to_numeric(series, errors="coerce").astype(float)
+    if kind is FeatureType.BOOLEAN:
+        return series.map(_bool_or_nan).astype(float)
+    if kind is FeatureType.DATE:
+        return pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
+    return series.map(lambda v: None if _is_missing(v) else str(v)).astype(object)
+
+
+def _bool_or_nan(value: Any) -> float:
+    try:
+        return _as_bool(value)
+    except ValueError:
+        return math.nan
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT
+
+
+def validate_training_frame(df: pd.DataFrame, schema: FeatureSchema, *, min_rows: int,
+                            holdout_fraction: float) -> pd.DataFrame:
+    """Check a labeled upload against the schema; return it with rows lacking a label dropped.
+
+    Raises a typed InvalidUpload error whose message says what is wrong and how to fix it.
+    """
+    if schema.target not in df.columns:
+        raise MissingTarget(_missing_target_message(schema.target, df.columns))
+    missing = [name for name in schema.features if name not in df.columns]
+    if missing:
+        raise SchemaMismatch(
+            f"the upload lacks the pipeline's feature column(s) {', '.join(map(repr, missing))}; add them (empty "
+            "values are fine) or remove them from `features` in the pipeline config"
+        )
+    labeled = df[df[schema.target].notna()]
+    if labeled.empty:
+        raise MissingTarget(f"the target column {schema.target!r} has no values; every training row needs a label")
+    needed = max(min_rows, math.ceil(2 / holdout_fraction))
+    if len(labeled) < needed:
+        raise TooFewRows(
+            f"the upload has {len(labeled)} labeled row(s); the pipeline needs at least {needed} (training.min_rows "
+            f"and a {holdout_fraction:.0%} holdout); upload more rows or lower training.min_rows"
+        )
+    for name, kind in schema.features.items():
+        _check_column_type(name, kind, df[name])
+    if schema.task is Task.CLASSIFICATION:
+        classes = labeled[schema.target].nunique()
+        if classes < 2:
+            only = labeled[schema.target].iloc[0]
+            raise SingleClass(
+                f"the target column {schema.target!r} holds a single class ({only!r}); a classifier needs at least "
+                "two classes in the data"
+            )
+    else:
+        as_numbers = pd.to_numeric(labeled[schema.target], errors="coerce")
+        bad = labeled[schema.target][as_numbers.isna()]
+        if len(bad):
+            raise SchemaMismatch(
+                f"the regression target {schema.target!r} has non-numeric value(s) such as {bad.iloc[0]!r}; "
+                "fix the values or set `task: classification`"
+            )
+    return labeled.reset_index(drop=True)
+
+
+def _check_column_type(name: str, kind: FeatureType, series: pd.Series) -> None:
+    present = series.dropna()
+    if present.empty:
+        return  # an all-missing column is imputed, not rejected
+    coerced = coerce_column(present, kind)
+    unreadable = present[coerced.isna().to_numpy()]
+    # a few unreadable cells become missing values; a column that is mostly unreadable is the wrong type
+    if len(unreadable) > 0.1 * len(present):
+        raise SchemaMismatch(
+            f"column {name!r} should be {kind.value} but holds value(s) such as {unreadable.iloc[0]!r} "
+            f"({len(unreadable)} of {len(present)}); fix the data or change its type under `features`"
+        )
+
+
+def records_to_frame(records: Any, schema: FeatureSchema, *, max_records: int) -> pd.DataFrame:
+    """Validate a prediction request's records against the schema; raise InvalidRequest naming the problem."""
+    if not isinstance(records, list):
+        raise InvalidRequest('"records" must be a list of objects, one per row to predict')
+    if not records:
+        raise InvalidRequest('"records" is empty; send at least one record')
+    if len(records) > max_records:
+        raise InvalidRequest(f'"records" has {len(records)} items; send at most {max_records} per request')
+    expected = set(schema.features)
+    accepted_extra = set(schema.ignored)
+    problems: list[str] = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            problems.append(f"records[{index}] must be an object of feature values, got {type(record).__name__}")
+            continue
+        missing = sorted(expected - record.keys())
+        extra = sorted(record.keys() - expected - accepted_extra - {schema.target})
+        if missing:
+            problems.append(f"records[{index}] is missing field(s) {', '.join(missing)}")
+        if extra:
+            problems.append(f"records[{index}] has unknown field(s) {', '.join(extra)}")
+        for name in sorted(expected & record.keys()):
+            problem = _value_problem(record[name], schema.features[name])
+            if problem:
+                problems.append(f"records[{index}].{name} {problem}")
+        if len(problems) >= 10:
+            break
+    if problems:
+        raise InvalidRequest("; ".join(problems[:10]))
+    return pd.DataFrame.from_records(records, columns=list(schema.features))
+
+
+def _value_problem(value: Any, kind: FeatureType) -> str | None:
+    """Why a JSON value cannot be a `kind` feature, or None (null is always allowed: it is imputed)."""
+    if value is None:
+        return None
+    if isinstance(value, dict | list):
+        return f"must be a {kind.value} value, not a JSON {'object' if isinstance(value, dict) else 'array'}"
+    if kind is FeatureType.NUMERIC:
+        if isinstance(value, bool):
+            return "must be a number, not a boolean"
+        if isinstance(value, int | float):
+            return None if math.isfinite(value) else "must be a finite number"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return f"must be a number, got {value!r}"
+        return None if math.isfinite(number) else "must be a finite number"
+    if kind is FeatureType.BOOLEAN:
+        try:
+            _as_bool(value)
+        except ValueError:
+            return f"must be true or false, got {value!r}"
+        return None
+    if kind is FeatureType.DATE:
+        parsed = pd.to_datetime(pd.Series([value]), errors="coerce", format="mixed")
+        return None if parsed.notna().all() else f"must be a date such as 2024-01-31, got {value!r}"
+    return None
+
+
+def coerce_target(series: pd.Series, task: Task) -> pd.Series:
+    """Labels as the user wrote them: numbers for regression; integers or text for classes."""
+    if task is Task.REGRESSION:
+        return pd.to_numeric(series, errors="coerce").astype(float)
+    as_numbers = pd.to_numeric(series, errors="coerce")
+    if as_numbers.notna().all() and bool(np.all(np.mod(as_numbers.to_numpy(dtype=float), 1) == 0)):
+        return as_numbers.astype("int64")
+    return series.astype(str).str.strip().astype(object)

@@ -1,0 +1,100 @@
+"""Serving the champion: loaded once per execution environment, reloaded when the pointer moves."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from loopline_runtime.errors import NoChampion
+from loopline_runtime.registry import CHAMPION_KEY, LoadedModel, ModelRegistry
+from loopline_runtime.schema import FeatureSchema, records_to_frame
+
+
+class ChampionCache:
+    """Holds the champion in memory; checks the pointer's ETag (a HEAD request) at most every `check_interval`s."""
+
+    def __init__(self, registry: ModelRegistry, *, check_interval: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = registry
+        self.check_interval = check_interval
+        self.clock = clock
+        self._model: LoadedModel | None = None
+        self._etag: str | None = None
+        self._checked_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def get(self) -> LoadedModel:
+        with self._lock:
+            now = self.clock()
+            if self._model is None or now - self._checked_at >= self.check_interval:
+                self._checked_at = now
+                etag = self.registry.store.etag(CHAMPION_KEY)
+                if etag is None:
+                    self._model = None
+                    self._etag = None
+                elif etag != self._etag or self._model is None:
+                    pointer = self.registry.champion_pointer()
+                    if pointer is None:
+                        raise NoChampion("no model has been promoted yet")
+                    self._model = self.registry.load(pointer["version"])
+                    self._etag = etag
+            if self._model is None:
+                raise NoChampion(
+                    "no model has been promoted yet; upload a labeled CSV to incoming/ and wait for the training "
+                    "state machine to promote a champion"
+                )
+            return self._model
+
+
+def predict_records(model: LoadedModel, records: Any, *, max_records: int) -> dict[str, Any]:
+    """Validate records against the model's schema and predict; classifiers also return class probabilities."""
+    schema = FeatureSchema.from_dict(model.manifest["schema"])
+    frame = records_to_frame(records, schema, max_records=max_records)
+    predictions = [_plain(v) for v in model.pipeline.predict(frame)]
+    response: dict[str, Any] = {"model_version": model.version, "predictions": predictions}
+    if hasattr(model.pipeline, "predict_proba") and schema.task.value == "classification":
+        classes = [_plain(c) for c in model.pipeline.classes_]
+        proba = model.pipeline.predict_proba(frame)
+        response["classes"] = classes
+        response["probabilities"] = [
+            {str(c): round(float(p), 6) for c, p in zip(classes, row, strict=True)} for row in proba
+        ]
+    return response
+
+
+def model_summary(model: LoadedModel, pointer: dict[str, Any] | None) -> dict[str, Any]:
+    """What `GET /model` shows: enough to know what is serving and how good it was at promotion."""
+    manifest = model.manifest
+    summary = {
+        "model_version": model.version,
+        "pipeline": manifest.get("pipeline"),
+        "task": manifest.get("task"),
+        "target": manifest.get("target"),
+        "metric": manifest.get("metric"),
+        "holdout_score": manifest.get("holdout_score"),
+        "cv_score": manifest.get("cv_score"),
+        "estimator": manifest.get("estimator"),
+        "params": manifest.get("params"),
+        "features": manifest.get("schema", {}).get("features"),
+        "classes": manifest.get("classes"),
+        "dataset_versions": manifest.get("dataset_versions"),
+        "trained_at": manifest.get("registered_at"),
+        "libraries": manifest.get("libraries"),
+    }
+    if pointer:
+        summary["promoted_at"] = pointer.get("promoted_at")
+        summary["previous_version"] = pointer.get("previous_version")
+        summary["promotion_reason"] = pointer.get("reason")
+        summary["gate_score"] = pointer.get("score")
+    return summary
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> JSON-safe Python values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

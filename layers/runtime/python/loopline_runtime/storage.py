@@ -1,0 +1,84 @@
+"""The artifact store: a thin S3 adapter so domain code deals in keys, bytes and JSON, never in boto3 shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class ObjectNotFound(KeyError):
+    """No object at that key."""
+
+
+class ObjectExists(Exception):
+    """A create-only write found the key already taken (S3 If-None-Match: *)."""
+
+
+class ObjectStore:
+    """Keys, bytes and JSON in one S3 bucket."""
+
+    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self.client = client or boto3.client("s3")
+
+    @classmethod
+    def from_env(cls) -> ObjectStore:
+        """The artifact bucket named by the function's environment (ARTIFACT_BUCKET)."""
+        return cls(os.environ["ARTIFACT_BUCKET"])
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                raise ObjectNotFound(key) from None
+            raise
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get_bytes(key))
+
+    def put_bytes(self, key: str, body: bytes, *, content_type: str = "application/octet-stream",
+                  create_only: bool = False) -> None:
+        """Write an object; with create_only the write fails with ObjectExists if the key is taken."""
+        extra: dict[str, Any] = {"IfNoneMatch": "*"} if create_only else {}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **extra)
+        except ClientError as exc:
+            if _code(exc) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+                raise ObjectExists(key) from None
+            raise
+
+    def put_json(self, key: str, value: Any, *, create_only: bool = False) -> None:
+        body = json.dumps(value, indent=2, sort_keys=True, default=str).encode("utf-8")
+        self.put_bytes(key, body, content_type="application/json", create_only=create_only)
+
+    def exists(self, key: str) -> bool:
+        return self.etag(key) is not None
+
+    def etag(self, key: str) -> str | None:
+        """The object's ETag, or None when there is no object (a cheap change detector)."""
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)["ETag"]
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                return None
+            raise
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under prefix, in S3's (lexicographic) order."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,125 @@
+"""The train step: newest dataset versions -> seeded holdout split -> model search -> registered challenger."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from loopline_runtime.config import PipelineConfig, Task
+from loopline_runtime.datasets import DatasetCatalog
+from loopline_runtime.errors import TrainingFailed
+from loopline_runtime.modeling import evaluate_pipeline, search_model
+from loopline_runtime.registry import ModelRegistry, new_model_version
+from loopline_runtime.schema import FeatureSchema, coerce_target
+
+# keep this much of the Lambda's time for registering the model after the search
+REGISTER_MARGIN_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    model_version: str
+    holdout_key: str
+    metric: str
+    cv_score: float
+    candidate: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version,
+            "holdout_key": self.holdout_key,
+            "metric": self.metric,
+            "cv_score": self.cv_score,
+            "candidate": self.candidate,
+        }
+
+
+def train_challenger(
+    catalog: DatasetCatalog,
+    registry: ModelRegistry,
+    config: PipelineConfig,
+    *,
+    trigger: dict[str, Any],
+    remaining_seconds: Callable[[], float] | None = None,
+) -> TrainingResult:
+    """Train on the configured window of dataset versions and register the result as a challenger."""
+    started = datetime.now(UTC)
+    clock_start = time.monotonic()
+    datasets = catalog.newest(config.training.window)
+    schema = FeatureSchema.from_dict(datasets[-1].manifest["schema"])
+    frames = [catalog.load(dataset) for dataset in datasets]
+    frame = pd.concat([f[[c for c in f.columns if c in (*schema.features, schema.target)]] for f in frames],
+                      ignore_index=True)
+    frame = frame[frame[schema.target].notna()].reset_index(drop=True)
+    y = coerce_target(frame[schema.target], schema.task)
+    X = frame[list(schema.features)]
+    X_train, X_holdout, y_train, y_holdout = _split(X, y, schema.task, config)
+    metric = config.metric_for(schema.task)
+
+    budget = float(config.training.time_budget_seconds)
+    if remaining_seconds is not None:
+        budget = max(5.0, min(budget, remaining_seconds() - REGISTER_MARGIN_SECONDS))
+    result = search_model(schema, X_train, y_train, metric=metric, seed=config.training.seed,
+                          time_budget_seconds=budget, candidates=list(config.models) if config.models else None)
+    holdout_score = evaluate_pipeline(result.pipeline, X_holdout, y_holdout, metric)
+
+    version = new_model_version()
+    holdout = X_holdout.copy()
+    holdout[schema.target] = y_holdout.to_numpy()
+    buffer = io.StringIO()
+    holdout.to_csv(buffer, index=False)
+    holdout_key = registry.prefix(version) + "holdout.csv"
+    registry.store.put_bytes(holdout_key, buffer.getvalue().encode("utf-8"), content_type="text/csv")
+
+    from loopline_runtime.drift import build_profile
+
+    features = {name: kind.value for name, kind in schema.features.items()}
+    classes = [c.item() if hasattr(c, "item") else c for c in getattr(result.pipeline, "classes_", [])]
+    registry.register(version, result.pipeline, {
+        "pipeline": config.name,
+        "task": schema.task.value,
+        "target": schema.target,
+        "schema": schema.to_dict(),
+        "classes": classes,
+        "metric": metric,
+        "estimator": result.candidate,
+        "params": result.params,
+        "cv_score": result.cv_score,
+        "holdout_score": holdout_score,
+        "leaderboard": result.leaderboard,
+        "search_budget_seconds": budget,
+        "search_budget_exhausted": result.budget_exhausted,
+        "seed": config.training.seed,
+        "dataset_versions": [d.version for d in datasets],
+        "training_rows": len(X_train),
+        "holdout_rows": len(X_holdout),
+        "holdout_key": holdout_key,
+        "training_profile": build_profile(X_train, features),
+        "trigger": trigger,
+        "started_at": started.isoformat(),
+        "training_seconds": round(time.monotonic() - clock_start, 3),
+    })
+    return TrainingResult(version, holdout_key, metric, result.cv_score, result.candidate)
+
+
+def _split(X: pd.DataFrame, y: pd.Series, task: Task, config: PipelineConfig) -> Any:
+    stratify = None
+    if task is Task.CLASSIFICATION:
+        counts = y.value_counts()
+        if len(counts) < 2:
+            raise TrainingFailed(f"the training data holds a single class ({counts.index[0]!r})")
+        if counts.min() >= 2:
+            stratify = y
+    try:
+        return train_test_split(X, y, test_size=config.training.holdout_fraction,
+                                random_state=config.training.seed, stratify=stratify)
+    except ValueError:  # too few rows per class for a stratified holdout: fall back to a plain seeded split
+        return train_test_split(X, y, test_size=config.training.holdout_fraction,
+                                random_state=config.training.seed)
