@@ -1,0 +1,197 @@
+"""Unzipped deployment size of each Lambda function in a `sam build` output, against Lambda's hard limit.
+
+Lambda counts a function's own code plus every layer it uses: together at most 250 MB unzipped
+(262,144,000 bytes = 250 MiB). The DependenciesLayer alone is most of that (DESIGN.md, Budgets), so
+`make size` reports the margin per function and fails when any function is over.
+
+The built template (`.aws-sam/build/template.yaml`) names each function's CodeUri and each layer's ContentUri
+as folders beside it. `sam build` does not merge Globals into it, so a function's layers are resolved here as
+SAM does: `Globals.Function.Layers` first, then the function's own (SAM appends lists from Globals).
+
+    python -m loopline.size_report [--build-dir .aws-sam/build] [--limit BYTES] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: "250 MB" in the Lambda quotas is 250 MiB
+MIB = 1024 * 1024
+FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
+LAYER_TYPES = {"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"}
+
+
+@dataclass(frozen=True)
+class LayerSize:
+    name: str  # logical id, or the ARN of a layer this build does not contain
+    bytes: int | None  # None: not in this build (an ARN), size unknown
+
+
+@dataclass(frozen=True)
+class FunctionSize:
+    name: str
+    code_bytes: int
+    layers: tuple[LayerSize, ...] = field(default_factory=tuple)
+    limit: int = LAMBDA_UNZIPPED_LIMIT
+
+    @property
+    def total_bytes(self) -> int:
+        return self.code_bytes + sum(layer.bytes or 0 for layer in self.layers)
+
+    @property
+    def margin_bytes(self) -> int:
+        return self.limit - self.total_bytes
+
+    @property
+    def over_limit(self) -> bool:
+        return self.margin_bytes < 0
+
+    @property
+    def unknown_layers(self) -> tuple[str, ...]:
+        return tuple(layer.name for layer in self.layers if layer.bytes is None)
+
+
+def tree_size(path: Path) -> int:
+    """Bytes of all files under `path`, as they would be zipped: a symlink counts as the file it points to."""
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            file = Path(root, name)
+            if file.is_file():  # follows symlinks; skips dangling ones, which a zip cannot hold either
+                total += file.stat().st_size
+    return total
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads CloudFormation short-form tags (`!Ref X` -> {"Ref": "X"}, `!Sub` -> Fn::Sub...)."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # SafeLoader: plain data only
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a CloudFormation template")
+    return data
+
+
+def _layer_id(entry: Any) -> str:
+    """A Layers entry: {"Ref": "LogicalId"} for a layer in this template, else an ARN (string or intrinsic)."""
+    if isinstance(entry, dict) and set(entry) == {"Ref"}:
+        return str(entry["Ref"])
+    return entry if isinstance(entry, str) else json.dumps(entry)
+
+
+def function_sizes(build_dir: Path, limit: int = LAMBDA_UNZIPPED_LIMIT) -> list[FunctionSize]:
+    """Sizes of every zip function in `build_dir` (a `sam build` output with its template.yaml)."""
+    template = load_template(build_dir / "template.yaml")
+    resources: dict[str, Any] = template.get("Resources") or {}
+    global_layers = list(((template.get("Globals") or {}).get("Function") or {}).get("Layers") or [])
+
+    layer_bytes: dict[str, int] = {}
+    for logical_id, resource in resources.items():
+        if resource.get("Type") in LAYER_TYPES:
+            props = resource.get("Properties") or {}
+            uri = props.get("ContentUri") or props.get("Content")
+            if isinstance(uri, str):
+                layer_bytes[logical_id] = tree_size(build_dir / uri)
+
+    sizes = []
+    for logical_id, resource in resources.items():
+        if resource.get("Type") not in FUNCTION_TYPES:
+            continue
+        props = resource.get("Properties") or {}
+        if props.get("PackageType") == "Image":
+            continue  # image functions have a 10 GB limit of their own
+        code_uri = props.get("CodeUri") or props.get("Code")
+        code_bytes = tree_size(build_dir / code_uri) if isinstance(code_uri, str) else 0
+        layers = []
+        for entry in global_layers + list(props.get("Layers") or []):
+            layer = _layer_id(entry)
+            layers.append(LayerSize(layer, layer_bytes.get(layer)))
+        sizes.append(FunctionSize(logical_id, code_bytes, tuple(layers), limit))
+    return sizes
+
+
+def _mib(n: int) -> str:
+    return f"{n / MIB:,.1f} MiB"
+
+
+def format_report(sizes: Iterable[FunctionSize]) -> str:
+    lines = []
+    for fn in sizes:
+        status = "OVER THE LIMIT" if fn.over_limit else "ok"
+        lines.append(
+            f"{fn.name}: {fn.total_bytes:,} bytes ({_mib(fn.total_bytes)}) of {fn.limit:,} ({_mib(fn.limit)}); "
+            f"margin {fn.margin_bytes:,} bytes ({_mib(fn.margin_bytes)}) - {status}"
+        )
+        lines.append(f"    code {fn.code_bytes:,} bytes ({_mib(fn.code_bytes)})")
+        for layer in fn.layers:
+            if layer.bytes is None:
+                lines.append(f"    layer {layer.name}: not in this build, size unknown (not counted)")
+            else:
+                lines.append(f"    layer {layer.name}: {layer.bytes:,} bytes ({_mib(layer.bytes)})")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m loopline.size_report",
+        description="Unzipped size of each Lambda function (its code + its layers) in a sam build output.",
+    )
+    parser.add_argument("--build-dir", type=Path, default=Path(".aws-sam/build"), help="sam build output")
+    parser.add_argument("--limit", type=int, default=LAMBDA_UNZIPPED_LIMIT, help="bytes (default: Lambda's)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args(argv)
+
+    if not (args.build_dir / "template.yaml").is_file():
+        print(f"{args.build_dir}/template.yaml not found: run `make build` (sam build) first", file=sys.stderr)
+        return 2
+    sizes = function_sizes(args.build_dir, args.limit)
+    if not sizes:
+        print(f"no zip functions in {args.build_dir}/template.yaml", file=sys.stderr)
+        return 2
+    if args.json:
+        rows = [
+            asdict(fn) | {"total_bytes": fn.total_bytes, "margin_bytes": fn.margin_bytes, "over_limit": fn.over_limit}
+            for fn in sizes
+        ]
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_report(sizes))
+    over = [fn.name for fn in sizes if fn.over_limit]
+    if over:
+        print(f"over Lambda's unzipped size limit: {', '.join(over)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
