@@ -27,7 +27,7 @@ def split_batches(frame: pd.DataFrame, sizes: list[int], *, seed: int = 7) -> li
     return batches
 
 
-def recalibrated_sensors(frame: pd.DataFrame, *, factor: float = 1.6) -> pd.DataFrame:
+def recalibrated_sensors(frame: pd.DataFrame, *, factor: float = 1.5) -> pd.DataFrame:
     """A realistic drift: the imaging software is recalibrated and every size measurement (radius, perimeter,
     area) now reads `factor` times larger. Labels are unchanged and correct; the champion, trained on the old
     calibration, mistakes large-looking benign cells for malignant ones."""
