@@ -1,0 +1,128 @@
+# Loopline developer entry points. `make` (or `make help`) lists them.
+#
+# Everything runs from the project venv (.venv), made with Python 3.12 = the Lambda runtime, so tests, type
+# checks and `sam build` see the same interpreter and the same pinned libraries as the functions.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+BUILD_DIR := .aws-sam/build
+REGION ?= us-east-1
+PIPELINE_CONFIG ?= pipeline.yaml
+DEMO_ARGS ?=
+BENCH_ARGS ?=
+DEPLOY_ARGS ?=
+
+# SAM CLI: no telemetry (CI and offline machines). Its commands run with the venv first on PATH, so `python3.12`
+# (which `sam build` requires for python3.12 functions) is the venv's own interpreter, found on any machine.
+# SAM runs the layers' Makefiles as a separate `make`: MAKEFLAGS/MAKELEVEL from this make (e.g. -k, -j, -n,
+# command-line variables) must not leak into them, so they are dropped and PIPELINE_CONFIG is passed explicitly.
+export SAM_CLI_TELEMETRY := 0
+SAM := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PATH="$(BIN):$$PATH" PIPELINE_CONFIG="$(PIPELINE_CONFIG)" $(BIN)/sam
+
+# Python 3.12, found (only when the venv has to be made) as: `python3.12` on PATH; else the newest 3.12 that
+# pyenv has installed, even when it is not the active version; else a message saying how to install it.
+# Prints the interpreter's absolute path; PYTHON312=/path/to/python3.12 skips the search.
+define FIND_PYTHON312
+if python3.12 -c '' >/dev/null 2>&1; then
+  python3.12 -c 'import sys; print(sys.executable)'
+elif command -v pyenv >/dev/null 2>&1 \
+    && v="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.[0-9]+)?$$' | sort -V | tail -n 1)" \
+    && [ -n "$$v" ]; then
+  PYENV_VERSION="$$v" python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null \
+    || "$$(pyenv root)/versions/$$v/bin/python3.12" -c 'import sys; print(sys.executable)'
+else
+  echo "Python 3.12 not found (the Lambda runtime is python3.12). Install it, for example:" >&2
+  echo "  pyenv install 3.12   |   apt-get install python3.12 python3.12-venv   |   brew install python@3.12" >&2
+  echo "or point at one: make PYTHON312=/path/to/python3.12 ..." >&2
+  exit 1
+fi
+endef
+export FIND_PYTHON312
+
+.PHONY: help venv test lint typecheck template-lint pytest demo build size bench deploy clean distclean
+
+help: ## List the targets
+	@echo "Loopline - make targets:"
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@echo "Variables: PIPELINE_CONFIG=$(PIPELINE_CONFIG) DEMO_ARGS=... BENCH_ARGS=... DEPLOY_ARGS=... (e.g. --guided)"
+
+venv: $(STAMP) ## Create/update .venv (Python 3.12, requirements/dev.txt, loopline editable)
+
+# Re-runs only when the pins or the package metadata change. A venv made from another Python is remade.
+$(STAMP): requirements/dev.txt pyproject.toml
+	@if [ -x $(VENV)/bin/python ] && ! $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then \
+		echo "$(VENV) is not Python 3.12: recreating it"; rm -rf $(VENV); fi
+	@if [ ! -x $(VENV)/bin/python ]; then \
+		py="$${PYTHON312:-$$(bash -c "$$FIND_PYTHON312")}"; \
+		echo "creating $(VENV) with $$py"; "$$py" -m venv $(VENV); fi
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet -r requirements/dev.txt
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet --no-deps -e .
+	@touch $@
+
+# ---------------------------------------------------------------- checks
+# `make -k test` runs every check and still fails if any one did (.ci/run does this).
+test: lint typecheck template-lint pytest ## Lint, type-check, lint/validate template.yaml, run all tests
+
+lint: venv ## ruff check
+	$(BIN)/ruff check .
+
+typecheck: venv ## mypy (packages and settings in pyproject.toml)
+	$(BIN)/mypy
+
+template-lint: venv ## cfn-lint and `sam validate --lint` on template.yaml (offline)
+	$(BIN)/cfn-lint template.yaml
+	$(SAM) validate --lint --template-file template.yaml --region $(REGION)
+
+# pytest exits 5 when it collects no test: that is a failure here like any other non-zero exit.
+pytest: venv ## pytest: tests/unit, tests/integration, tests/e2e
+	$(BIN)/pytest tests
+
+# ---------------------------------------------------------------- run
+demo: venv ## Run the offline end-to-end demo (loopline demo + DEMO_ARGS)
+	$(BIN)/loopline demo $(DEMO_ARGS)
+
+bench: venv ## Run the benchmarks (python -m loopline.bench + BENCH_ARGS)
+	@if ! $(BIN)/python -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("loopline.bench") is None)'; then \
+		echo "no benchmarks yet: loopline.bench does not exist" >&2; exit 1; fi
+	$(BIN)/python -m loopline.bench $(BENCH_ARGS)
+
+# ---------------------------------------------------------------- AWS
+# SAM's cached build (samconfig.toml) hashes only a layer's ContentUri folder. pipeline.yaml lives outside
+# layers/runtime/, so a cached RuntimeLayer would keep bundling an old config: its cache entry is dropped
+# before every build (rebuilding it takes about a second; the slow DependenciesLayer stays cached).
+define DROP_RUNTIME_LAYER_CACHE
+import pathlib, shutil, tomllib
+toml = pathlib.Path(".aws-sam/build.toml")
+layers = tomllib.loads(toml.read_text()).get("layer_build_definitions", {}) if toml.is_file() else {}
+for uuid, layer in layers.items():
+    if layer.get("layer_name") == "RuntimeLayer":
+        shutil.rmtree(pathlib.Path(".aws-sam/cache", uuid), ignore_errors=True)
+endef
+export DROP_RUNTIME_LAYER_CACHE
+
+build: venv ## sam build (no container; layers via their Makefiles; PIPELINE_CONFIG=pipeline.yaml)
+	@$(BIN)/python -c "$$DROP_RUNTIME_LAYER_CACHE"
+	$(SAM) build --template-file template.yaml
+
+size: build ## Unzipped size of each function + its layers vs the 250 MB Lambda limit
+	$(BIN)/python -m loopline.size_report --build-dir $(BUILD_DIR)
+
+# Stack settings come from samconfig.toml; the pipeline's values (name, metric, alarm) from `loopline params`.
+# First deployment to an account: make deploy DEPLOY_ARGS=--guided
+deploy: build ## sam deploy with samconfig.toml and `loopline params` (+ DEPLOY_ARGS, e.g. --guided)
+	params="$$($(BIN)/loopline params)"; \
+	$(SAM) deploy --parameter-overrides $$params $(DEPLOY_ARGS)
+
+# ---------------------------------------------------------------- housekeeping
+clean: ## Remove build output and tool caches (keeps .venv and local emulator state)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache build dist
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean ## clean, and remove .venv and the local emulator state (.loopline)
+	rm -rf $(VENV) .loopline
