@@ -1,0 +1,88 @@
+"""Gap: moto's EventBridge cannot deliver to Step Functions or Lambda targets (it raises NotImplementedError).
+
+A matching rule's `states` target starts an execution (unique name) and a `lambda` target is invoked
+asynchronously, each with the target's input: Input, InputPath, InputTransformer, or the whole event.
+Other targets (SQS, logs, buses...) keep moto's delivery. Disabled rules deliver nothing, as in AWS.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from typing import Any
+
+from moto.events.models import Rule
+from moto.events.utils import EventTemplateParser
+from moto.utilities.arns import parse_arn
+
+from loopline.emulator.background import run_in_background
+
+_moto_send_to_targets = Rule.send_to_targets
+_OUR_SERVICES = ("states", "lambda")
+
+
+def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
+    """The JSON text EventBridge sends to `target` for `event`."""
+    if target.get("Input") is not None:
+        return str(target["Input"])
+    if target.get("InputPath"):
+        from jsonpath_ng.ext import parse
+
+        matches = parse(target["InputPath"]).find(event)
+        return json.dumps(matches[0].value if matches else None)
+    transformer = target.get("InputTransformer")
+    if transformer:
+        return json.dumps(
+            EventTemplateParser.parse(
+                input_template=transformer.get("InputTemplate"),
+                input_paths_map=transformer.get("InputPathsMap", {}),
+                event=event,  # type: ignore[arg-type]
+            )
+        )
+    return json.dumps(event, default=str)
+
+
+def start_state_machine_execution(state_machine_arn: str, execution_input: str) -> str:
+    """StartExecution in the backend the API uses (the executing one when ASL execution is on)."""
+    from moto.stepfunctions.responses import get_backend
+
+    arn = parse_arn(state_machine_arn)
+    backend = get_backend(arn.account, arn.region)
+    # a unique name: moto refuses a second execution with a reused name
+    execution = backend.start_execution(
+        state_machine_arn, name=f"events-{uuid.uuid4()}", execution_input=execution_input
+    )
+    return str(execution.execution_arn)
+
+
+def invoke_lambda_asynchronously(function_arn: str, payload: str) -> None:
+    """Invoke like EventBridge does (InvocationType=Event): in the background."""
+    from moto.awslambda.utils import get_backend
+
+    arn = parse_arn(function_arn)
+    function = get_backend(arn.account, arn.region).get_function(function_arn)
+    run_in_background(f"events-{function.function_name}", function.invoke, payload, {}, {})
+
+
+def deliver_to_states_and_lambda_targets() -> None:
+    """Patch moto's rule delivery to handle `states` and `lambda` targets."""
+
+    def send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
+        if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
+            return
+        ours = [t for t in self.targets if parse_arn(t["Arn"]).service in _OUR_SERVICES]
+        others = [t for t in self.targets if t not in ours]
+        if others:
+            # moto delivers the rest; a shallow copy keeps the rule's own target list untouched
+            rest = copy.copy(self)
+            rest.targets = others
+            _moto_send_to_targets(rest, original_event, transform_input)
+        for target in ours:
+            payload = target_input(target, original_event)
+            if parse_arn(target["Arn"]).service == "states":
+                start_state_machine_execution(target["Arn"], payload)
+            else:
+                invoke_lambda_asynchronously(target["Arn"], payload)
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]

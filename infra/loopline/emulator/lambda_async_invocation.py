@@ -1,0 +1,26 @@
+"""Gap: moto runs `Invoke` with InvocationType=Event synchronously; Lambda queues it and answers 202 at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.awslambda.models import LambdaFunction
+
+from loopline.emulator.background import run_in_background
+
+_synchronous_invoke = LambdaFunction.invoke
+
+
+def invoke_event_type_asynchronously() -> None:
+    """Patch LambdaFunction.invoke so Event invocations return immediately and run in the background."""
+
+    def invoke(self: LambdaFunction, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
+        invocation_type = (request_headers or {}).get("x-amz-invocation-type") or (request_headers or {}).get(
+            "X-Amz-Invocation-Type"
+        )
+        if invocation_type == "Event":
+            run_in_background(f"invoke-{self.function_name}", _synchronous_invoke, self, body, {}, {})
+            return ""
+        return _synchronous_invoke(self, body, request_headers, response_headers)
+
+    LambdaFunction.invoke = invoke  # type: ignore[method-assign]

@@ -1,0 +1,177 @@
+"""`loopline local up`: moto in server mode + the emulator's gap fillers + the stack + the local API server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from loopline.emulator.alarm_evaluation import AlarmEvaluator
+from loopline.emulator.alarm_state_change_events import emit_events_on_set_alarm_state
+from loopline.emulator.api_server import LocalApi, make_api_server
+from loopline.emulator.eventbridge_targets import deliver_to_states_and_lambda_targets
+from loopline.emulator.lambda_async_invocation import invoke_event_type_asynchronously
+from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_runtime
+from loopline.emulator.local_stack import DeployedStack, StackCreationFailed, StackSettings, deploy_stack
+from loopline.emulator.s3_async_notifications import deliver_s3_notifications_asynchronously
+from loopline.emulator.state_machine_backend import route_cloudformation_to_executing_backend
+from loopline_runtime.errors import InvalidConfig
+
+READY_MESSAGE = "Loopline local stack is ready"
+HOST = "127.0.0.1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@dataclass(frozen=True)
+class LocalUpOptions:
+    """The `loopline local up` flags."""
+
+    aws_port: int = 5000
+    api_port: int = 3000
+    stack_name: str = "loopline"
+    template: Path = Path("template.yaml")
+    config: Path = Path("pipeline.yaml")
+    region: str = "us-east-1"
+    ready_file: Path | None = None
+    alarm_tick_seconds: float = 5.0
+    verbose: bool = False
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (stdout carries the banner only)."""
+    print(f"loopline: {message}", file=sys.stderr, flush=True)
+
+
+def install_moto_gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> threading.Event:
+    """Patch moto (in this process) with every behaviour the emulator adds; returns the alarm timer's stop event."""
+    route_cloudformation_to_executing_backend()
+    install_lambda_runtime(runtime)
+    invoke_event_type_asynchronously()
+    deliver_s3_notifications_asynchronously()
+    deliver_to_states_and_lambda_targets()
+    emit_events_on_set_alarm_state()
+    return AlarmEvaluator().install(alarm_tick_seconds)
+
+
+def enable_state_machine_execution(aws_endpoint_url: str) -> None:
+    """Turn on moto's real ASL interpreter (off by default: executions would do nothing)."""
+    request = urllib.request.Request(
+        f"{aws_endpoint_url}/moto-api/config",
+        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def run_local_up(options: LocalUpOptions) -> int:
+    """Run until SIGINT/SIGTERM; return the process exit code."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    if not options.verbose:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    aws_endpoint_url = f"http://{HOST}:{options.aws_port}"
+    api_base_url = f"http://{HOST}:{options.api_port}/"
+    # moto's Step Functions executor calls Lambda/S3 at localhost:$MOTO_PORT
+    os.environ["MOTO_PORT"] = str(options.aws_port)
+    workdir = Path(tempfile.mkdtemp(prefix="loopline-local-"))
+    runtime = LambdaRuntime(aws_endpoint_url, workdir, echo=_echo if options.verbose else None)
+    stop_alarm_timer = install_moto_gap_fillers(runtime, options.alarm_tick_seconds)
+    moto_server = ThreadedMotoServer(ip_address=HOST, port=options.aws_port, verbose=False)
+    api_server = None
+    try:
+        progress(f"starting the AWS emulator (moto) on {aws_endpoint_url}")
+        moto_server.start()
+        enable_state_machine_execution(aws_endpoint_url)
+        session = boto3.Session(
+            region_name=options.region, aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        settings = StackSettings(
+            stack_name=options.stack_name,
+            template_path=options.template.resolve(),
+            config_path=options.config,
+            region=options.region,
+            aws_endpoint_url=aws_endpoint_url,
+            api_base_url=api_base_url,
+            workdir=workdir,
+        )
+        try:
+            stack = deploy_stack(settings, session, runtime, progress)
+        except InvalidConfig as exc:
+            print(f"loopline: {exc}", file=sys.stderr)
+            return 2
+        except StackCreationFailed as exc:
+            print(f"loopline: {exc}", file=sys.stderr)
+            return 1
+        api = LocalApi(stack.routes, session, aws_endpoint_url, stack.rest_api_id)
+        api_server = make_api_server(api, HOST, options.api_port)
+        threading.Thread(target=api_server.serve_forever, name="loopline-api", daemon=True).start()
+        print(banner(options, aws_endpoint_url, api_base_url, stack), flush=True)
+        if options.ready_file is not None:
+            _write_ready_file(options.ready_file, options, aws_endpoint_url, api_base_url, stack)
+        stop.wait()
+        progress("stopping")
+        return 0
+    finally:
+        stop_alarm_timer.set()
+        if api_server is not None:
+            api_server.shutdown()
+        runtime.close()
+        moto_server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def banner(options: LocalUpOptions, aws_endpoint_url: str, api_base_url: str, stack: DeployedStack) -> str:
+    """What a user needs to drive the stack: endpoints, outputs and the environment for AWS clients."""
+    width = max((len(k) for k in stack.outputs), default=0)
+    outputs = "\n".join(f"  {key:<{width}}  {value}" for key, value in sorted(stack.outputs.items()))
+    return (
+        f"\n{READY_MESSAGE}: stack {options.stack_name} (CREATE_COMPLETE) in {options.region}\n\n"
+        f"  AWS endpoint  {aws_endpoint_url}   (S3, Lambda, Step Functions, CloudWatch, EventBridge, ...)\n"
+        f"  API           {api_base_url}{'Prod/'}   (send x-api-key)\n\n"
+        f"Stack outputs:\n{outputs}\n\n"
+        "Point any AWS client at it:\n"
+        f"  export AWS_ENDPOINT_URL={aws_endpoint_url}\n"
+        f"  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={options.region}\n\n"
+        "Press Ctrl+C to stop (all state is in memory).\n"
+    )
+
+
+def _write_ready_file(
+    path: Path, options: LocalUpOptions, aws_endpoint_url: str, api_base_url: str, stack: DeployedStack
+) -> None:
+    data = {
+        "stack_name": options.stack_name,
+        "region": options.region,
+        "aws_endpoint_url": aws_endpoint_url,
+        "api_url": f"{api_base_url}Prod/",
+        "outputs": stack.outputs,
+        "resources": stack.physical_ids,
+    }
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    temporary.replace(path)  # atomic: a waiting script never reads half a file
+
+
+def _echo(function_name: str, output: str) -> None:
+    for line in output.rstrip("\n").splitlines():
+        print(f"[{function_name}] {line}", file=sys.stderr, flush=True)

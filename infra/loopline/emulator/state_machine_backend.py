@@ -1,0 +1,14 @@
+"""Gap: moto's CloudFormation creates state machines in the plain Step Functions backend, while the API serves
+the executing (parser) backend once `stepfunctions.execute_state_machine` is on: the stack's state machine
+would be invisible to `start_execution`. Point the CloudFormation handlers at the parser backend."""
+
+from __future__ import annotations
+
+import moto.stepfunctions.models as stepfunctions_models
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+
+def route_cloudformation_to_executing_backend() -> None:
+    """Make `AWS::StepFunctions::StateMachine` resources live where StartExecution looks for them."""
+    # the module global is only read by the CloudFormation create/update/delete classmethods of StateMachine
+    stepfunctions_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]

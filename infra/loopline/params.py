@@ -1,0 +1,44 @@
+"""Map the pipeline config onto template.yaml's Parameters (one source of truth: pipeline.yaml)."""
+
+from __future__ import annotations
+
+from loopline_runtime.config import DEFAULT_METRIC, PipelineConfig, Task, higher_is_better
+
+
+def quality_metric(config: PipelineConfig) -> str:
+    """The metric the champion is measured and alarmed on.
+
+    The configured `metric`; else the default for the configured task; else 'f1', because a pipeline whose
+    task is inferred from the data at training time is classification unless the target says otherwise.
+    """
+    if config.metric:
+        return config.metric
+    if config.task is not None:
+        return DEFAULT_METRIC[Task(config.task)]
+    return DEFAULT_METRIC[Task.CLASSIFICATION]
+
+
+def stack_parameters(config: PipelineConfig) -> dict[str, str]:
+    """The template Parameters for `config`, as CloudFormation wants them (all strings).
+
+    The alarm fires when quality gets worse: below the threshold for higher-is-better metrics (f1, r2...),
+    above it for error metrics (rmse, mae).
+    """
+    metric = quality_metric(config)
+    operator = "LessThanThreshold" if higher_is_better(metric) else "GreaterThanThreshold"
+    alarm = config.alarm
+    return {
+        "PipelineName": config.name,
+        "QualityMetric": metric,
+        "AlarmThreshold": _number(alarm.threshold),
+        "AlarmComparisonOperator": operator,
+        "AlarmPeriodSeconds": str(alarm.period_seconds),
+        "AlarmEvaluationPeriods": str(alarm.evaluation_periods),
+        "AlarmDatapointsToAlarm": str(alarm.datapoints_to_alarm),
+        "AlarmTreatMissingData": alarm.treat_missing_data,
+    }
+
+
+def _number(value: float) -> str:
+    # repr keeps 0.9 as "0.9" (not "0.90000001"); integral floats print without ".0" like the template default
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
