@@ -76,11 +76,19 @@ def read_csv(body: bytes, *, source: str = "upload") -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnparseableCsv(f"{source} is not a parseable CSV: {first}") from None
+    if not isinstance(df.index, pd.RangeIndex):
+        # pandas turns the surplus leading values of over-long rows into an index: every value would shift
+        raise UnparseableCsv(
+            f"{source} has rows with more values than the header has column names; fix the rows or the header"
+        )
     df.columns = [str(c).strip() for c in df.columns]
     unnamed = [c for c in df.columns if re.fullmatch(r"Unnamed: \d+", c)]
-    if unnamed and len(unnamed) == len(df.columns):
+    # a first line of numbers is data, not column names (a header-less export)
+    numeric = [c for c in df.columns if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", c)]
+    if (unnamed and len(unnamed) == len(df.columns)) or len(numeric) == len(df.columns):
         raise UnparseableCsv(f"{source} has no header row; the first line must name the columns")
-    duplicated = sorted({c for c in df.columns if re.fullmatch(r".+\.\d+", c) and c.rsplit(".", 1)[0] in df.columns})
+    duplicated = sorted({c.rsplit(".", 1)[0] for c in df.columns
+                         if re.fullmatch(r".+\.\d+", c) and c.rsplit(".", 1)[0] in df.columns})
     if duplicated:
         names = ", ".join(duplicated)
         raise UnparseableCsv(f"{source} repeats column names ({names}); give every column a unique name")

@@ -1,0 +1,112 @@
+"""Shared fixtures: the project's own sources of truth (template.yaml, pipeline.yaml), sample data and events.
+
+Names and thresholds are read from template.yaml and pipeline.yaml here, never retyped in a test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from loopline_runtime.config import PipelineConfig, load_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EVENTS_DIR = Path(__file__).resolve().parent / "events"
+
+# A few informative columns of scikit-learn's bundled breast cancer data (offline, the demo's data set).
+SAMPLE_FEATURES = ["mean radius", "mean texture", "worst concave points", "worst area", "worst smoothness"]
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Reads template.yaml; short-form intrinsics (!Ref, !Sub, !GetAtt ...) become their long-form mappings."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    """template.yaml as a mapping (intrinsics in long form)."""
+    return yaml.load((REPO_ROOT / "template.yaml").read_text(encoding="utf-8"), Loader=_CloudFormationLoader)
+
+
+@pytest.fixture(scope="session")
+def pipeline_config_path() -> Path:
+    return REPO_ROOT / "pipeline.yaml"
+
+
+@pytest.fixture(scope="session")
+def pipeline_config(pipeline_config_path: Path) -> PipelineConfig:
+    """The project's pipeline.yaml, validated."""
+    return load_config(pipeline_config_path)
+
+
+@pytest.fixture
+def fast_pipeline_config_path(pipeline_config: PipelineConfig, tmp_path: Path) -> Path:
+    """pipeline.yaml with a tiny model search (one candidate, one setting, the smallest budget): fast tests."""
+    data = pipeline_config.model_dump(mode="json")
+    data["training"]["time_budget_seconds"] = 5
+    data["models"] = [{"name": "linear", "params": {"C": [1.0]}}]
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def breast_cancer(pipeline_config: PipelineConfig) -> pd.DataFrame:
+    """Labeled rows (features + the pipeline's target column with text labels), shuffled once with a fixed seed."""
+    from sklearn.datasets import load_breast_cancer
+
+    target = pipeline_config.target
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame[SAMPLE_FEATURES].copy()
+    frame[target] = [str(data.target_names[i]) for i in data.target]
+    return frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
+
+
+@pytest.fixture
+def load_event() -> Callable[[str], dict[str, Any]]:
+    """A fresh copy of a sample event from tests/events/."""
+
+    def load(name: str) -> dict[str, Any]:
+        return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
+
+    return load
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "loopline-test"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:loopline-test"
+    aws_request_id: str = "da658bd3-2d6f-4e7b-8ec2-937234644fdc"
+    remaining_millis: int = 900_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_millis
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
