@@ -35,6 +35,7 @@ class StackClient:
         kwargs: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
         if endpoint_url:  # the emulator accepts any credentials; do not depend on the user's profile
             kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")
+        self._session, self._client_kwargs = session, kwargs
         self.cloudformation = session.client("cloudformation", **kwargs)
         self.s3 = session.client("s3", **kwargs)
         self.sfn = session.client("stepfunctions", **kwargs)
@@ -45,6 +46,10 @@ class StackClient:
             for o in self.cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0].get("Outputs", [])
         }
         self._api_key: str | None = None
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for any other service, on the same endpoint and credentials."""
+        return self._session.client(service, **self._client_kwargs)
 
     @property
     def bucket(self) -> str:
@@ -93,8 +98,9 @@ class StackClient:
             time.sleep(0.5)
         raise TimeoutError(f"no new training execution started within {timeout:.0f}s")
 
-    def wait_for_execution(self, execution_arn: str, *, timeout: float = 600,
-                           on_state: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+    def wait_for_execution(
+        self, execution_arn: str, *, timeout: float = 600, on_state: Callable[[str, float], None] | None = None
+    ) -> dict[str, Any]:
         """Follow an execution to its end; `on_state(name, seconds)` is called as each state is entered."""
         start = time.monotonic()
         seen: set[str] = set()
@@ -143,8 +149,9 @@ class StackClient:
             self._api_key = self.apigateway.get_api_key(apiKey=key_id, includeValue=True)["value"]
         return self._api_key
 
-    def http(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-             api_key: str | None = "default") -> HttpResponse:
+    def http(
+        self, method: str, path: str, body: Any = None, *, raw: bytes | None = None, api_key: str | None = "default"
+    ) -> HttpResponse:
         """Call the prediction API; `path` is relative to PredictApiUrl (e.g. "predict")."""
         url = self.outputs["PredictApiUrl"].rstrip("/") + "/" + path.lstrip("/")
         data = raw if raw is not None else (json.dumps(body).encode("utf-8") if body is not None else None)
