@@ -15,6 +15,8 @@ from loopline_runtime.config import FeatureType
 from loopline_runtime.schema import coerce_column
 
 DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear")
+# column-name part -> pandas accessor (pandas 3 deprecates the `dayofweek`/`dayofyear` spellings)
+_DATE_ACCESSORS = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}
 
 
 class TabularCoercer(TransformerMixin, BaseEstimator):
@@ -47,7 +49,7 @@ class TabularCoercer(TransformerMixin, BaseEstimator):
             values = coerce_column(raw, kind)
             if kind is FeatureType.DATE:
                 for part in DATE_PARTS:
-                    columns[f"{name}__{part}"] = getattr(values.dt, part).astype(float)
+                    columns[f"{name}__{part}"] = getattr(values.dt, _DATE_ACCESSORS.get(part, part)).astype(float)
             else:
                 columns[name] = values
         return pd.DataFrame(columns, index=X.index)

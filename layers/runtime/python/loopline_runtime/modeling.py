@@ -118,7 +118,8 @@ def search_model(
         for name, settings in plans:
             if round_index >= len(settings):
                 continue
-            if leaderboard and clock() - start > time_budget_seconds:
+            # the first round always runs in full: every family is represented even on a tight budget
+            if round_index > 0 and clock() - start > time_budget_seconds:
                 exhausted = True
                 break
             params = settings[round_index]

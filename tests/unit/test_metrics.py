@@ -1,0 +1,118 @@
+"""Quality metrics agree with scikit-learn, and the gate compares them in the right direction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from loopline_runtime.config import METRICS, Task, higher_is_better
+from loopline_runtime.metrics import all_scores, at_least_as_good, meets, score
+
+Y_TRUE_BINARY = np.array(["benign", "malignant", "benign", "benign", "malignant", "malignant", "benign", "benign"])
+Y_PRED_BINARY = np.array(["benign", "malignant", "malignant", "benign", "benign", "malignant", "benign", "benign"])
+CLASSES_BINARY = ["benign", "malignant"]
+P_MALIGNANT = np.array([0.1, 0.9, 0.6, 0.2, 0.4, 0.8, 0.3, 0.05])
+PROBA_BINARY = np.column_stack([1 - P_MALIGNANT, P_MALIGNANT])
+
+Y_TRUE_MULTI = np.array([0, 1, 2, 2, 1, 0, 2, 1, 0])
+PROBA_MULTI = np.array([
+    [0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7], [0.3, 0.3, 0.4], [0.5, 0.4, 0.1],
+    [0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.8, 0.1], [0.4, 0.4, 0.2],
+])
+Y_PRED_MULTI = PROBA_MULTI.argmax(axis=1)
+
+Y_TRUE_REG = np.array([3.0, -0.5, 2.0, 7.0, 4.2])
+Y_PRED_REG = np.array([2.5, 0.0, 2.0, 8.0, 3.9])
+
+
+@pytest.mark.parametrize(
+    ("metric", "ours", "reference"),
+    [
+        ("accuracy", lambda: score("accuracy", Y_TRUE_BINARY, Y_PRED_BINARY),
+         lambda: skm.accuracy_score(Y_TRUE_BINARY, Y_PRED_BINARY)),
+        ("f1", lambda: score("f1", Y_TRUE_BINARY, Y_PRED_BINARY),
+         lambda: skm.f1_score(Y_TRUE_BINARY, Y_PRED_BINARY, average="macro")),
+        ("f1-multiclass", lambda: score("f1", Y_TRUE_MULTI, Y_PRED_MULTI),
+         lambda: skm.f1_score(Y_TRUE_MULTI, Y_PRED_MULTI, average="macro")),
+        ("roc_auc", lambda: score("roc_auc", Y_TRUE_BINARY, Y_PRED_BINARY, PROBA_BINARY, CLASSES_BINARY),
+         lambda: skm.roc_auc_score(Y_TRUE_BINARY == "malignant", P_MALIGNANT)),
+        ("roc_auc-multiclass", lambda: score("roc_auc", Y_TRUE_MULTI, Y_PRED_MULTI, PROBA_MULTI, [0, 1, 2]),
+         lambda: skm.roc_auc_score(Y_TRUE_MULTI, PROBA_MULTI, multi_class="ovr", average="macro")),
+        ("rmse", lambda: score("rmse", Y_TRUE_REG, Y_PRED_REG),
+         lambda: skm.root_mean_squared_error(Y_TRUE_REG, Y_PRED_REG)),
+        ("mae", lambda: score("mae", Y_TRUE_REG, Y_PRED_REG),
+         lambda: skm.mean_absolute_error(Y_TRUE_REG, Y_PRED_REG)),
+        ("r2", lambda: score("r2", Y_TRUE_REG, Y_PRED_REG), lambda: skm.r2_score(Y_TRUE_REG, Y_PRED_REG)),
+    ],
+)
+def test_metric_matches_scikit_learn(metric: str, ours: Callable[[], float], reference: Callable[[], float]) -> None:
+    # given the same predictions
+
+    # when
+    value = ours()
+
+    # then
+    assert value == pytest.approx(float(reference()), abs=1e-12)
+
+
+def test_roc_auc_orders_probabilities_by_the_given_classes() -> None:
+    # given the probability columns listed as [malignant, benign]
+    reversed_proba = PROBA_BINARY[:, ::-1]
+
+    # when
+    value = score("roc_auc", Y_TRUE_BINARY, Y_PRED_BINARY, reversed_proba, list(reversed(CLASSES_BINARY)))
+
+    # then the score is the AUC of the second listed class, benign
+    assert value == pytest.approx(skm.roc_auc_score(Y_TRUE_BINARY == "benign", 1 - P_MALIGNANT))
+
+
+def test_roc_auc_without_probabilities_is_an_error() -> None:
+    # given predictions only
+
+    # when / then
+    with pytest.raises(ValueError, match="roc_auc needs class probabilities"):
+        score("roc_auc", Y_TRUE_BINARY, Y_PRED_BINARY)
+
+
+def test_all_scores_covers_the_task_metrics_only() -> None:
+    # given
+
+    # when
+    classification = all_scores(Task.CLASSIFICATION, Y_TRUE_BINARY, Y_PRED_BINARY, PROBA_BINARY, CLASSES_BINARY)
+    regression = all_scores(Task.REGRESSION, Y_TRUE_REG, Y_PRED_REG)
+
+    # then
+    assert set(classification) == {m for m, (task, _) in METRICS.items() if task is Task.CLASSIFICATION}
+    assert set(regression) == {m for m, (task, _) in METRICS.items() if task is Task.REGRESSION}
+    assert classification["f1"] == pytest.approx(skm.f1_score(Y_TRUE_BINARY, Y_PRED_BINARY, average="macro"))
+
+
+@pytest.mark.parametrize("metric", [m for m in METRICS if higher_is_better(m)])
+def test_higher_is_better_metrics(metric: str) -> None:
+    # given a threshold / champion score of 0.8
+
+    # when / then: reaching it is enough, falling below it is not
+    assert meets(metric, 0.8, 0.8)
+    assert meets(metric, 0.85, 0.8)
+    assert not meets(metric, 0.79, 0.8)
+    assert at_least_as_good(metric, 0.80, 0.80)
+    assert not at_least_as_good(metric, 0.79, 0.80)
+    assert at_least_as_good(metric, 0.79, 0.80, tolerance=0.02)
+    assert not at_least_as_good(metric, 0.77, 0.80, tolerance=0.02)
+
+
+@pytest.mark.parametrize("metric", [m for m in METRICS if not higher_is_better(m)])
+def test_lower_is_better_metrics(metric: str) -> None:
+    # given an error threshold / champion error of 2.0
+
+    # when / then: a smaller error is better
+    assert meets(metric, 2.0, 2.0)
+    assert meets(metric, 1.5, 2.0)
+    assert not meets(metric, 2.1, 2.0)
+    assert at_least_as_good(metric, 1.9, 2.0)
+    assert not at_least_as_good(metric, 2.1, 2.0)
+    assert at_least_as_good(metric, 2.1, 2.0, tolerance=0.2)
+    assert not at_least_as_good(metric, 2.3, 2.0, tolerance=0.2)
