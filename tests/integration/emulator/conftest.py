@@ -1,0 +1,104 @@
+"""A real moto server (in this process, on a free port) with the emulator's gap fillers installed.
+
+The patches to moto are undone after the session, so other integration tests see plain moto.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import textwrap
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import moto.s3.notifications as s3_notifications
+import moto.stepfunctions.models as stepfunctions_models
+import pytest
+from moto.awslambda.models import LambdaFunction
+from moto.cloudwatch.models import CloudWatchBackend
+from moto.core.config import default_user_config
+from moto.events.models import Rule
+from moto.server import ThreadedMotoServer
+
+from loopline.emulator.lambda_invocation import LambdaRuntime
+from loopline.emulator.local_up import enable_state_machine_execution, install_moto_gap_fillers
+
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """{"endpoint": url, "runtime": LambdaRuntime} of a patched moto server shared by the emulator tests."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    runtime = LambdaRuntime(endpoint, tmp_path_factory.mktemp("emulator"))
+    with pytest.MonkeyPatch.context() as patch:
+        # record the originals, so leaving the context undoes every patch the installers make
+        for owner, name in [
+            (LambdaFunction, "_invoke_lambda"),
+            (LambdaFunction, "invoke"),
+            (Rule, "send_to_targets"),
+            (CloudWatchBackend, "put_metric_data"),
+            (CloudWatchBackend, "set_alarm_state"),
+            (s3_notifications, "_invoke_awslambda"),
+            (stepfunctions_models, "stepfunctions_backends"),
+        ]:
+            patch.setattr(owner, name, getattr(owner, name))
+        patch.setenv("MOTO_PORT", str(port))
+        for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            patch.setenv(variable, "testing")
+        patch.setenv("AWS_DEFAULT_REGION", REGION)
+        stop_timer = install_moto_gap_fillers(runtime, alarm_tick_seconds=1.0)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        enable_state_machine_execution(endpoint)
+        try:
+            yield {"endpoint": endpoint, "runtime": runtime}
+        finally:
+            stop_timer.set()
+            runtime.close()
+            server.stop()
+            default_user_config["stepfunctions"] = {"execute_state_machine": False}
+
+
+@pytest.fixture
+def aws(emulator: dict[str, Any]) -> Callable[[str], Any]:
+    """A boto3 client factory for the emulator's endpoint."""
+    session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    return lambda service: session.client(service, endpoint_url=emulator["endpoint"])
+
+
+@pytest.fixture
+def create_function(aws: Callable[[str], Any], tmp_path: Path) -> Callable[..., str]:
+    """Create a Lambda function from handler source text; returns its name."""
+
+    def create(source: str, timeout: int = 10, environment: dict[str, str] | None = None, **extra: Any) -> str:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("app.py", textwrap.dedent(source))
+        name = f"fn-{uuid.uuid4().hex[:8]}"
+        aws("iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")
+        aws("lambda").create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=f"arn:aws:iam::123456789012:role/{name}",
+            Handler="app.lambda_handler",
+            Code={"ZipFile": buffer.getvalue()},
+            Timeout=timeout,
+            MemorySize=256,
+            Environment={"Variables": environment or {}},
+            **extra,
+        )
+        return name
+
+    return create
