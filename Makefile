@@ -113,10 +113,11 @@ build: venv ## sam build (no container; layers via their Makefiles; PIPELINE_CON
 size: build ## Unzipped size of each function + its layers vs the 250 MB Lambda limit
 	$(BIN)/python -m loopline.size_report --build-dir $(BUILD_DIR)
 
-# Stack settings come from samconfig.toml; the pipeline's values (name, metric, alarm) from `loopline params`.
-# First deployment to an account: make deploy DEPLOY_ARGS=--guided
+# Stack settings come from samconfig.toml; the pipeline's values (name, metric, alarm) from `loopline params`,
+# read from the same PIPELINE_CONFIG that the build bundled. First deployment to an account:
+# make deploy DEPLOY_ARGS=--guided
 deploy: build ## sam deploy with samconfig.toml and `loopline params` (+ DEPLOY_ARGS, e.g. --guided)
-	params="$$($(BIN)/loopline params)"; \
+	params="$$($(BIN)/loopline params --config "$(PIPELINE_CONFIG)")"; \
 	$(SAM) deploy --parameter-overrides $$params $(DEPLOY_ARGS)
 
 # ---------------------------------------------------------------- housekeeping
