@@ -1,0 +1,104 @@
+"""moto gap: EventBridge cannot deliver to Step Functions or Lambda targets."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+PASS_THROUGH = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+
+
+def make_state_machine(aws: Callable[[str], Any]) -> str:
+    return str(
+        aws("stepfunctions").create_state_machine(
+            name=f"sm-{uuid.uuid4().hex[:8]}", definition=PASS_THROUGH, roleArn="arn:aws:iam::123456789012:role/sfn"
+        )["stateMachineArn"]
+    )
+
+
+def put_rule(aws: Callable[[str], Any], source: str, target: dict[str, Any]) -> None:
+    name = f"rule-{uuid.uuid4().hex[:8]}"
+    aws("events").put_rule(Name=name, EventPattern=json.dumps({"source": [source]}))
+    aws("events").put_targets(Rule=name, Targets=[{"Id": "t", **target}])
+
+
+def execution_inputs(aws: Callable[[str], Any], state_machine_arn: str, count: int) -> list[Any]:
+    sfn = aws("stepfunctions")
+    deadline = time.time() + 10
+    executions: list[dict[str, Any]] = []
+    while time.time() < deadline and len(executions) < count:
+        executions = sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]
+        time.sleep(0.2)
+    return [json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]) for e in executions]
+
+
+def put_event(aws: Callable[[str], Any], source: str, detail: dict[str, Any]) -> None:
+    aws("events").put_events(Entries=[{"Source": source, "DetailType": "Test", "Detail": json.dumps(detail)}])
+
+
+def test_a_states_target_starts_an_execution_with_the_target_input_each_time(aws):
+    # given
+    source = f"test.{uuid.uuid4().hex[:8]}"
+    state_machine_arn = make_state_machine(aws)
+    put_rule(aws, source, {"Arn": state_machine_arn, "Input": '{"reason": "alarm"}'})
+
+    # when
+    put_event(aws, source, {"n": 1})
+    put_event(aws, source, {"n": 2})
+
+    # then (two executions: each gets a unique name)
+    assert execution_inputs(aws, state_machine_arn, 2) == [{"reason": "alarm"}, {"reason": "alarm"}]
+
+
+def test_input_path_and_input_transformer_shape_the_execution_input(aws):
+    # given
+    source = f"test.{uuid.uuid4().hex[:8]}"
+    by_path, by_transformer = make_state_machine(aws), make_state_machine(aws)
+    put_rule(aws, source, {"Arn": by_path, "InputPath": "$.detail"})
+    transformer = {"InputPathsMap": {"n": "$.detail.n"}, "InputTemplate": '{"number": <n>}'}
+    put_rule(aws, source, {"Arn": by_transformer, "InputTransformer": transformer})
+
+    # when
+    put_event(aws, source, {"n": 5})
+
+    # then
+    assert execution_inputs(aws, by_path, 1) == [{"n": 5}]
+    assert execution_inputs(aws, by_transformer, 1) == [{"number": 5}]
+
+
+def test_without_input_the_whole_event_is_delivered(aws):
+    # given
+    source = f"test.{uuid.uuid4().hex[:8]}"
+    state_machine_arn = make_state_machine(aws)
+    put_rule(aws, source, {"Arn": state_machine_arn})
+
+    # when
+    put_event(aws, source, {"n": 9})
+
+    # then
+    (delivered,) = execution_inputs(aws, state_machine_arn, 1)
+    assert delivered["source"] == source
+    assert delivered["detail"] == {"n": 9}
+
+
+def test_a_lambda_target_is_invoked_asynchronously(aws, create_function):
+    # given
+    source = f"test.{uuid.uuid4().hex[:8]}"
+    name = create_function("def lambda_handler(event, context):\n    print('got', event['detail']['n'])\n")
+    arn = aws("lambda").get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    put_rule(aws, source, {"Arn": arn})
+
+    # when
+    put_event(aws, source, {"n": 3})
+
+    # then
+    deadline, messages = time.time() + 15, []
+    while time.time() < deadline and "got 3" not in messages:
+        time.sleep(0.3)
+        if aws("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]:
+            events = aws("logs").filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+            messages = [e["message"] for e in events]
+    assert "got 3" in messages
