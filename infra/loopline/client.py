@@ -31,7 +31,7 @@ class StackClient:
 
     def __init__(self, stack_name: str, *, endpoint_url: str | None = None, region: str = "us-east-1") -> None:
         self.stack_name = stack_name
-        session = boto3.session.Session(region_name=region)
+        session: Any = boto3.session.Session(region_name=region)  # Any: clients are used as plain dict APIs
         kwargs: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
         if endpoint_url:  # the emulator accepts any credentials; do not depend on the user's profile
             kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")

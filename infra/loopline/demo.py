@@ -44,24 +44,43 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def local_stack(stack_name: str, *, config: Path, workdir: Path, aws_port: int, api_port: int,
-                timeout: float = 300) -> Iterator[dict[str, Any]]:
+def local_stack(
+    stack_name: str, *, config: Path, workdir: Path, aws_port: int, api_port: int, timeout: float = 300
+) -> Iterator[dict[str, Any]]:
     """Run `loopline local up` in the background until the stack is ready; stop it afterwards."""
     workdir.mkdir(parents=True, exist_ok=True)
     ready_file = workdir / f"{stack_name}.ready.json"
     ready_file.unlink(missing_ok=True)
     log_path = workdir / f"{stack_name}.log"
-    command = [sys.executable, "-m", "loopline.cli", "local", "up", "--stack-name", stack_name,
-               "--aws-port", str(aws_port), "--api-port", str(api_port), "--config", str(config),
-               "--ready-file", str(ready_file), "--alarm-tick", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "loopline.cli",
+        "local",
+        "up",
+        "--stack-name",
+        stack_name,
+        "--aws-port",
+        str(aws_port),
+        "--api-port",
+        str(api_port),
+        "--config",
+        str(config),
+        "--ready-file",
+        str(ready_file),
+        "--alarm-tick",
+        "2",
+    ]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             deadline = time.monotonic() + timeout
             while not ready_file.exists():
                 if process.poll() is not None:
-                    raise RuntimeError(f"the emulator exited early ({process.returncode}); see {log_path}:\n"
-                                       + log_path.read_text()[-3000:])
+                    raise RuntimeError(
+                        f"the emulator exited early ({process.returncode}); see {log_path}:\n"
+                        + log_path.read_text()[-3000:]
+                    )
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the emulator was not ready after {timeout:.0f}s; see {log_path}")
                 time.sleep(0.3)
@@ -75,8 +94,9 @@ def local_stack(stack_name: str, *, config: Path, workdir: Path, aws_port: int, 
                     os.killpg(process.pid, signal.SIGKILL)
 
 
-def run_demo(*, config: Path = Path("pipeline.yaml"), workdir: Path = Path(".loopline"),
-             stack_name: str = "loopline-demo") -> int:
+def run_demo(
+    *, config: Path = Path("pipeline.yaml"), workdir: Path = Path(".loopline"), stack_name: str = "loopline-demo"
+) -> int:
     timeline = Timeline()
     aws_port, api_port = free_port(), free_port()
     print("Loopline demo: deploy the pipeline, not the model (everything runs offline on this machine)\n")
@@ -93,8 +113,10 @@ def run_demo(*, config: Path = Path("pipeline.yaml"), workdir: Path = Path(".loo
     for elapsed, message in timeline.events:
         print(f"  {elapsed:6.1f}s  {message}")
     total = time.monotonic() - timeline.start
-    print(f"\nSummary: champion {first} was replaced by {second} after the alarm fired on drifted data; "
-          f"whole demo {total:.0f}s wall time. Emulator log: {workdir / (stack_name + '.log')}")
+    print(
+        f"\nSummary: champion {first} was replaced by {second} after the alarm fired on drifted data; "
+        f"whole demo {total:.0f}s wall time. Emulator log: {workdir / (stack_name + '.log')}"
+    )
     return 0
 
 
@@ -102,7 +124,8 @@ def follow_training(stack: StackClient, timeline: Timeline, known: set[str]) -> 
     execution = stack.wait_for_new_execution(known, timeout=180)
     timeline.say(f"Training execution {execution['name']} started", record=True)
     described = stack.wait_for_execution(
-        execution["executionArn"], timeout=900,
+        execution["executionArn"],
+        timeout=900,
         on_state=lambda name, seconds: print(f"           +{seconds:5.1f}s  {name}", flush=True),
     )
     timeline.say(f"Training execution {described['status']}", record=True)
@@ -116,9 +139,12 @@ def show_champion(stack: StackClient, timeline: Timeline) -> dict[str, Any]:
     if response.status != 200:
         raise RuntimeError(f"GET /model answered {response.status}: {response.text}")
     model = response.body
-    timeline.say(f"Champion {model['model_version']}: {model['estimator']}, holdout {model['metric']} "
-                 f"{model['holdout_score']:.3f} (cv {model['cv_score']:.3f}), trained on "
-                 f"{len(model['dataset_versions'])} dataset version(s)", record=True)
+    timeline.say(
+        f"Champion {model['model_version']}: {model['estimator']}, holdout {model['metric']} "
+        f"{model['holdout_score']:.3f} (cv {model['cv_score']:.3f}), trained on "
+        f"{len(model['dataset_versions'])} dataset version(s)",
+        record=True,
+    )
     return model
 
 
@@ -131,17 +157,19 @@ def measure(stack: StackClient, timeline: Timeline, frame: Any, name: str, repor
         raise TimeoutError("the champion was not measured on the new batch within 180s")
     report = stack.read_json(sorted(keys)[-1])
     drift = report["drift"]
-    timeline.say(f"Champion {report['champion_version']} measured on it: {report['metric']} {report['value']:.3f} "
-                 f"(alarm threshold {report['alarm_threshold']}); drifted features "
-                 f"{drift['drifted_share']:.0%}, max PSI {drift['max_psi']:.2f}", record=True)
+    timeline.say(
+        f"Champion {report['champion_version']} measured on it: {report['metric']} {report['value']:.3f} "
+        f"(alarm threshold {report['alarm_threshold']}); drifted features "
+        f"{drift['drifted_share']:.0%}, max PSI {drift['max_psi']:.2f}",
+        record=True,
+    )
     return report
 
 
 def act_one(stack: StackClient, timeline: Timeline, initial: Any, fresh: Any) -> str:
     print("\nAct 1: a CSV in S3 becomes a served, versioned model")
     stack.upload_csv(initial, "breast-cancer-initial.csv")
-    timeline.say(f"Uploaded s3://{stack.bucket}/incoming/breast-cancer-initial.csv ({len(initial)} rows)",
-                 record=True)
+    timeline.say(f"Uploaded s3://{stack.bucket}/incoming/breast-cancer-initial.csv ({len(initial)} rows)", record=True)
     follow_training(stack, timeline, known=set())
     model = show_champion(stack, timeline)
 
@@ -149,11 +177,14 @@ def act_one(stack: StackClient, timeline: Timeline, initial: Any, fresh: Any) ->
     response = stack.predict(sample.drop(columns=[TARGET]).to_dict(orient="records"))
     if response.status != 200:
         raise RuntimeError(f"POST /predict answered {response.status}: {response.text}")
-    print(f"           POST {stack.outputs['PredictApiUrl']}predict (x-api-key) -> {response.status}, "
-          f"model_version {response.body['model_version']}")
+    print(
+        f"           POST {stack.outputs['PredictApiUrl']}predict (x-api-key) -> {response.status}, "
+        f"model_version {response.body['model_version']}"
+    )
     print(f"           {'actual':>10}  {'predicted':>10}  probabilities")
-    for actual, predicted, proba in zip(sample[TARGET], response.body["predictions"], response.body["probabilities"],
-                                        strict=True):
+    for actual, predicted, proba in zip(
+        sample[TARGET], response.body["predictions"], response.body["probabilities"], strict=True
+    ):
         shown = ", ".join(f"{k} {v:.3f}" for k, v in proba.items())
         print(f"           {actual:>10}  {predicted:>10}  {shown}")
 
@@ -166,6 +197,10 @@ def act_one(stack: StackClient, timeline: Timeline, initial: Any, fresh: Any) ->
 def act_two(stack: StackClient, timeline: Timeline, drift_a: Any, drift_b: Any) -> str:
     print("\nAct 2: the imaging software is recalibrated (sizes read 1.5x larger); labels stay correct")
     known = {e["executionArn"] for e in stack.executions()}
+    # the alarm averages each period's datapoints: start the new period so the drifted batch is judged alone
+    period = int(stack.alarm()["Period"])
+    timeline.say(f"(waiting {period}s for the alarm's next {period}s period)")
+    time.sleep(period)
     report = measure(stack, timeline, drift_a, "breast-cancer-recalibrated-1.csv", len(stack.keys("monitoring/")))
     if report["value"] >= report["alarm_threshold"]:
         print("           (the drift did not hurt this champion enough to cross the threshold)")

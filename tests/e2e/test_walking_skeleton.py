@@ -64,28 +64,24 @@ def test_training_states_are_the_templates_state_machine(trained: StackClient) -
     assert states[-1] == "Promoted"
 
 
-@pytest.mark.parametrize(
-    ("body", "needle"),
-    [
-        ({"records": [{"mean radius": 14.0}]}, "missing field"),
-        (None, "extra"),  # built below: a valid record plus an unknown field
-        (None, "must be a number"),  # built below: a string where a number belongs
-        ({"records": []}, "empty"),
-        (None, "at most"),  # built below: more records than MAX_BATCH_RECORDS
-        ({"rows": []}, '"records"'),
-    ],
-    ids=["missing-field", "extra-field", "wrong-type", "empty-batch", "oversized-batch", "no-records-key"],
-)
-def test_bad_prediction_requests_get_400_with_the_problem(trained: StackClient, batches: list[Any],
-                                                          body: Any, needle: str) -> None:
-    # given a valid record to start from
-    record = _records(batches[1], 1)[0]
-    if needle == "extra":
-        body = {"records": [{**record, "patient_name": "x"}]}
-    elif needle == "must be a number":
-        body = {"records": [{**record, "mean radius": "large"}]}
-    elif needle == "at most":
-        body = {"records": [record] * 1001}
+# case -> (request body built from a valid record and the batch limit, text the 400 message must contain)
+BAD_REQUESTS: dict[str, tuple[Callable[[dict[str, Any], int], Any], str]] = {
+    "missing-field": (lambda record, _: {"records": [{"mean radius": record["mean radius"]}]}, "missing field"),
+    "extra-field": (lambda record, _: {"records": [{**record, "patient_name": "x"}]}, "unknown field(s) patient_name"),
+    "wrong-type": (lambda record, _: {"records": [{**record, "mean radius": "large"}]}, "must be a number"),
+    "empty-batch": (lambda record, _: {"records": []}, "empty"),
+    "oversized-batch": (lambda record, limit: {"records": [record] * (limit + 1)}, "send at most"),
+    "no-records-key": (lambda record, _: {"rows": [record]}, '"records"'),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_prediction_requests_get_400_with_the_problem(trained: StackClient, batches: list[Any], case: str,
+                                                          template: dict[str, Any]) -> None:
+    # given a valid record to start from, made invalid in one way (the batch limit is template.yaml's)
+    variables = template["Resources"]["PredictFunction"]["Properties"]["Environment"]["Variables"]
+    build, needle = BAD_REQUESTS[case]
+    body = build(_records(batches[1], 1)[0], int(variables["MAX_BATCH_RECORDS"]))
 
     # when it is sent
     response = trained.http("POST", "predict", body)

@@ -147,7 +147,7 @@ def search_model(
 
 def _plans(task: Task, candidates: list[ModelCandidate] | None, seed: int) -> list[tuple[str, list[dict[str, Any]]]]:
     chosen = candidates or [ModelCandidate(name=name) for name in DEFAULT_CANDIDATES]  # type: ignore[arg-type]
-    plans = []
+    plans: list[tuple[str, list[dict[str, Any]]]] = []
     for candidate in chosen:
         space = candidate.params or DEFAULT_SPACES[(candidate.name, task)]
         defaults = ESTIMATORS[(candidate.name, task)](seed).get_params()

@@ -20,6 +20,7 @@ from loopline_runtime.schema import FeatureSchema
 from loopline_runtime.storage import ObjectStore
 
 QUALITY_METRIC_NAME = "ModelQuality"
+DRIFT_MIN_PSI_ROWS = 250
 
 
 def metric_namespace() -> str:
@@ -40,7 +41,8 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Any
     schema = FeatureSchema.from_dict(champion.manifest["schema"])
     metric = champion.manifest["metric"]
     scores = score_model(champion, frame, schema)
-    drift = measure_drift(champion.manifest["training_profile"], frame)
+    # PSI on ten bins is noisy below a few hundred rows; smaller batches are judged by the KS/chi-squared tests
+    drift = measure_drift(champion.manifest["training_profile"], frame, min_psi_rows=DRIFT_MIN_PSI_ROWS)
     pipeline = os.environ.get("PIPELINE_NAME", config.name)
     measured_at = datetime.now(UTC)
     dimensions = [{"Name": "Pipeline", "Value": pipeline}]
