@@ -1,0 +1,313 @@
+"""Handlers for real on moto: the stack's bucket, state machine and environment, built from template.yaml.
+
+Every name and setting comes from template.yaml (resolved as CloudFormation would for a stack called
+STACK_NAME) and from pipeline.yaml (through `loopline params`, as `make deploy` passes them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import re
+import sys
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import quote_plus
+
+import boto3
+import pandas as pd
+import pytest
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from loopline.params import stack_parameters
+from loopline_runtime.config import PipelineConfig, load_config
+from loopline_runtime.registry import CHAMPION_KEY, HISTORY_PREFIX, ModelRegistry
+from loopline_runtime.storage import ObjectStore
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STACK_NAME = "loopline-test"  # ours to choose, like `sam deploy --stack-name`
+REGION = "us-east-1"
+# moto runs no Lambda code without Docker; with use_docker off an invoke is accepted and echoed, which is all
+# the handlers under test need from it (they call each other only asynchronously).
+MOTO_CONFIG: dict[str, Any] = {"lambda": {"use_docker": False}}
+
+
+@dataclass
+class Stack:
+    """template.yaml resolved for one stack: parameters, physical names, function environments."""
+
+    template: dict[str, Any]
+    parameters: dict[str, str]
+    name: str = STACK_NAME
+    region: str = REGION
+    account: str = DEFAULT_ACCOUNT_ID
+    physical_ids: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for logical_id, resource in self.template["Resources"].items():
+            kind = resource["Type"]
+            properties = resource.get("Properties", {})
+            if kind == "AWS::Serverless::Function":
+                self.physical_ids[logical_id] = f"{self.name}-{logical_id}"
+            elif kind == "AWS::Serverless::StateMachine":
+                machine = self.resolve(properties["Name"])
+                self.physical_ids[logical_id] = f"arn:aws:states:{self.region}:{self.account}:stateMachine:{machine}"
+            elif kind == "AWS::S3::Bucket":
+                self.physical_ids[logical_id] = self.resolve(properties["BucketName"])
+
+    @property
+    def bucket(self) -> str:
+        return self.physical_ids["ArtifactBucket"]
+
+    def resources_of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.template["Resources"].items() if v["Type"] == kind}
+
+    def resolve(self, value: Any) -> Any:
+        """The value CloudFormation would substitute for Ref / Fn::Sub / Fn::GetAtt (the ones the template uses)."""
+        if isinstance(value, str | int | float):
+            return str(value)
+        if isinstance(value, dict) and "Ref" in value:
+            return self._ref(value["Ref"])
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            text = value["Fn::Sub"]
+            return re.sub(r"\$\{([^}]+)\}", lambda m: self._ref(m.group(1)), text)
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            logical_id, attribute = value["Fn::GetAtt"]
+            if attribute == "Arn":
+                return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.physical_ids[logical_id]}"
+            if attribute == "Name":
+                return self.physical_ids[logical_id].rsplit(":", 1)[-1]
+        raise NotImplementedError(f"cannot resolve {value!r}")
+
+    def _ref(self, name: str) -> str:
+        pseudo = {"AWS::StackName": self.name, "AWS::Region": self.region, "AWS::AccountId": self.account,
+                  "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        return self.physical_ids[name]
+
+    def function_logical_id(self, code_dir: str) -> str:
+        """The function resource whose CodeUri is functions/<code_dir>/."""
+        for logical_id, resource in self.resources_of_type("AWS::Serverless::Function").items():
+            if resource["Properties"]["CodeUri"].rstrip("/") == f"functions/{code_dir}":
+                return logical_id
+        raise KeyError(code_dir)
+
+    def function_environment(self, code_dir: str) -> dict[str, str]:
+        """Globals + the function's own environment variables, resolved."""
+        variables = dict(self.template["Globals"]["Function"]["Environment"]["Variables"])
+        own = self.template["Resources"][self.function_logical_id(code_dir)]["Properties"]
+        variables.update(own.get("Environment", {}).get("Variables", {}))
+        return {name: self.resolve(value) for name, value in variables.items()}
+
+    def state_machine_definition(self, logical_id: str) -> str:
+        """The ASL file with its DefinitionSubstitutions applied, as SAM deploys it."""
+        properties = self.template["Resources"][logical_id]["Properties"]
+        text = (REPO_ROOT / properties["DefinitionUri"]).read_text(encoding="utf-8")
+        for key, value in properties.get("DefinitionSubstitutions", {}).items():
+            text = text.replace("${" + key + "}", self.resolve(value))
+        return text
+
+
+@pytest.fixture
+def stack(template: dict[str, Any], pipeline_config: PipelineConfig) -> Stack:
+    parameters = {name: str(spec["Default"]) for name, spec in template["Parameters"].items() if "Default" in spec}
+    parameters.update(stack_parameters(pipeline_config))
+    return Stack(template, parameters)
+
+
+@pytest.fixture
+def aws_stack(stack: Stack, fast_pipeline_config_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """moto with the stack's bucket, training state machine and evaluate function; the test pipeline config."""
+    for name, value in {"AWS_DEFAULT_REGION": stack.region, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("LOOPLINE_PIPELINE_CONFIG", str(fast_pipeline_config_path))
+    with mock_aws(config=MOTO_CONFIG):
+        boto3.client("s3").create_bucket(Bucket=stack.bucket)
+        role = boto3.client("iam").create_role(RoleName="loopline-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        for logical_id in stack.resources_of_type("AWS::Serverless::StateMachine"):
+            machine_arn = stack.physical_ids[logical_id]
+            boto3.client("stepfunctions").create_state_machine(
+                name=machine_arn.rsplit(":", 1)[-1], definition=stack.state_machine_definition(logical_id),
+                roleArn=role)
+        # the evaluate function exists so ingest's asynchronous "measure the champion" invoke is accepted
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
+        boto3.client("lambda").create_function(
+            FunctionName=stack.physical_ids["EvaluateFunction"], Runtime="python3.12", Role=role,
+            Handler="app.lambda_handler", Code={"ZipFile": code.getvalue()})
+        yield stack
+
+
+@pytest.fixture
+def config(fast_pipeline_config_path: Path) -> PipelineConfig:
+    """The pipeline config the handlers run with."""
+    return load_config(fast_pipeline_config_path)
+
+
+@pytest.fixture
+def store(aws_stack: Stack) -> ObjectStore:
+    return ObjectStore(aws_stack.bucket, boto3.client("s3"))
+
+
+@pytest.fixture
+def registry(store: ObjectStore) -> ModelRegistry:
+    return ModelRegistry(store)
+
+
+@pytest.fixture
+def reset_metrics() -> Iterator[None]:
+    """Powertools keeps metrics in a shared set: each test starts with none."""
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
+
+    Metrics().clear_metrics()
+    reset_cold_start_flag()
+    yield
+    Metrics().clear_metrics()
+
+
+@pytest.fixture
+def load_handler(aws_stack: Stack, monkeypatch: pytest.MonkeyPatch,
+                 reset_metrics: None) -> Iterator[Callable[[str], ModuleType]]:
+    """Import functions/<name>/app.py with its template environment, inside moto, under a unique module name."""
+    loaded: list[str] = []
+
+    def load(function: str) -> ModuleType:
+        for name, value in aws_stack.function_environment(function).items():
+            monkeypatch.setenv(name, value)
+        module_name = f"loopline_test_{function}_app_{uuid.uuid4().hex[:8]}"
+        spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / "functions" / function / "app.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        loaded.append(module_name)
+        spec.loader.exec_module(module)
+        return module
+
+    yield load
+    for module_name in loaded:
+        sys.modules.pop(module_name, None)
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+@pytest.fixture
+def upload(aws_stack: Stack, load_event: Callable[[str], dict[str, Any]]) -> Callable[[str, bytes | pd.DataFrame],
+                                                                                      dict[str, Any]]:
+    """Put a file into the bucket; return the S3 event notification for it (from tests/events, URL-encoded key)."""
+
+    def put(key: str, body: bytes | pd.DataFrame) -> dict[str, Any]:
+        data = _csv(body) if isinstance(body, pd.DataFrame) else body
+        boto3.client("s3").put_object(Bucket=aws_stack.bucket, Key=key, Body=data)
+        event = load_event("s3_put_incoming.json")
+        record = event["Records"][0]
+        record["awsRegion"] = aws_stack.region
+        record["s3"]["bucket"]["name"] = aws_stack.bucket
+        record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{aws_stack.bucket}"
+        record["s3"]["object"].update(key=quote_plus(key, safe="/"), size=len(data), eTag=hashlib.md5(data).hexdigest())
+        return event
+
+    return put
+
+
+@pytest.fixture
+def training_rows(breast_cancer: pd.DataFrame) -> pd.DataFrame:
+    """The first labeled upload."""
+    return breast_cancer.iloc[:200].reset_index(drop=True)
+
+
+@pytest.fixture
+def fresh_rows(breast_cancer: pd.DataFrame) -> pd.DataFrame:
+    """A later labeled batch of other rows (what monitoring measures the champion on)."""
+    return breast_cancer.iloc[200:320].reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def fitted_champion(breast_cancer: pd.DataFrame, pipeline_config: PipelineConfig) -> tuple[Any, dict[str, Any]]:
+    """A fitted pipeline and the manifest fields training records, made once (registering it is cheap)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from loopline_runtime.drift import build_profile
+    from loopline_runtime.modeling import build_pipeline
+    from loopline_runtime.schema import coerce_target, infer_schema
+
+    rows = breast_cancer.iloc[:200].astype(str)
+    schema = infer_schema(rows, pipeline_config)
+    X, y = rows[list(schema.features)], coerce_target(rows[schema.target], schema.task)
+    pipeline = build_pipeline(schema, LogisticRegression(max_iter=1000)).fit(X, y)
+    manifest = {
+        "pipeline": pipeline_config.name,
+        "task": schema.task.value,
+        "target": schema.target,
+        "schema": schema.to_dict(),
+        "classes": [str(c) for c in pipeline.classes_],
+        "metric": pipeline_config.metric_for(schema.task),
+        "estimator": "linear",
+        "params": {},
+        "dataset_versions": [],
+        "training_profile": build_profile(X, {n: k.value for n, k in schema.features.items()}),
+    }
+    return pipeline, manifest
+
+
+@pytest.fixture
+def register_model(registry: ModelRegistry,
+                   fitted_champion: tuple[Any, dict[str, Any]]) -> Callable[..., str]:
+    """Register a model version (the session's fitted pipeline unless another is given); returns the version."""
+
+    def register(pipeline: Any = None, **manifest_overrides: Any) -> str:
+        version = f"m-test-{uuid.uuid4().hex[:8]}"
+        fitted, manifest = fitted_champion
+        registry.register(version, pipeline if pipeline is not None else fitted, {**manifest, **manifest_overrides})
+        return version
+
+    return register
+
+
+@pytest.fixture
+def promote(registry: ModelRegistry) -> Callable[[str], dict[str, Any]]:
+    """Move the champion pointer as the state machine's promotion states do (history record, then pointer)."""
+
+    def move(version: str) -> dict[str, Any]:
+        promoted_at = datetime.now(UTC).isoformat()
+        record = {"version": version, "previous_version": registry.champion_version(), "metric": "f1",
+                  "score": 1.0, "promoted_at": promoted_at, "execution_arn": "manual", "reason": "test"}
+        registry.store.put_json(f"{HISTORY_PREFIX}{promoted_at}-{version}.json", record)
+        registry.store.put_bytes(CHAMPION_KEY, json.dumps(record).encode("utf-8"), content_type="application/json")
+        return record
+
+    return move
+
+
+@pytest.fixture
+def api_request(load_event: Callable[[str], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """An API Gateway proxy event for POST /predict (JSON body) or GET /model, from tests/events."""
+
+    def build(method: str, path: str, body: Any = None, *, raw_body: str | None = None) -> dict[str, Any]:
+        name = {("POST", "/predict"): "apigateway_post_predict.json",
+                ("GET", "/model"): "apigateway_get_model.json"}[(method, path)]
+        event = load_event(name)
+        if raw_body is not None:
+            event["body"] = raw_body
+        elif body is not None:
+            event["body"] = json.dumps(body)
+        return event
+
+    return build

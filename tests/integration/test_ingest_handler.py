@@ -1,0 +1,193 @@
+"""Ingest on moto: an upload becomes a dataset version (once) and starts training, or is quarantined with a reason."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pandas as pd
+import pytest
+
+from loopline_runtime.config import PipelineConfig
+from loopline_runtime.datasets import INDEX_PREFIX
+from loopline_runtime.ingest import QUARANTINE_PREFIX
+
+Stack = Any  # tests/integration/conftest.py's Stack
+Upload = Callable[[str, "bytes | pd.DataFrame"], dict[str, Any]]
+
+
+def _keys(bucket: str, prefix: str) -> list[str]:
+    response = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return [item["Key"] for item in response.get("Contents", [])]
+
+
+def _body(bucket: str, key: str) -> bytes:
+    return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _executions(stack: Stack) -> list[dict[str, Any]]:
+    sfn = boto3.client("stepfunctions")
+    return sfn.list_executions(stateMachineArn=stack.physical_ids["TrainingStateMachine"])["executions"]
+
+
+def test_good_csv_becomes_a_dataset_version_and_starts_training(
+    aws_stack: Stack, load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame,
+    config: PipelineConfig, lambda_context: Any,
+) -> None:
+    # given a labeled CSV uploaded to incoming/ and no champion yet
+    ingest = load_handler("ingest")
+    event = upload("incoming/breast-cancer.csv", training_rows)
+
+    # when S3 notifies the ingest function
+    result = ingest.lambda_handler(event, lambda_context)
+
+    # then a dataset version with its rows and a manifest exists
+    (outcome,) = result["results"]
+    assert outcome["status"] == "accepted"
+    version = outcome["dataset_version"]
+    manifest = json.loads(_body(aws_stack.bucket, f"datasets/{version}/manifest.json"))
+    assert manifest["version"] == version
+    assert manifest["source_key"] == "incoming/breast-cancer.csv"
+    assert manifest["rows"] == len(training_rows)
+    assert manifest["sha256"] == hashlib.sha256(_body(aws_stack.bucket, "incoming/breast-cancer.csv")).hexdigest()
+    assert manifest["schema"]["target"] == config.target
+    assert set(manifest["schema"]["features"]) == set(training_rows.columns) - {config.target}
+    assert set(manifest["profile"]["features"]) == set(manifest["schema"]["features"])
+    stored = pd.read_csv(io.BytesIO(_body(aws_stack.bucket, f"datasets/{version}/data.csv")))
+    assert len(stored) == len(training_rows)
+    assert set(stored.columns) == set(training_rows.columns)
+    # and, with no champion, the training state machine was started for this data
+    (execution,) = _executions(aws_stack)
+    assert execution["executionArn"] == outcome["execution_arn"]
+    started = boto3.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])
+    assert json.loads(started["input"]) == {"reason": "new_data", "dataset_version": version}
+
+
+def test_duplicate_delivery_makes_no_second_version(
+    aws_stack: Stack, load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame,
+    lambda_context: Any,
+) -> None:
+    # given an upload that was already ingested once
+    ingest = load_handler("ingest")
+    event = upload("incoming/breast-cancer.csv", training_rows)
+    first = ingest.lambda_handler(event, lambda_context)["results"][0]
+
+    # when S3 delivers the same event again (at-least-once delivery)
+    second = ingest.lambda_handler(event, lambda_context)["results"][0]
+
+    # then it is recognised as the same version: nothing new is written and no second training run starts
+    assert second["status"] == "duplicate"
+    assert second["dataset_version"] == first["dataset_version"]
+    assert len(_keys(aws_stack.bucket, INDEX_PREFIX)) == 1
+    assert len([k for k in _keys(aws_stack.bucket, "datasets/") if k.endswith("manifest.json")]) == 1
+    assert len(_executions(aws_stack)) == 1
+
+
+def test_same_rows_under_another_name_are_the_same_version(
+    aws_stack: Stack, load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame,
+    lambda_context: Any,
+) -> None:
+    # given the same file uploaded twice under different names
+    ingest = load_handler("ingest")
+    first = ingest.lambda_handler(upload("incoming/monday.csv", training_rows), lambda_context)["results"][0]
+
+    # when
+    second = ingest.lambda_handler(upload("incoming/tuesday.csv", training_rows), lambda_context)["results"][0]
+
+    # then (content-addressed versions)
+    assert (first["status"], second["status"]) == ("accepted", "duplicate")
+    assert second["dataset_version"] == first["dataset_version"]
+
+
+def test_url_encoded_keys_are_read(
+    aws_stack: Stack, load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame,
+    lambda_context: Any,
+) -> None:
+    # given a key with spaces (S3 notifications carry it URL-encoded: incoming/march+batch+%281%29.csv)
+    ingest = load_handler("ingest")
+    event = upload("incoming/march batch (1).csv", training_rows)
+    assert event["Records"][0]["s3"]["object"]["key"] == "incoming/march+batch+%281%29.csv"
+
+    # when
+    (outcome,) = ingest.lambda_handler(event, lambda_context)["results"]
+
+    # then the real key was read
+    assert outcome["status"] == "accepted"
+    assert outcome["source_key"] == "incoming/march batch (1).csv"
+
+
+@pytest.mark.parametrize(
+    ("make_body", "reason_code", "message_part"),
+    [
+        pytest.param(lambda rows, target: rows.to_csv(index=False).encode("utf-16"), "unparseable_csv",
+                     "export.csv is not UTF-8 text", id="unparseable"),
+        pytest.param(lambda rows, target: rows.drop(columns=[target]).to_csv(index=False).encode(),
+                     "missing_target", "is not in the upload", id="no-target"),
+    ],
+)
+def test_unusable_upload_is_quarantined_with_an_actionable_reason(
+    aws_stack: Stack, load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame,
+    config: PipelineConfig, lambda_context: Any, make_body: Callable[[pd.DataFrame, str], bytes],
+    reason_code: str, message_part: str,
+) -> None:
+    # given an upload that cannot be used
+    ingest = load_handler("ingest")
+    body = make_body(training_rows, config.target)
+    event = upload("incoming/export.csv", body)
+
+    # when
+    (outcome,) = ingest.lambda_handler(event, lambda_context)["results"]
+
+    # then the original is untouched in incoming/
+    assert outcome["status"] == "quarantined"
+    assert _body(aws_stack.bucket, "incoming/export.csv") == body
+    # and a copy sits in quarantine/ next to a reason.json a person can act on
+    copy_key = outcome["quarantine_key"]
+    assert copy_key.startswith(QUARANTINE_PREFIX) and copy_key.endswith("/export.csv")
+    assert _body(aws_stack.bucket, copy_key) == body
+    reason = json.loads(_body(aws_stack.bucket, copy_key.rsplit("/", 1)[0] + "/reason.json"))
+    assert reason["reason_code"] == reason_code
+    assert reason["source_key"] == "incoming/export.csv"
+    assert message_part in reason["message"]
+    assert reason["how_to_fix"]
+    assert reason["sha256"] == hashlib.sha256(body).hexdigest()
+    # and nothing was versioned or trained
+    assert _keys(aws_stack.bucket, "datasets/") == []
+    assert _executions(aws_stack) == []
+
+
+def test_missing_target_reason_names_the_target(
+    aws_stack: Stack, load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame,
+    config: PipelineConfig, lambda_context: Any,
+) -> None:
+    # given a CSV without the configured target column
+    ingest = load_handler("ingest")
+    event = upload("incoming/no-label.csv", training_rows.drop(columns=[config.target]))
+
+    # when
+    (outcome,) = ingest.lambda_handler(event, lambda_context)["results"]
+
+    # then the reason says which column is missing and how to fix it
+    assert f"the target column {config.target!r} is not in the upload" in outcome["reason"]["message"]
+    assert "target" in outcome["reason"]["how_to_fix"]
+
+
+def test_with_a_champion_a_new_batch_asks_for_monitoring_instead_of_training(
+    aws_stack: Stack, load_handler: Callable[[str], Any], upload: Upload, fresh_rows: pd.DataFrame,
+    register_model: Callable[..., str], promote: Callable[[str], Any], lambda_context: Any,
+) -> None:
+    # given a champion
+    promote(register_model())
+    ingest = load_handler("ingest")
+
+    # when a new labeled batch arrives
+    (outcome,) = ingest.lambda_handler(upload("incoming/fresh.csv", fresh_rows), lambda_context)["results"]
+
+    # then it is versioned, the champion is measured on it (async evaluate invoke), and no training starts
+    assert outcome["status"] == "accepted"
+    assert outcome["monitoring"] == "requested"
+    assert _executions(aws_stack) == []
