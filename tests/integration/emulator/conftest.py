@@ -102,3 +102,15 @@ def create_function(aws: Callable[[str], Any], tmp_path: Path) -> Callable[..., 
         return name
 
     return create
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    return free_port()
+
+
+@pytest.fixture
+def aws_session() -> Any:
+    """A boto3 session with the emulator's dummy credentials."""
+    return boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
