@@ -311,3 +311,23 @@ def api_request(load_event: Callable[[str], dict[str, Any]]) -> Callable[..., di
         return event
 
     return build
+
+
+@pytest.fixture
+def ingest(load_handler: Callable[[str], ModuleType], upload: Callable[..., dict[str, Any]],
+           lambda_context: Any) -> Callable[[str, pd.DataFrame], dict[str, Any]]:
+    """Upload a CSV and run the ingest function on its S3 event; returns the outcome for that file."""
+    handler = load_handler("ingest")
+
+    def run(key: str, rows: pd.DataFrame) -> dict[str, Any]:
+        (outcome,) = handler.lambda_handler(upload(key, rows), lambda_context)["results"]
+        return outcome
+
+    return run
+
+
+@pytest.fixture
+def state_machine_definition(stack: Stack) -> dict[str, Any]:
+    """The training state machine's ASL (its DefinitionUri in template.yaml), substitutions applied."""
+    (logical_id,) = stack.resources_of_type("AWS::Serverless::StateMachine")
+    return json.loads(stack.state_machine_definition(logical_id))
