@@ -29,7 +29,10 @@ MAX_BATCH_RECORDS = int(os.environ.get("MAX_BATCH_RECORDS", "1000"))
 
 @app.post("/predict")
 def predict() -> dict[str, Any]:
-    body = app.current_event.body
+    try:
+        body = app.current_event.decoded_body  # API Gateway base64-encodes bodies of binary media types
+    except ValueError:
+        raise InvalidRequest("the request body is flagged base64 but is not base64-encoded UTF-8 text") from None
     if not body:
         raise InvalidRequest('the request body is empty; send JSON like {"records": [{"feature": value, ...}]}')
     try:
