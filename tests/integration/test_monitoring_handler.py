@@ -1,0 +1,152 @@
+"""Monitoring on moto: the champion measured on a fresh labeled batch, published where the quality alarm looks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+from loopline_runtime.config import PipelineConfig
+from loopline_runtime.errors import NoChampion
+from loopline_runtime.registry import ModelRegistry
+
+Stack = Any  # tests/integration/conftest.py's Stack
+
+
+@pytest.fixture
+def quality_alarm(stack: Stack) -> dict[str, Any]:
+    """The alarm that starts retraining: what it watches, resolved from template.yaml."""
+    (properties,) = [r["Properties"] for r in stack.resources_of_type("AWS::CloudWatch::Alarm").values()
+                     if r["Properties"]["MetricName"] == "ModelQuality"]
+    return {
+        "Namespace": stack.resolve(properties["Namespace"]),
+        "MetricName": stack.resolve(properties["MetricName"]),
+        "Dimensions": [{"Name": d["Name"], "Value": stack.resolve(d["Value"])} for d in properties["Dimensions"]],
+        "Statistic": properties["Statistic"],
+    }
+
+
+@pytest.fixture
+def champion(register_model: Callable[..., str], promote: Callable[[str], Any]) -> str:
+    version = register_model()
+    promote(version)
+    return version
+
+
+def test_monitor_publishes_model_quality_where_the_alarm_looks(
+    champion: str, ingest: Callable[..., dict[str, Any]], fresh_rows: pd.DataFrame, load_handler: Callable[[str], Any],
+    load_event: Callable[[str], dict[str, Any]], quality_alarm: dict[str, Any], lambda_context: Any,
+) -> None:
+    # given a fresh labeled batch accepted while a champion serves (ingest asked for this measurement)
+    outcome = ingest("incoming/fresh.csv", fresh_rows)
+    assert outcome["monitoring"] == "requested"
+    event = load_event("evaluate_monitor_async.json")
+    event["dataset_version"] = outcome["dataset_version"]
+    evaluate = load_handler("evaluate")
+
+    # when the evaluate function measures the champion
+    report = evaluate.lambda_handler(event, lambda_context)
+
+    # then the quality metric the alarm watches exists, with the alarm's namespace and dimensions
+    cloudwatch = boto3.client("cloudwatch")
+    listed = cloudwatch.list_metrics(Namespace=quality_alarm["Namespace"], MetricName=quality_alarm["MetricName"],
+                                     Dimensions=quality_alarm["Dimensions"])["Metrics"]
+    assert len(listed) == 1
+    # and its datapoint is the measured value
+    now = datetime.now(UTC)
+    stats = cloudwatch.get_metric_statistics(
+        Namespace=quality_alarm["Namespace"], MetricName=quality_alarm["MetricName"],
+        Dimensions=quality_alarm["Dimensions"], StartTime=now - timedelta(hours=1), EndTime=now + timedelta(hours=1),
+        Period=60, Statistics=[quality_alarm["Statistic"]])["Datapoints"]
+    assert [point[quality_alarm["Statistic"]] for point in stats] == [pytest.approx(report["value"])]
+    assert report["champion_version"] == champion
+    assert report["dataset_version"] == outcome["dataset_version"]
+
+
+def test_monitor_value_is_the_champions_metric_on_the_batch(
+    champion: str, ingest: Callable[..., dict[str, Any]], fresh_rows: pd.DataFrame, load_handler: Callable[[str], Any],
+    load_event: Callable[[str], dict[str, Any]], registry: ModelRegistry, config: PipelineConfig,
+    lambda_context: Any,
+) -> None:
+    # given
+    outcome = ingest("incoming/fresh.csv", fresh_rows)
+    event = {**load_event("evaluate_monitor_async.json"), "dataset_version": outcome["dataset_version"]}
+    evaluate = load_handler("evaluate")
+    model = registry.load(champion)
+    expected = f1_score(fresh_rows[config.target],
+                        model.pipeline.predict(fresh_rows.drop(columns=[config.target])), average="macro")
+
+    # when
+    report = evaluate.lambda_handler(event, lambda_context)
+
+    # then (the pipeline's metric is macro F1)
+    assert report["metric"] == config.metric == "f1"
+    assert report["value"] == pytest.approx(expected)
+
+
+def test_monitor_writes_a_report(
+    champion: str, ingest: Callable[..., dict[str, Any]], fresh_rows: pd.DataFrame, load_handler: Callable[[str], Any],
+    load_event: Callable[[str], dict[str, Any]], registry: ModelRegistry, config: PipelineConfig,
+    stack: Stack, lambda_context: Any,
+) -> None:
+    # given
+    outcome = ingest("incoming/fresh.csv", fresh_rows)
+    event = {**load_event("evaluate_monitor_async.json"), "dataset_version": outcome["dataset_version"]}
+    evaluate = load_handler("evaluate")
+
+    # when
+    result = evaluate.lambda_handler(event, lambda_context)
+
+    # then a JSON report sits under monitoring/ with the measurement, the threshold and the drift summary
+    assert result["report_key"].startswith("monitoring/")
+    report = registry.store.get_json(result["report_key"])
+    assert report["champion_version"] == champion
+    assert report["dataset_version"] == outcome["dataset_version"]
+    assert report["rows"] == len(fresh_rows)
+    assert report["value"] == result["value"]
+    assert report["alarm_threshold"] == config.alarm.threshold
+    assert report["pipeline"] == stack.function_environment("evaluate")["PIPELINE_NAME"]
+    assert report["reason"] == "new_data"
+    assert report["drift"]["drifted_share"] == result["drifted_share"]
+    assert {f["name"] for f in report["drift"]["features"]} == set(registry.manifest(champion)["schema"]["features"])
+
+
+def test_the_daily_schedule_measures_the_newest_batch(
+    champion: str, ingest: Callable[..., dict[str, Any]], breast_cancer: pd.DataFrame,
+    load_handler: Callable[[str], Any], stack: Stack, lambda_context: Any,
+) -> None:
+    # given two accepted batches, and the schedule's payload as template.yaml defines it
+    ingest("incoming/older.csv", breast_cancer.iloc[200:300])
+    newest = ingest("incoming/newer.csv", breast_cancer.iloc[300:400])
+    evaluate_id = stack.function_logical_id("evaluate")
+    events = stack.template["Resources"][evaluate_id]["Properties"]["Events"]
+    (schedule,) = [e["Properties"] for e in events.values() if e["Type"] == "Schedule"]
+    evaluate = load_handler("evaluate")
+
+    # when the schedule fires
+    report = evaluate.lambda_handler(json.loads(schedule["Input"]), lambda_context)
+
+    # then the newest batch was measured
+    assert report["dataset_version"] == newest["dataset_version"]
+
+
+def test_monitor_without_a_champion_says_so(
+    aws_stack: Stack, ingest: Callable[..., dict[str, Any]], fresh_rows: pd.DataFrame,
+    load_handler: Callable[[str], Any], load_event: Callable[[str], dict[str, Any]], quality_alarm: dict[str, Any],
+    lambda_context: Any,
+) -> None:
+    # given a dataset but no champion
+    outcome = ingest("incoming/fresh.csv", fresh_rows)
+    event = {**load_event("evaluate_monitor_async.json"), "dataset_version": outcome["dataset_version"]}
+    evaluate = load_handler("evaluate")
+
+    # when / then
+    with pytest.raises(NoChampion, match="no champion to monitor yet"):
+        evaluate.lambda_handler(event, lambda_context)
+    assert boto3.client("cloudwatch").list_metrics(Namespace=quality_alarm["Namespace"])["Metrics"] == []
