@@ -18,7 +18,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ import boto3
 import pytest
 import yaml
 
+from loopline.client import StackClient
+from loopline.demo import local_stack as run_local_stack
 from loopline_runtime.config import PipelineConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -132,3 +136,21 @@ def local_stack(local_stack_config_path: Path, tmp_path_factory: pytest.TempPath
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="session")
+def start_stack(local_stack_config_path: Path, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[Callable[..., StackClient]]:
+    """A factory of fresh stacks (own emulator, ports and in-memory state), seen through the public StackClient;
+    all are stopped at the end of the session."""
+    workdir = tmp_path_factory.mktemp("stacks")
+    with ExitStack() as stacks:
+
+        def start(config: Path | None = None) -> StackClient:
+            name = f"e2e-{uuid.uuid4().hex[:6]}"
+            aws_port = _free_port()
+            stacks.enter_context(run_local_stack(name, config=config or local_stack_config_path, workdir=workdir,
+                                                 aws_port=aws_port, api_port=_free_port()))
+            return StackClient(name, endpoint_url=f"http://127.0.0.1:{aws_port}")
+
+        yield start

@@ -56,3 +56,8 @@ class InvalidRequest(LooplineError):
 
 class TrainingFailed(LooplineError):
     """Training could not produce a model (bad data for the chosen task, every candidate failed, ...)."""
+
+
+class TrainingUpToDate(LooplineError):
+    """A model was already trained on exactly these dataset versions with this config (training is seeded, so a
+    rerun would reproduce it); the run stands aside."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,11 +17,13 @@ from sklearn.model_selection import train_test_split
 
 from loopline_runtime.config import PipelineConfig, Task
 from loopline_runtime.datasets import DatasetCatalog
-from loopline_runtime.errors import TrainingFailed
+from loopline_runtime.errors import TrainingFailed, TrainingUpToDate
 from loopline_runtime.modeling import evaluate_pipeline, search_model
 from loopline_runtime.registry import ModelRegistry, new_model_version
 from loopline_runtime.schema import FeatureSchema, coerce_target
+from loopline_runtime.storage import ObjectExists, ObjectNotFound
 
+FINGERPRINT_PREFIX = "models/_fingerprints/"
 # keep this much of the Lambda's time for registering the model after the search
 REGISTER_MARGIN_SECONDS = 60
 
@@ -53,6 +58,16 @@ def train_challenger(
     started = datetime.now(UTC)
     clock_start = time.monotonic()
     datasets = catalog.newest(config.training.window)
+    fingerprint = training_fingerprint([d.version for d in datasets], config)
+    marker = f"{FINGERPRINT_PREFIX}{fingerprint}"
+    try:
+        existing = registry.store.get_json(marker)
+        raise TrainingUpToDate(
+            f"model {existing['model_version']} was already trained on dataset versions "
+            f"{', '.join(d.version for d in datasets)} with this config; a seeded rerun would reproduce it"
+        )
+    except ObjectNotFound:
+        pass
     schema = FeatureSchema.from_dict(datasets[-1].manifest["schema"])
     frames = [catalog.load(dataset) for dataset in datasets]
     frame = pd.concat([f[[c for c in f.columns if c in (*schema.features, schema.target)]] for f in frames],
@@ -106,7 +121,18 @@ def train_challenger(
         "started_at": started.isoformat(),
         "training_seconds": round(time.monotonic() - clock_start, 3),
     })
+    # a concurrent run may have finished first with the same inputs: both models are registered, each is gated
+    with contextlib.suppress(ObjectExists):
+        registry.store.put_json(marker, {"model_version": version}, create_only=True)
     return TrainingResult(version, holdout_key, metric, result.cv_score, result.candidate)
+
+
+def training_fingerprint(dataset_versions: list[str], config: PipelineConfig) -> str:
+    """What determines a trained model: the data window and the settings that shape training."""
+    shaping = config.model_dump(mode="json", include={"target", "task", "features", "ignore", "metric", "training",
+                                                      "models"})
+    payload = json.dumps({"datasets": dataset_versions, "config": shaping}, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
 def _split(X: pd.DataFrame, y: pd.Series, task: Task, config: PipelineConfig) -> Any:
