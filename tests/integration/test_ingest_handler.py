@@ -191,3 +191,34 @@ def test_with_a_champion_a_new_batch_asks_for_monitoring_instead_of_training(
     assert outcome["status"] == "accepted"
     assert outcome["monitoring"] == "requested"
     assert _executions(aws_stack) == []
+
+
+def test_a_later_upload_must_match_the_accepted_schema(
+    aws_stack: Stack, ingest: Callable[..., dict[str, Any]], breast_cancer: pd.DataFrame, config: PipelineConfig,
+) -> None:
+    # given an accepted first upload (it fixes the schema)
+    ingest("incoming/first.csv", breast_cancer.iloc[:200])
+    feature = next(c for c in breast_cancer.columns if c != config.target)
+
+    # when a later upload lacks one of its feature columns
+    outcome = ingest("incoming/second.csv", breast_cancer.iloc[200:400].drop(columns=[feature]))
+
+    # then it is quarantined, naming the column
+    assert outcome["status"] == "quarantined"
+    assert outcome["reason"]["reason_code"] == "schema_mismatch"
+    assert f"feature column(s) {feature!r}" in outcome["reason"]["message"]
+
+
+def test_an_upload_below_the_configured_minimum_is_quarantined(
+    aws_stack: Stack, ingest: Callable[..., dict[str, Any]], training_rows: pd.DataFrame, config: PipelineConfig,
+) -> None:
+    # given fewer labeled rows than training.min_rows
+    rows = training_rows.head(config.training.min_rows - 1)
+
+    # when
+    outcome = ingest("incoming/small.csv", rows)
+
+    # then
+    assert outcome["status"] == "quarantined"
+    assert outcome["reason"]["reason_code"] == "too_few_rows"
+    assert f"needs at least {config.training.min_rows}" in outcome["reason"]["message"]

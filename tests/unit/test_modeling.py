@@ -204,3 +204,45 @@ def test_search_fails_with_a_reason_when_no_candidate_trains(
     with pytest.raises(TrainingFailed, match="no model candidate could be trained on this data"):
         search_model(mixed_schema, X, y, metric="f1", seed=SEED, time_budget_seconds=10_000,
                      candidates=_candidates(("linear", {})), clock=ticking_clock)
+
+
+ODD_VALUES = [None, True, 0, -0.0, 1e308, 2**70, "", " ", "NaN", "inf", "1e400", "12", "yes", "2024-13-45",
+              "9999-12-31", "x" * 1000, "caf\u00e9", "2024-01-01T00:00:00+05:00"]
+
+
+@pytest.fixture(scope="module")
+def served_pipeline() -> Any:
+    """A fitted pipeline over every feature type (module-scoped: fitted once for the value sweep)."""
+    from loopline_runtime.schema import FeatureSchema
+
+    schema = FeatureSchema(target="y", task=Task.CLASSIFICATION, features={
+        "n": FeatureType.NUMERIC, "c": FeatureType.CATEGORICAL, "b": FeatureType.BOOLEAN, "d": FeatureType.DATE})
+    rng = np.random.default_rng(SEED)
+    X = pd.DataFrame({"n": rng.normal(size=40).astype(str), "c": rng.choice(["a", "b"], 40),
+                      "b": rng.choice(["yes", "no"], 40), "d": [f"2024-01-{i % 28 + 1:02d}" for i in range(40)]},
+                     dtype=object)
+    y = pd.Series(rng.choice(["p", "q"], 40))
+    return schema, build_pipeline(schema, LogisticRegression()).fit(X, y)
+
+
+@pytest.mark.parametrize("field", ["n", "c", "b", "d"])
+@pytest.mark.parametrize("value", ODD_VALUES, ids=lambda v: repr(v)[:20])
+def test_whatever_request_validation_accepts_the_pipeline_can_predict(served_pipeline: Any, field: str,
+                                                                      value: Any) -> None:
+    # given a request with one odd JSON value (the API's 400s come from validation, never from the model)
+    from loopline_runtime.errors import InvalidRequest
+    from loopline_runtime.schema import records_to_frame
+
+    schema, pipeline = served_pipeline
+    record = {"n": 1.0, "c": "a", "b": True, "d": "2024-01-05", field: value}
+    try:
+        frame = records_to_frame([record], schema, max_records=1)
+    except InvalidRequest:
+        return  # rejected with a message: a 400
+
+    # when
+    proba = pipeline.predict_proba(frame)
+
+    # then
+    assert proba.shape == (1, 2)
+    assert np.isfinite(proba).all()
