@@ -284,3 +284,25 @@ def test_predictions_are_counted_in_cloudwatch_metrics(
     assert [m["Name"] for m in directive["Metrics"]] == ["Predictions"]
     assert emf["Predictions"] in (3, [3])
     assert emf["Pipeline"] == environment["PIPELINE_NAME"]
+
+
+def test_openapi_document_describes_the_champions_records(
+    champion: str, load_handler: Callable[[str], Any], api_request: Callable[..., dict[str, Any]],
+    registry: ModelRegistry, max_batch_records: int, lambda_context: Any,
+) -> None:
+    # given
+    predict = load_handler("predict")
+    event = api_request("GET", "/model")
+    event.update(path="/openapi.json", resource="/openapi.json")
+    event["requestContext"].update(path="/Prod/openapi.json", resourcePath="/openapi.json")
+
+    # when
+    status, document = _call(predict, event, lambda_context)
+
+    # then a client can build a valid request from it
+    assert status == 200
+    record = document["components"]["schemas"]["Record"]
+    assert record["required"] == list(registry.manifest(champion)["schema"]["features"])
+    assert record["additionalProperties"] is False
+    body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["records"]["maxItems"] == max_batch_records
