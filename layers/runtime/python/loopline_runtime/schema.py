@@ -152,6 +152,9 @@ def _looks_like_id(name: str, series: pd.Series) -> bool:
 
 def infer_feature_type(name: str, series: pd.Series) -> FeatureType | None:
     """The feature type a column looks like, or None for an id-like column that should be ignored."""
+    # dates first: a daily series has a unique value per row, like an id, but carries signal
+    if not pd.api.types.is_numeric_dtype(series) and _looks_like_date(series):
+        return FeatureType.DATE
     if _looks_like_id(name, series):
         return None
     if _looks_boolean(series):
