@@ -134,8 +134,33 @@ def parse_config(data: Any, source: str = "pipeline config") -> PipelineConfig:
         problems = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            problems.append(f"  - {field}: {err['msg']}")
+            problems.append(f"  - {field}: {err['msg']}{_fix_hint(err)}")
         raise InvalidConfig(f"{source} is invalid:\n" + "\n".join(problems)) from None
+
+
+_EXAMPLES = {
+    "name": "name: my-pipeline  (lowercase letters, digits and dashes, at most 40 characters)",
+    "target": "target: the_label_column",
+    "gate": "gate: {threshold: 0.8}",
+    "gate.threshold": "gate: {threshold: 0.8}",
+    "alarm": "alarm: {threshold: 0.75}",
+    "alarm.threshold": "alarm: {threshold: 0.75}",
+}
+
+
+def _fix_hint(err: Any) -> str:
+    """How to fix one pydantic error, in the config's own terms."""
+    field = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    if kind == "missing":
+        return f"; add it, e.g. `{_EXAMPLES.get(field, field + ': ...')}`"
+    if kind == "extra_forbidden":
+        return "; remove it or fix its spelling (see `loopline init --help` for a commented example)"
+    if kind == "enum" or kind == "literal_error":
+        return ""  # pydantic already lists the allowed values
+    if field in _EXAMPLES:
+        return f"; e.g. `{_EXAMPLES[field]}`"
+    return ""
 
 
 def load_config(path: str | Path) -> PipelineConfig:
