@@ -16,8 +16,9 @@ class TrainingAlreadyRunning(LooplineError):
 
 def execution_name(reason: str, subject: str) -> str:
     """A unique, valid Step Functions execution name (80 chars of [A-Za-z0-9-_])."""
-    raw = f"{reason}-{subject}-{uuid.uuid4().hex[:8]}"
-    return re.sub(r"[^A-Za-z0-9_-]", "-", raw)[-80:]
+    reason = re.sub(r"[^A-Za-z0-9_-]", "-", reason)[:20]
+    subject = re.sub(r"[^A-Za-z0-9_-]", "-", subject)[: 80 - len(reason) - 10]
+    return f"{reason}-{subject}-{uuid.uuid4().hex[:8]}"
 
 
 def start_training(sfn: Any, state_machine_arn: str, *, reason: str, dataset_version: str | None = None) -> str:
