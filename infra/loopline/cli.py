@@ -6,9 +6,21 @@ Add a subcommand by writing `_cmd_<name>(args) -> int` and registering it in `bu
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from loopline_runtime.errors import LooplineError
+
+# Subcommands raise a LooplineError (InvalidConfig, UnparseableCsv, InitRefused...) whose message is written for
+# the user: main() prints it on one stderr line and exits with the command's error code, without a traceback.
+EXIT_REFUSED = 1
+EXIT_INVALID_CONFIG = 2
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _cmd_local_up(args: argparse.Namespace) -> int:
@@ -72,19 +84,174 @@ def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     demo.set_defaults(handler=_cmd_demo)
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    """Write a commented pipeline config for a CSV."""
+    from loopline.init_config import (
+        InitRefused,
+        check_pipeline_name,
+        pipeline_name_for,
+        profile_data,
+        render_config,
+        summary,
+        write_config,
+    )
+    from loopline_runtime.config import load_config
+    from loopline_runtime.schema import read_csv
+
+    data, output = Path(args.data), Path(args.output)
+    name = check_pipeline_name(args.name) if args.name else pipeline_name_for(data)
+    if output.exists() and not args.force:  # before the (possibly slow) read: fail fast
+        raise InitRefused(f"{output} already exists; pass --force to overwrite it or --output to write elsewhere")
+    try:
+        body = data.read_bytes()
+    except OSError as exc:
+        raise InitRefused(f"cannot read {data}: {exc.strerror or exc}") from None
+    profile = profile_data(read_csv(body, source=str(data)), args.target, source=str(data))
+    command = shlex.join(["loopline", "init", str(data), "--target", args.target])
+    write_config(render_config(profile, name, command=command), output, force=args.force)
+    load_config(output)  # the file must load as written; a failure here is a bug, and says so loudly
+    print(summary(profile, output))
+    return 0
+
+
+def _add_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    init = subparsers.add_parser(
+        "init",
+        help="write a commented pipeline config for your CSV",
+        description="Read DATA.csv, infer each column's type, the task and a default metric with the same rules "
+        "the pipeline applies, and write a commented pipeline config (every setting, what it does, its allowed "
+        "values) for you to review and edit. Id-like columns are listed under `ignore`. The gate and alarm "
+        "thresholds are set just above a trivial baseline measured on the data (majority class or mean): raise "
+        "them after your first run.",
+        epilog=_examples(
+            "loopline example wine --output wine.csv",
+            "loopline init wine.csv --target cultivar",
+            "loopline init data/churn.csv --target churned --name churn --output churn.yaml",
+            "loopline init data/churn.csv --target churned --force     # replace an existing pipeline.yaml",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    init.add_argument("data", metavar="DATA.csv", help="a labeled CSV (UTF-8, header row)")
+    init.add_argument("--target", required=True, metavar="COLUMN", help="the column to predict")
+    init.add_argument("--output", default="pipeline.yaml", metavar="FILE",
+                      help="file to write (default pipeline.yaml)")
+    init.add_argument("--name", help="pipeline name (default: from the CSV's file name)")
+    init.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    init.set_defaults(handler=_cmd_init, error_code=EXIT_REFUSED)
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    """Print the stack parameters for `sam deploy --parameter-overrides`."""
+    from loopline.params import stack_parameters
+    from loopline_runtime.config import load_config
+
+    parameters = stack_parameters(load_config(args.config))
+    print(" ".join(shlex.quote(f"{key}={value}") for key, value in parameters.items()))
+    return 0
+
+
+def _add_params(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    params = subparsers.add_parser(
+        "params",
+        help="print template parameters from a pipeline config (for sam deploy --parameter-overrides)",
+        description="Validate the pipeline config and print template.yaml's Parameters derived from it "
+        "(pipeline name, quality metric, alarm threshold and settings) as space-separated Key=Value pairs, "
+        "shell-quoted where needed. `make deploy` passes them to `sam deploy --parameter-overrides`.",
+        epilog=_examples(
+            "loopline params",
+            "loopline params --config wine.yaml",
+            'sam deploy --parameter-overrides $(loopline params --config wine.yaml)',
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    params.add_argument("--config", default="pipeline.yaml", help="pipeline config (default pipeline.yaml)")
+    params.set_defaults(handler=_cmd_params, error_code=EXIT_INVALID_CONFIG)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    """Validate a pipeline config."""
+    from loopline_runtime.config import load_config
+
+    load_config(args.config)
+    print("ok")
+    return 0
+
+
+def _add_validate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    validate = subparsers.add_parser(
+        "validate",
+        help="check a pipeline config",
+        description="Validate a pipeline config with the same rules as `sam build`, `loopline local up` and the "
+        "Lambdas. Prints `ok`, or the problems (each field and why) with exit code 2.",
+        epilog=_examples("loopline validate", "loopline validate --config wine.yaml"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    validate.add_argument("--config", default="pipeline.yaml", help="pipeline config (default pipeline.yaml)")
+    validate.set_defaults(handler=_cmd_validate, error_code=EXIT_INVALID_CONFIG)
+
+
+def _cmd_example(args: argparse.Namespace) -> int:
+    """Write a bundled example data set as CSV."""
+    from loopline.examples import example_datasets
+    from loopline.init_config import InitRefused
+
+    example = example_datasets()[args.name]
+    output = Path(args.output or f"{example.name}.csv")
+    if output.exists() and not args.force:
+        raise InitRefused(f"{output} already exists; pass --force to overwrite it or --output to write elsewhere")
+    frame = example.load()
+    try:
+        frame.to_csv(output, index=False)
+    except OSError as exc:
+        raise InitRefused(f"cannot write {output}: {exc.strerror or exc}") from None
+    print(f"Wrote {output}: {example.description} ({len(frame)} rows; label column {example.target!r}).")
+    print(f"Next: loopline init {shlex.quote(str(output))} --target {shlex.quote(example.target)}")
+    return 0
+
+
+def _add_example(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from loopline.examples import example_datasets
+
+    examples = example_datasets()
+    example = subparsers.add_parser(
+        "example",
+        help="write a bundled example data set as CSV (to try `loopline init` on)",
+        description="Write one of scikit-learn's bundled data sets (offline) as a labeled CSV:\n"
+        + "\n".join(f"  {e.name:<14} {e.description}; label column {e.target!r}" for e in examples.values()),
+        epilog=_examples(
+            "loopline example wine --output wine.csv",
+            "loopline init wine.csv --target cultivar",
+            "loopline example diabetes     # writes diabetes.csv (a regression target)",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    example.add_argument("name", metavar="NAME", choices=list(examples), help=f"one of: {', '.join(examples)}")
+    example.add_argument("--output", metavar="FILE", help="CSV to write (default NAME.csv)")
+    example.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    example.set_defaults(handler=_cmd_example, error_code=EXIT_REFUSED)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="loopline", description="Deploy the pipeline, not the model.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_local(subparsers)
     _add_demo(subparsers)
+    _add_init(subparsers)
+    _add_example(subparsers)
+    _add_validate(subparsers)
+    _add_params(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `loopline` script."""
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except LooplineError as exc:
+        print(f"loopline {args.command}: error: {exc}", file=sys.stderr)
+        return int(getattr(args, "error_code", EXIT_REFUSED))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 
 TARGET = "diagnosis"
 
@@ -37,3 +40,51 @@ def recalibrated_sensors(frame: pd.DataFrame, *, factor: float = 1.5) -> pd.Data
         power = 2 if "area" in column else 1
         drifted[column] = (drifted[column] * factor**power).round(4)
     return drifted
+
+
+# ---------------------------------------------------------------- `loopline example`: data to try `loopline init` on
+
+
+def iris() -> pd.DataFrame:
+    """Fisher's 150 iris flowers: four measurements in cm and the species as text (3 classes)."""
+    data = load_iris(as_frame=True)
+    frame = data.frame.drop(columns=["target"]).copy()
+    frame["species"] = [str(data.target_names[i]) for i in data.target]
+    return frame
+
+
+def wine() -> pd.DataFrame:
+    """178 Italian wines: 13 chemical measurements and the cultivar as text (class_0, class_1, class_2)."""
+    data = load_wine(as_frame=True)
+    frame = data.frame.drop(columns=["target"]).copy()
+    frame["cultivar"] = [str(data.target_names[i]) for i in data.target]
+    return frame
+
+
+def diabetes() -> pd.DataFrame:
+    """442 diabetes patients in original units (age, sex, bmi, blood pressure, six serum measurements) and a
+    quantitative measure of disease progression one year later (a regression target)."""
+    data = load_diabetes(as_frame=True, scaled=False)
+    return data.frame.rename(columns={"target": "progression"})
+
+
+@dataclass(frozen=True)
+class ExampleDataset:
+    """A bundled data set `loopline example NAME` writes as CSV (scikit-learn's copies: no network)."""
+
+    name: str
+    target: str
+    description: str
+    load: Callable[[], pd.DataFrame]
+
+
+def example_datasets() -> dict[str, ExampleDataset]:
+    """The data sets `loopline example` offers, by name."""
+    examples = [
+        ExampleDataset("breast-cancer", TARGET, "569 tumours, 30 measurements, benign/malignant", breast_cancer),
+        ExampleDataset("iris", "species", "150 flowers, 4 measurements, 3 species", iris),
+        ExampleDataset("wine", "cultivar", "178 wines, 13 chemical measurements, 3 cultivars", wine),
+        ExampleDataset("diabetes", "progression", "442 patients, 10 measurements, disease progression (regression)",
+                       diabetes),
+    ]
+    return {example.name: example for example in examples}

@@ -1,0 +1,417 @@
+"""`loopline init`: a commented pipeline config for a user's CSV, proposed by the runtime's own schema inference.
+
+The types, the ignored columns and the task come from `loopline_runtime.schema.infer_schema` (the rules the
+Lambdas apply to a config without `features`); this module only describes the data around them (levels, missing
+values, ranges) and turns the result into a YAML file a person can read and edit.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import annotated_types
+import pandas as pd
+import yaml
+from pydantic import BaseModel
+
+from loopline_runtime.config import (
+    DEFAULT_METRIC,
+    METRICS,
+    AlarmConfig,
+    FeatureType,
+    GateConfig,
+    ModelCandidate,
+    PipelineConfig,
+    Task,
+    TrainingConfig,
+    higher_is_better,
+)
+from loopline_runtime.errors import LooplineError
+from loopline_runtime.features import DATE_PARTS
+from loopline_runtime.metrics import score
+from loopline_runtime.schema import coerce_target, infer_schema
+
+# a numeric column of at most this many distinct integers may be codes rather than quantities
+LOW_CARDINALITY_INTEGERS = 10
+# a text column with more distinct values than this share of its rows is more like free text than a category
+FREE_TEXT_SHARE = 0.5
+LEVELS_SHOWN = 5
+COMMENT_COLUMN = 36
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+# Labeled batches arrive irregularly: a period without one keeps the alarm's state instead of clearing it.
+TREAT_MISSING_DATA = "ignore"
+
+
+class InitRefused(LooplineError):
+    """`loopline init` cannot write a config for this data or to this file; the message says why."""
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """One non-target column: its inferred type (None: ignored as id-like) and what a person should know."""
+
+    name: str
+    kind: FeatureType | None
+    note: str
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The score of a model that learned nothing (majority class / mean), measured on the data itself."""
+
+    metric: str
+    score: float
+    predictor: str
+
+
+@dataclass(frozen=True)
+class DataProfile:
+    """What `loopline init` learned about a CSV."""
+
+    source: str
+    rows: int
+    target: str
+    task: Task
+    task_note: str
+    columns: list[ColumnProfile]
+    baseline: Baseline
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def features(self) -> dict[str, FeatureType]:
+        return {c.name: c.kind for c in self.columns if c.kind is not None}
+
+    @property
+    def ignored(self) -> list[ColumnProfile]:
+        return [c for c in self.columns if c.kind is None]
+
+    @property
+    def metric(self) -> str:
+        return self.baseline.metric
+
+
+def profile_data(df: pd.DataFrame, target: str, *, source: str = "the data") -> DataProfile:
+    """Infer the schema of `df` (runtime rules) and describe every column.
+
+    Raises:
+        InitRefused: the target is not a column, has no values, or no feature column is left.
+    """
+    if target not in df.columns:
+        raise InitRefused(_missing_target_message(target, list(df.columns), source))
+    labels = df[target].dropna()
+    if labels.empty:
+        raise InitRefused(f"the target column {target!r} in {source} has no values; every training row needs a label")
+    schema = infer_schema(df, _inference_config(target))
+    columns = [
+        ColumnProfile(name, schema.features.get(name), _column_note(name, df[name], schema.features.get(name)))
+        for name in df.columns
+        if name != target
+    ]
+    if not any(c.kind for c in columns):
+        raise InitRefused(f"{source} has no feature column besides the target {target!r} (ids are not features)")
+    warnings = []
+    if schema.task is Task.CLASSIFICATION and labels.nunique() < 2:
+        warnings.append(f"the target {target!r} holds a single class; uploads need at least two classes")
+    minimum = TrainingConfig().min_rows
+    if len(labels) < minimum:
+        warnings.append(f"{len(labels)} labeled rows; uploads need at least training.min_rows ({minimum})")
+    return DataProfile(
+        source=source,
+        rows=len(df),
+        target=target,
+        task=schema.task,
+        task_note=_task_note(labels, schema.task),
+        columns=columns,
+        baseline=trivial_baseline(labels, schema.task),
+        warnings=warnings,
+    )
+
+
+def trivial_baseline(labels: pd.Series, task: Task) -> Baseline:
+    """The task's default metric for always predicting the most frequent class (or the mean), on `labels`."""
+    metric = DEFAULT_METRIC[task]
+    y = coerce_target(labels, task)
+    if task is Task.CLASSIFICATION:
+        constant: Any = y.mode().iloc[0]
+        predictor = f"always predicting {constant!r}"
+    else:
+        constant = float(y.mean())
+        predictor = f"always predicting the mean ({constant:.4g})"
+    return Baseline(metric=metric, score=score(metric, y, [constant] * len(y)), predictor=predictor)
+
+
+def suggested_threshold(baseline: Baseline) -> float:
+    """The next hundredth beyond the trivial baseline: rejects only models that learned nothing."""
+    if higher_is_better(baseline.metric):
+        return round(min(1.0, math.floor(baseline.score * 100 + 1e-9) / 100 + 0.01), 2)
+    return round(max(0.0, math.ceil(baseline.score * 100 - 1e-9) / 100 - 0.01), 2)
+
+
+def pipeline_name_for(path: Path) -> str:
+    """A valid pipeline name from a file name: 'My Sales 2024.csv' -> 'my-sales-2024'."""
+    name = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-")[:40].rstrip("-")
+    return name or "pipeline"
+
+
+def check_pipeline_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InitRefused(
+            f"--name {name!r} is not a valid pipeline name: use 1-40 lowercase letters, digits and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def render_config(profile: DataProfile, name: str, *, command: str = "loopline init") -> str:
+    """The pipeline config as commented YAML: every setting, what it does and its allowed values."""
+    check_pipeline_name(name)
+    threshold = suggested_threshold(profile.baseline)
+    metric = profile.metric
+    training, alarm = TrainingConfig(), AlarmConfig(threshold=0.0)
+    lines = [
+        f"# Loopline pipeline config, written by `{command}` from {profile.rows} rows of {profile.source}.",
+        "# Review it (types, ignored columns, thresholds), then check it: loopline validate --config <this file>.",
+        "# It is validated again at `loopline local up`, `sam build` and in every Lambda.",
+        "",
+        "# Names the pipeline (the CloudWatch metric dimension and the alarm carry it): 1-40 of a-z, 0-9, '-'.",
+        _entry("name", name),
+        "",
+        "# The column to predict.",
+        _entry("target", profile.target),
+        f"# {' | '.join(Task)}. Inferred from the target: {profile.task_note}.",
+        _entry("task", profile.task.value),
+        "",
+        f"# Feature columns and their types ({' | '.join(FeatureType)}). Every upload must have these",
+        "# columns (empty cells are imputed). Change a type, or move a column to `ignore`.",
+        "features:",
+        *_aligned(("  " + _entry(c.name, c.kind.value), c.note) for c in profile.columns if c.kind is not None),
+        "",
+        "# Columns never used as features (ids, free text, leakage); uploads and prediction requests may carry them.",
+        *(["ignore:", *_aligned(("  " + _item(c.name), c.note) for c in profile.ignored)]
+          if profile.ignored else ["ignore: []"]),
+        "",
+        "# Quality metric: " + "; ".join(
+            f"{' | '.join(m for m, (t, _) in METRICS.items() if t is task)} for {task.value}" for task in Task
+        ) + ".",
+        f"# {_METRIC_NOTES[metric]}",
+        _entry("metric", metric),
+        "",
+        "gate:",
+        f"  # A challenger is promoted only if its holdout {metric} reaches this and is not worse than the champion.",
+        f"  # Not measured on a model: {profile.baseline.predictor} scores {metric} {profile.baseline.score:.3f}",
+        f"  # on these rows, so {threshold} only rejects a model that learned nothing. Set it after your first run",
+        "  # (GET /model shows the champion's holdout score); 0.0 accepts any model.",
+        f"  threshold: {threshold}",
+        "  # How much worse than the champion (on the same holdout rows) a challenger may score and still win"
+        f"{_bounds(GateConfig, 'tolerance')}.",
+        f"  tolerance: {GateConfig.model_fields['tolerance'].default}",
+        "",
+        "alarm:",
+        f"  # The champion's {metric} on a fresh labeled batch below this (above, for rmse/mae) puts the alarm in",
+        "  # ALARM, and the alarm starts retraining. Set it a little under your first champion's holdout score;",
+        "  # until then it equals the gate threshold: it fires only when the model does no better than the trivial",
+        "  # baseline.",
+        f"  threshold: {threshold}",
+        f"  # Length of one alarm evaluation period, in seconds{_bounds(AlarmConfig, 'period_seconds')}.",
+        f"  period_seconds: {alarm.period_seconds}",
+        f"  # How many recent periods the alarm looks at{_bounds(AlarmConfig, 'evaluation_periods')}.",
+        f"  evaluation_periods: {alarm.evaluation_periods}",
+        f"  # How many of them must be bad to raise the alarm{_bounds(AlarmConfig, 'datapoints_to_alarm')}, "
+        "at most evaluation_periods.",
+        f"  datapoints_to_alarm: {alarm.datapoints_to_alarm}",
+        f"  # Periods without a measurement: {' | '.join(_literal_values(AlarmConfig, 'treat_missing_data'))}. "
+        "Labeled batches arrive",
+        "  # irregularly, so `ignore` keeps the alarm's state until the next measurement.",
+        f"  treat_missing_data: {TREAT_MISSING_DATA}",
+        "",
+        "training:",
+        f"  # Train on the newest N accepted dataset versions (uploads){_bounds(TrainingConfig, 'window')}.",
+        f"  window: {training.window}",
+        f"  # Share of rows held out to measure and gate the model{_bounds(TrainingConfig, 'holdout_fraction')}.",
+        f"  holdout_fraction: {training.holdout_fraction}",
+        "  # Random seed of the split and the model search: same data and seed, same model.",
+        f"  seed: {training.seed}",
+        f"  # Uploads with fewer labeled rows are rejected{_bounds(TrainingConfig, 'min_rows')}.",
+        f"  min_rows: {training.min_rows}",
+        f"  # Model search budget in seconds{_bounds(TrainingConfig, 'time_budget_seconds')}; "
+        "the train Lambda's timeout is 900 s.",
+        f"  time_budget_seconds: {training.time_budget_seconds}",
+        "",
+        "# Model candidates and their search spaces; omitted: the defaults, "
+        f"{', '.join(_literal_values(ModelCandidate, 'name'))}.",
+        "# models:",
+        "#   - name: hist_gradient_boosting",
+        "#     params: {learning_rate: [0.05, 0.1], max_leaf_nodes: [15, 31]}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(text: str, output: Path, *, force: bool) -> None:
+    """Write `text` to `output`; an existing file is replaced only with `force`."""
+    if output.exists() and not force:
+        raise InitRefused(f"{output} already exists; pass --force to overwrite it or --output to write elsewhere")
+    if output.is_dir():
+        raise InitRefused(f"{output} is a directory; pass --output with a file name")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InitRefused(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def summary(profile: DataProfile, output: Path) -> str:
+    """What was written and what to do next, for the terminal."""
+    by_type = {kind: [n for n, k in profile.features.items() if k is kind] for kind in FeatureType}
+    counts = ", ".join(f"{len(names)} {kind.value}" for kind, names in by_type.items() if names)
+    ignored = ", ".join(f"{c.name} ({c.note})" for c in profile.ignored) or "none"
+    threshold = suggested_threshold(profile.baseline)
+    lines = [
+        f"Wrote {output} from {profile.source}: {profile.rows} rows.",
+        f"  target    {profile.target} ({profile.task.value}; {profile.task_note})",
+        f"  features  {len(profile.features)}: {counts}",
+        *(f"            {kind.value}: {_shorten(', '.join(names), 90)}"
+          for kind, names in by_type.items() if names and kind is not FeatureType.NUMERIC),
+        f"  ignored   {ignored}",
+        f"  metric    {profile.metric}; gate and alarm threshold {threshold} "
+        f"(trivial baseline {profile.baseline.score:.3f}: set them after your first run)",
+        *(f"  warning   {w}" for w in profile.warnings),
+        "Next steps:",
+        f"  1. Review and edit {output}, then: loopline validate --config {output}",
+        f"  2. Run it locally:  loopline local up --config {output}",
+        f"  3. Upload the data: aws s3 cp {profile.source} s3://<ArtifactBucketName>/incoming/{Path(profile.source).name}",
+        f"     (on AWS: make deploy PIPELINE_CONFIG={output}; see README, 'Bring your own data')",
+    ]
+    return "\n".join(lines)
+
+
+_METRIC_NOTES = {
+    "accuracy": "accuracy: share of correct predictions (higher is better).",
+    "f1": "f1 is macro-averaged: every class counts equally, however rare (higher is better).",
+    "roc_auc": "roc_auc: ranking quality of the class probabilities (higher is better).",
+    "rmse": "rmse: root mean squared error, in the target's unit (lower is better).",
+    "mae": "mae: mean absolute error, in the target's unit (lower is better).",
+    "r2": "r2: share of the target's variance explained; 0 is as good as predicting the mean (higher is better).",
+}
+
+
+def _inference_config(target: str) -> PipelineConfig:
+    # infer_schema takes a config; one without features/task/ignore asks it to infer everything
+    return PipelineConfig.model_construct(
+        name="init", target=target, task=None, features=None, ignore=[], metric=None,
+        gate=GateConfig(threshold=0.0), alarm=AlarmConfig(threshold=0.0), training=TrainingConfig(), models=None,
+    )  # fmt: skip
+
+
+def _missing_target_message(target: str, columns: list[str], source: str) -> str:
+    close = [c for c in columns if c.strip().lower() == target.strip().lower()]
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    shown = ", ".join(map(repr, columns[:30])) + (f" and {len(columns) - 30} more" if len(columns) > 30 else "")
+    return f"--target {target!r} is not a column of {source}{hint} (columns: {shown})"
+
+
+def _task_note(labels: pd.Series, task: Task) -> str:
+    distinct = labels.nunique()
+    if task is Task.CLASSIFICATION:
+        classes = sorted(map(str, labels.unique()))
+        return f"{distinct} classes ({_shorten(', '.join(classes), 60)})"
+    return f"numbers with {distinct} distinct values ({_number(labels.min())} to {_number(labels.max())})"
+
+
+def _column_note(name: str, series: pd.Series, kind: FeatureType | None) -> str:
+    """The trailing comment for one column: the facts behind its type and what a person may want to change."""
+    values = series.dropna()
+    notes: list[str] = []
+    if values.empty:
+        return "every value is missing: consider ignoring it"
+    distinct = values.nunique()
+    if kind is None:
+        notes.append(f"a distinct value on every row (e.g. {_shorten(str(values.iloc[0]), 20)!r}): looks like an id")
+    elif distinct == 1:
+        notes.append(f"a single value ({_shorten(str(values.iloc[0]), 20)!r}): carries no information, consider ignore")
+    elif kind is FeatureType.CATEGORICAL:
+        levels = [str(v) for v in values.value_counts().index[:LEVELS_SHOWN]]
+        more = ", ..." if distinct > LEVELS_SHOWN else ""
+        notes.append(f"{distinct} levels: {_shorten(', '.join(levels), 50)}{more}")
+        if distinct > FREE_TEXT_SHARE * len(values) and distinct > LEVELS_SHOWN:
+            notes.append("mostly distinct: free text? consider ignore")
+    elif kind is FeatureType.BOOLEAN:
+        notes.append("values " + "/".join(sorted(map(str, values.unique()))))
+    elif kind is FeatureType.DATE:
+        parsed = pd.to_datetime(values.astype(str), errors="coerce", format="mixed").dropna()
+        span = f" ({parsed.min():%Y-%m-%d} to {parsed.max():%Y-%m-%d})" if len(parsed) else ""
+        notes.append(f"looks like a date{span}: expanded to {'/'.join(DATE_PARTS)}")
+    else:
+        numbers = pd.to_numeric(values, errors="coerce").dropna()
+        integral = bool(len(numbers)) and bool((numbers % 1 == 0).all())
+        if integral and distinct <= LOW_CARDINALITY_INTEGERS:
+            shown = ", ".join(_number(v) for v in sorted(numbers.unique()))
+            notes.append(f"low-cardinality integer ({shown}): consider categorical if these are codes")
+        elif len(numbers):
+            notes.append(f"{_number(numbers.min())} to {_number(numbers.max())}")
+    missing = series.isna().mean()
+    if missing > 0:
+        notes.append(f"{_percent(missing)} missing (imputed)")
+    return "; ".join(notes)
+
+
+def _entry(key: str, value: Any) -> str:
+    """`key: value` as YAML writes it (quoting names like 'yes', '1' or 'a: b' so they load back as written)."""
+    return yaml.safe_dump({key: value}, allow_unicode=True, width=10**6, sort_keys=False).rstrip("\n")
+
+
+def _item(value: str) -> str:
+    return yaml.safe_dump([value], allow_unicode=True, width=10**6).rstrip("\n")
+
+
+def _aligned(rows: Iterable[tuple[str, str]]) -> list[str]:
+    """YAML lines with their notes as trailing comments, aligned while the lines are short."""
+    rows = list(rows)
+    width = max((len(line) for line, _ in rows if len(line) < COMMENT_COLUMN), default=0)
+    out = []
+    for line, note in rows:
+        comment = _comment_text(note)
+        if "\n" in line:  # a very long key is written as a YAML complex key: keep the note on its own line
+            out.extend([f"  # {comment}", line])
+        else:
+            out.append(f"{line.ljust(width)}  # {comment}" if comment else line)
+    return out
+
+
+def _comment_text(text: str) -> str:
+    # a level or a value may hold a line break: a comment must stay on one line
+    return " ".join(text.split())
+
+
+def _bounds(model: type[BaseModel], name: str) -> str:
+    """The field's allowed range as validated by the model, e.g. '; > 0.05 and < 0.5'."""
+    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    parts = []
+    for constraint in model.model_fields[name].metadata:
+        if isinstance(constraint, annotated_types.Ge | annotated_types.Gt | annotated_types.Le | annotated_types.Lt):
+            attribute = next(a for a in symbols if hasattr(constraint, a))
+            parts.append(f"{symbols[attribute]} {getattr(constraint, attribute)}")
+    return f"; {' and '.join(parts)}" if parts else ""
+
+
+def _literal_values(model: type[BaseModel], name: str) -> list[str]:
+    annotation = model.model_fields[name].annotation
+    return [str(v) for v in get_args(annotation)] if getattr(annotation, "__origin__", None) is Literal else []
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = _comment_text(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _number(value: Any) -> str:
+    value = float(value)
+    return str(int(value)) if value.is_integer() else f"{value:.4g}"
+
+
+def _percent(share: float) -> str:
+    return f"{share:.0%}" if share >= 0.01 else "<1%"
