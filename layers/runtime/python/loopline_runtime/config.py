@@ -75,6 +75,9 @@ class AlarmConfig(_Strict):
 
 class TrainingConfig(_Strict):
     window: int = Field(default=5, ge=1, description="How many of the newest dataset versions to train on.")
+    window_days: int | None = Field(
+        default=None, ge=1, description="Also drop versions received more than this many days ago (newest kept)."
+    )
     holdout_fraction: float = Field(default=0.2, gt=0.05, lt=0.5)
     seed: int = 42
     min_rows: int = Field(default=30, ge=10, description="Uploads with fewer rows are rejected.")
@@ -108,9 +111,12 @@ class PipelineConfig(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
         if self.metric and self.task and METRICS[self.metric][0] != self.task:
-            raise ValueError(f"metric {self.metric!r} does not apply to a {self.task.value} task")
+            usable = ", ".join(name for name, (task, _) in METRICS.items() if task is self.task)
+            raise ValueError(f"metric {self.metric!r} does not apply to a {self.task.value} task; use one of {usable}, "
+                             "or change `task`")
         if self.features and self.target in self.features:
-            raise ValueError(f"the target {self.target!r} must not also be listed under features")
+            raise ValueError(f"the target {self.target!r} must not also be listed under features; remove it from "
+                             "`features` (it is what the model predicts)")
         if self.target in self.ignore:
             raise ValueError(f"the target {self.target!r} must not be listed under ignore")
         return self
@@ -158,7 +164,7 @@ def _fix_hint(err: Any) -> str:
         return "; remove it or fix its spelling (see `loopline init --help` for a commented example)"
     if kind == "enum" or kind == "literal_error":
         return ""  # pydantic already lists the allowed values
-    if field in _EXAMPLES:
+    if field in _EXAMPLES and kind != "value_error":  # a cross-field check's own message says what to change
         return f"; e.g. `{_EXAMPLES[field]}`"
     return ""
 
@@ -174,6 +180,9 @@ def load_config(path: str | Path) -> PipelineConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidConfig(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        raise InvalidConfig(f"{path} is empty; a pipeline config needs at least name, target, gate.threshold and "
+                            "alarm.threshold (`loopline init DATA.csv --target COLUMN` writes one)")
     return parse_config(data, source=str(path))
 
 

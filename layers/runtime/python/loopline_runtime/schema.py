@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -72,12 +74,16 @@ def read_csv(body: bytes, *, source: str = "upload") -> pd.DataFrame:
     if "\x00" in text:
         raise UnparseableCsv(f"{source} contains NUL bytes: it looks like a binary file, not a CSV")
     try:
-        df = pd.read_csv(io.StringIO(text), skipinitialspace=True)
+        # index_col=False: pandas would otherwise turn the surplus leading values of an over-long first row into
+        # an index (a RangeIndex when they count 1, 2, 3...) and shift every value one column to the left
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            df = pd.read_csv(io.StringIO(text), skipinitialspace=True, index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnparseableCsv(f"{source} is not a parseable CSV: {first}") from None
-    if not isinstance(df.index, pd.RangeIndex):
-        # pandas turns the surplus leading values of over-long rows into an index: every value would shift
+    surplus_values = any(issubclass(w.category, pd.errors.ParserWarning) for w in caught)
+    if surplus_values or not isinstance(df.index, pd.RangeIndex):
         raise UnparseableCsv(
             f"{source} has rows with more values than the header has column names; fix the rows or the header"
         )
@@ -87,8 +93,9 @@ def read_csv(body: bytes, *, source: str = "upload") -> pd.DataFrame:
     numeric = [c for c in df.columns if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", c)]
     if (unnamed and len(unnamed) == len(df.columns)) or len(numeric) == len(df.columns):
         raise UnparseableCsv(f"{source} has no header row; the first line must name the columns")
-    duplicated = sorted({c.rsplit(".", 1)[0] for c in df.columns
-                         if re.fullmatch(r".+\.\d+", c) and c.rsplit(".", 1)[0] in df.columns})
+    # from the header line itself: pandas renames a repeated `a` to `a.1`, which a real column may also be called
+    header = [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
+    duplicated = sorted({name for name in header if name and header.count(name) > 1})
     if duplicated:
         names = ", ".join(duplicated)
         raise UnparseableCsv(f"{source} repeats column names ({names}); give every column a unique name")
@@ -251,6 +258,8 @@ def validate_training_frame(df: pd.DataFrame, schema: FeatureSchema, *, min_rows
             f"the upload lacks the pipeline's feature column(s) {', '.join(map(repr, missing))}; add them (empty "
             "values are fine) or remove them from `features` in the pipeline config"
         )
+    if df.empty:
+        raise TooFewRows("the upload has a header row but no data rows; add the labeled rows below the header")
     labeled = df[df[schema.target].notna()]
     if labeled.empty:
         raise MissingTarget(f"the target column {schema.target!r} has no values; every training row needs a label")
