@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -66,13 +66,18 @@ class DatasetCatalog:
         self.store.put_bytes(f"{INDEX_PREFIX}{received.strftime('%Y%m%dT%H%M%S%fZ')}_{version}", b"")
         return True
 
-    def newest(self, count: int) -> list[DatasetVersion]:
-        """The `count` newest versions, oldest first."""
+    def newest(self, count: int, *, max_age_days: int | None = None,
+               now: datetime | None = None) -> list[DatasetVersion]:
+        """The `count` newest versions, oldest first; with max_age_days, only those received since (the newest
+        version is always kept, so there is something to train on)."""
         keys = sorted(self.store.list_keys(INDEX_PREFIX))
-        versions = [key.rsplit("_", 1)[-1] for key in keys][-count:]
-        if not versions:
+        if not keys:
             raise NoDatasets("no dataset version has been accepted yet; upload a CSV to incoming/ first")
-        return [self.get(version) for version in versions]
+        if max_age_days is not None:
+            cutoff = (now or datetime.now(UTC)) - timedelta(days=max_age_days)
+            recent = [k for k in keys if _received(k) >= cutoff]
+            keys = recent or keys[-1:]
+        return [self.get(key.rsplit("_", 1)[-1]) for key in keys[-count:]]
 
     def get(self, version: str) -> DatasetVersion:
         try:
@@ -86,3 +91,8 @@ class DatasetCatalog:
     def load(self, dataset: DatasetVersion) -> pd.DataFrame:
         # read every column as text: the pipeline's coercion step owns type conversion, as at serving time
         return pd.read_csv(io.BytesIO(self.store.get_bytes(dataset.data_key)), dtype=str, keep_default_na=True)
+
+
+def _received(index_key: str) -> datetime:
+    stamp = index_key[len(INDEX_PREFIX):].split("_", 1)[0]
+    return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)

@@ -57,7 +57,7 @@ def train_challenger(
     """Train on the configured window of dataset versions and register the result as a challenger."""
     started = datetime.now(UTC)
     clock_start = time.monotonic()
-    datasets = catalog.newest(config.training.window)
+    datasets = catalog.newest(config.training.window, max_age_days=config.training.window_days)
     fingerprint = training_fingerprint([d.version for d in datasets], config)
     marker = f"{FINGERPRINT_PREFIX}{fingerprint}"
     try:
