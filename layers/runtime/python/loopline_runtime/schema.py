@@ -93,6 +93,8 @@ def read_csv(body: bytes, *, source: str = "upload") -> pd.DataFrame:
     numeric = [c for c in df.columns if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", c)]
     if (unnamed and len(unnamed) == len(df.columns)) or len(numeric) == len(df.columns):
         raise UnparseableCsv(f"{source} has no header row; the first line must name the columns")
+    # trailing commas make a nameless, empty last column: not a feature anyone could send at prediction time
+    df = df.drop(columns=[c for c in unnamed if df[c].isna().all()])
     # from the header line itself: pandas renames a repeated `a` to `a.1`, which a real column may also be called
     header = [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
     duplicated = sorted({name for name in header if name and header.count(name) > 1})
