@@ -232,6 +232,9 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         "training:",
         f"  # Train on the newest N accepted dataset versions (uploads){_bounds(TrainingConfig, 'window')}.",
         f"  window: {training.window}",
+        "  # Also skip versions received more than this many days ago (the newest is always used)"
+        f"{_bounds(TrainingConfig, 'window_days')}; null: no age limit.",
+        f"  window_days: {_yaml_scalar(training.window_days)}",
         f"  # Share of rows held out to measure and gate the model{_bounds(TrainingConfig, 'holdout_fraction')}.",
         f"  holdout_fraction: {training.holdout_fraction}",
         "  # Random seed of the split and the model search: same data and seed, same model.",
@@ -362,6 +365,10 @@ def _column_note(name: str, series: pd.Series, kind: FeatureType | None) -> str:
 def _entry(key: str, value: Any) -> str:
     """`key: value` as YAML writes it (quoting names like 'yes', '1' or 'a: b' so they load back as written)."""
     return yaml.safe_dump({key: value}, allow_unicode=True, width=10**6, sort_keys=False).rstrip("\n")
+
+
+def _yaml_scalar(value: Any) -> str:
+    return yaml.safe_dump(value).removesuffix("\n...\n").strip()
 
 
 def _item(value: str) -> str:

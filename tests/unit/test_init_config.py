@@ -157,6 +157,7 @@ def test_every_setting_is_written_with_a_comment_and_training_defaults_come_from
     # then
     text = (tmp_path / "pipeline.yaml").read_text(encoding="utf-8")
     written = yaml.safe_load(text)
+    assert set(written) == set(PipelineConfig.model_fields) - {"models"}  # models: commented out, defaults apply
     for section, model in (("training", TrainingConfig), ("alarm", AlarmConfig), ("gate", None)):
         fields = model.model_fields if model else {"threshold": None, "tolerance": None}
         assert set(written[section]) == set(fields)
