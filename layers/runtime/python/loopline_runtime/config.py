@@ -61,7 +61,8 @@ class AlarmConfig(_Strict):
     period_seconds: int = Field(default=60, ge=10)
     evaluation_periods: int = Field(default=1, ge=1)
     datapoints_to_alarm: int = Field(default=1, ge=1)
-    treat_missing_data: Literal["missing", "notBreaching", "breaching", "ignore"] = "notBreaching"
+    # measurements arrive once per labeled batch: periods without one keep the alarm state
+    treat_missing_data: Literal["missing", "notBreaching", "breaching", "ignore"] = "ignore"
 
     @model_validator(mode="after")
     def _m_of_n(self) -> AlarmConfig:
