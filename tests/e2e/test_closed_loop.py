@@ -7,9 +7,11 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from loopline.client import StackClient
 from loopline.examples import breast_cancer, recalibrated_sensors, split_batches
@@ -112,3 +114,29 @@ def test_five_alarm_events_within_a_second_yield_one_training_run(start_stack: C
     assert len(skipped) == 4
     models_after = {k.split("/")[1] for k in stack.keys("models/")}
     assert len(models_after - models_before) == 1
+
+
+def test_a_challenger_below_the_gate_is_rejected_with_its_reason(start_stack: Callable[..., StackClient],
+                                                                batches: list[Any], local_stack_config_path: Path,
+                                                                tmp_path: Path) -> None:
+    # given a pipeline whose gate no model can pass
+    config = yaml.safe_load(local_stack_config_path.read_text())
+    config["gate"]["threshold"] = 0.9999
+    path = tmp_path / "strict.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = start_stack(path)
+
+    # when the first upload is trained
+    stack.upload_csv(batches[0], "initial.csv")
+    execution = stack.wait_for_new_execution(set(), timeout=180)
+    described = stack.wait_for_execution(execution["executionArn"], timeout=600)
+
+    # then the run ends as rejected, nothing is promoted, and the evaluation says why
+    assert described["status"] == "SUCCEEDED"
+    assert stack.entered_states(execution["executionArn"])[-1] == "Challenger rejected"
+    assert stack.keys("registry/") == []
+    [evaluation_key] = [k for k in stack.keys("models/") if k.endswith("evaluation.json")]
+    evaluation = stack.read_json(evaluation_key)
+    assert evaluation["promote"] is False
+    assert "does not meet the gate threshold 0.9999" in evaluation["reasons"][0]
+    assert stack.http("GET", "model").status == 503
