@@ -221,3 +221,20 @@ def test_runtime_config_follows_the_environment_override(
     # then
     assert config == load_config(fast_pipeline_config_path)
     assert config.models is not None and [m.name for m in config.models] == ["linear"]
+
+
+def test_a_lambda_with_an_invalid_config_fails_at_start_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a config a person broke after the build (the Lambda reads it at import, before any event)
+    broken = tmp_path / "pipeline.yaml"
+    broken.write_text("name: churn\ntarget: y\ngate: {threshold: high}\nalarm: {threshold: 0.7}\n", encoding="utf-8")
+    monkeypatch.setenv(CONFIG_ENV_VAR, str(broken))
+
+    # when the runtime loads it
+    with pytest.raises(InvalidConfig) as caught:
+        runtime_config()
+
+    # then the error names the field and shows the fix
+    assert "gate.threshold" in str(caught.value)
+    assert "gate: {threshold: 0.8}" in str(caught.value)
