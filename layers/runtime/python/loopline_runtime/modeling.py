@@ -19,7 +19,7 @@ from sklearn.ensemble import (
 )
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
+from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -50,6 +50,11 @@ DEFAULT_SPACES: dict[tuple[str, Task], dict[str, list[Any]]] = {
 DEFAULT_CANDIDATES = ("linear", "random_forest", "hist_gradient_boosting")
 SETTINGS_PER_CANDIDATE = 3  # the default setting plus two sampled ones
 CV_FOLDS = 3
+# The search cross-validates on at most this many training rows (a seeded sample, stratified for classes); the
+# winner is refit on all of them. The time budget is checked only between fits, and on large tables a single
+# cross-validated fit (a random forest on 100k rows) outlasts it: the sample bounds each fit's cost, while
+# thousands of rows per validation fold still rank the candidates reliably.
+SEARCH_MAX_ROWS = 20_000
 
 
 def build_pipeline(schema: FeatureSchema, estimator: Any) -> Pipeline:
@@ -90,6 +95,7 @@ class SearchResult:
     cv_score: float
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     budget_exhausted: bool = False
+    search_rows: int = 0  # rows the candidates were cross-validated on (the refit uses all of X)
 
 
 def search_model(
@@ -102,15 +108,18 @@ def search_model(
     time_budget_seconds: float,
     candidates: list[ModelCandidate] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    max_search_rows: int = SEARCH_MAX_ROWS,
 ) -> SearchResult:
     """Seeded random search with cross-validation over the candidate families, bounded by a time budget.
 
     Every candidate gets its default setting first, so each family is represented even on a tight budget;
-    extra settings are tried round-robin while time remains. The winner is refit on all of X.
+    extra settings are tried round-robin while time remains. Candidates are cross-validated on at most
+    `max_search_rows` rows (search_sample); the winner is refit on all of X.
     """
     start = clock()
     plans = _plans(schema.task, candidates, seed)
-    folds = _folds(schema.task, y, seed)
+    X_search, y_search = search_sample(X, y, schema.task, seed, max_search_rows)
+    folds = _folds(schema.task, y_search, seed)
     leaderboard: list[dict[str, Any]] = []
     exhausted = False
     rounds = max(len(settings) for _, settings in plans)
@@ -125,7 +134,7 @@ def search_model(
             params = settings[round_index]
             entry: dict[str, Any] = {"candidate": name, "params": _json_params(params)}
             try:
-                entry["cv_score"] = _cross_validate(schema, name, params, X, y, folds, metric, seed)
+                entry["cv_score"] = _cross_validate(schema, name, params, X_search, y_search, folds, metric, seed)
             except Exception as exc:  # a candidate that cannot fit this data is recorded, not fatal
                 entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
             entry["elapsed_seconds"] = round(clock() - start, 3)
@@ -142,7 +151,22 @@ def search_model(
     pipeline.fit(X, y)
     ranked = sorted(scored, key=lambda e: e["cv_score"], reverse=higher_is_better(metric))
     failed = [e for e in leaderboard if "cv_score" not in e]
-    return SearchResult(pipeline, best["candidate"], best["params"], best["cv_score"], ranked + failed, exhausted)
+    return SearchResult(pipeline, best["candidate"], best["params"], best["cv_score"], ranked + failed, exhausted,
+                        len(X_search))
+
+
+def search_sample(X: pd.DataFrame, y: pd.Series, task: Task, seed: int,
+                  max_rows: int = SEARCH_MAX_ROWS) -> tuple[pd.DataFrame, pd.Series]:
+    """At most `max_rows` rows for the search: all of them when they fit, else a seeded sample that keeps the
+    class proportions (plain seeded sample when a class is too rare to stratify)."""
+    if len(X) <= max_rows:
+        return X, y
+    stratify = y if task is Task.CLASSIFICATION and y.value_counts().min() >= 2 else None
+    try:
+        X_sample, _, y_sample, _ = train_test_split(X, y, train_size=max_rows, random_state=seed, stratify=stratify)
+    except ValueError:  # e.g. more classes than rows left out: fall back to a plain seeded sample
+        X_sample, _, y_sample, _ = train_test_split(X, y, train_size=max_rows, random_state=seed)
+    return X_sample, y_sample
 
 
 def _plans(task: Task, candidates: list[ModelCandidate] | None, seed: int) -> list[tuple[str, list[dict[str, Any]]]]:
