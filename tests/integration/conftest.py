@@ -38,7 +38,9 @@ STACK_NAME = "loopline-test"  # ours to choose, like `sam deploy --stack-name`
 REGION = "us-east-1"
 # moto runs no Lambda code without Docker; with use_docker off an invoke is accepted and echoed, which is all
 # the handlers under test need from it (they call each other only asynchronously).
-MOTO_CONFIG: dict[str, Any] = {"lambda": {"use_docker": False}}
+# executions stay RUNNING (no ASL interpreter): these tests drive the handlers one by one, whatever another test
+# module left in moto's global config
+MOTO_CONFIG: dict[str, Any] = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": False}}
 
 
 @dataclass

@@ -5,6 +5,10 @@ would be invisible to `start_execution`. Point the CloudFormation handlers at th
 from __future__ import annotations
 
 import moto.stepfunctions.models as stepfunctions_models
+
+# imported before the patch below: it binds `stepfunctions_backends` by name at import time, and must keep the
+# plain backend (it picks the executing one itself from the `execute_state_machine` config)
+import moto.stepfunctions.responses  # noqa: F401
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 

@@ -1,6 +1,6 @@
 """A real moto server (in this process, on a free port) with the emulator's gap fillers installed.
 
-The patches to moto are undone after the session, so other integration tests see plain moto.
+The patches to moto are undone after the last emulator test, so other integration tests see plain moto.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+# module scope: the patches are undone after each emulator test module, so the other integration tests (which
+# pytest may run in between, before a package- or session-scoped teardown) always see plain moto
+@pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """{"endpoint": url, "runtime": LambdaRuntime} of a patched moto server shared by the emulator tests."""
     port = free_port()

@@ -54,16 +54,19 @@ def predict_records(model: LoadedModel, records: Any, *, max_records: int) -> di
     """Validate records against the model's schema and predict; classifiers also return class probabilities."""
     schema = FeatureSchema.from_dict(model.manifest["schema"])
     frame = records_to_frame(records, schema, max_records=max_records)
-    predictions = [_plain(v) for v in model.pipeline.predict(frame)]
-    response: dict[str, Any] = {"model_version": model.version, "predictions": predictions}
     if hasattr(model.pipeline, "predict_proba") and schema.task.value == "classification":
+        # one pass through the pipeline: the predicted class is the most probable one, as in predict()
         classes = [_plain(c) for c in model.pipeline.classes_]
         proba = model.pipeline.predict_proba(frame)
-        response["classes"] = classes
-        response["probabilities"] = [
-            {str(c): round(float(p), 6) for c, p in zip(classes, row, strict=True)} for row in proba
-        ]
-    return response
+        return {
+            "model_version": model.version,
+            "predictions": [classes[i] for i in np.argmax(proba, axis=1)],
+            "classes": classes,
+            "probabilities": [
+                {str(c): round(float(p), 6) for c, p in zip(classes, row, strict=True)} for row in proba
+            ],
+        }
+    return {"model_version": model.version, "predictions": [_plain(v) for v in model.pipeline.predict(frame)]}
 
 
 def model_summary(model: LoadedModel, pointer: dict[str, Any] | None) -> dict[str, Any]:

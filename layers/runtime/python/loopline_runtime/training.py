@@ -111,6 +111,7 @@ def train_challenger(
         "leaderboard": result.leaderboard,
         "search_budget_seconds": budget,
         "search_budget_exhausted": result.budget_exhausted,
+        "search_rows": result.search_rows,
         "seed": config.training.seed,
         "dataset_versions": [d.version for d in datasets],
         "training_rows": len(X_train),
