@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from loopline.emulator.template_loading import load_template
 from loopline_runtime.config import PipelineConfig, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -24,31 +25,10 @@ EVENTS_DIR = Path(__file__).resolve().parent / "events"
 SAMPLE_FEATURES = ["mean radius", "mean texture", "worst concave points", "worst area", "worst smoothness"]
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
-    """Reads template.yaml; short-form intrinsics (!Ref, !Sub, !GetAtt ...) become their long-form mappings."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
-
-
 @pytest.fixture(scope="session")
 def template() -> dict[str, Any]:
     """template.yaml as a mapping (intrinsics in long form)."""
-    return yaml.load((REPO_ROOT / "template.yaml").read_text(encoding="utf-8"), Loader=_CloudFormationLoader)
+    return load_template(REPO_ROOT / "template.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from loopline.emulator.template_loading import load_template
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: "250 MB" in the Lambda quotas is 250 MiB
 MIB = 1024 * 1024
@@ -71,35 +71,6 @@ def tree_size(path: Path) -> int:
             if file.is_file():  # follows symlinks; skips dangling ones, which a zip cannot hold either
                 total += file.stat().st_size
     return total
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation short-form tags (`!Ref X` -> {"Ref": "X"}, `!Sub` -> Fn::Sub...)."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
-def load_template(path: Path) -> dict[str, Any]:
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # SafeLoader: plain data only
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a CloudFormation template")
-    return data
 
 
 def _layer_id(entry: Any) -> str:
