@@ -166,6 +166,14 @@ def measure(stack: StackClient, timeline: Timeline, frame: Any, name: str, repor
     return report
 
 
+def wait_for_next_alarm_period(stack: StackClient, timeline: Timeline) -> None:
+    """CloudWatch averages each period's datapoints: start a new period so the next batch is judged alone."""
+    period = int(stack.alarm()["Period"])
+    pause = period - time.time() % period + 0.5
+    timeline.say(f"(waiting {pause:.0f}s for the alarm's next {period}s period, so this batch is judged alone)")
+    time.sleep(pause)
+
+
 def act_one(stack: StackClient, timeline: Timeline, initial: Any, fresh: Any) -> str:
     print("\nAct 1: a CSV in S3 becomes a served, versioned model")
     stack.upload_csv(initial, "breast-cancer-initial.csv")
@@ -197,10 +205,7 @@ def act_one(stack: StackClient, timeline: Timeline, initial: Any, fresh: Any) ->
 def act_two(stack: StackClient, timeline: Timeline, drift_a: Any, drift_b: Any) -> str:
     print("\nAct 2: the imaging software is recalibrated (sizes read 1.5x larger); labels stay correct")
     known = {e["executionArn"] for e in stack.executions()}
-    # the alarm averages each period's datapoints: start the new period so the drifted batch is judged alone
-    period = int(stack.alarm()["Period"])
-    timeline.say(f"(waiting {period}s for the alarm's next {period}s period)")
-    time.sleep(period)
+    wait_for_next_alarm_period(stack, timeline)
     report = measure(stack, timeline, drift_a, "breast-cancer-recalibrated-1.csv", len(stack.keys("monitoring/")))
     if report["value"] >= report["alarm_threshold"]:
         print("           (the drift did not hurt this champion enough to cross the threshold)")
@@ -209,6 +214,7 @@ def act_two(stack: StackClient, timeline: Timeline, drift_a: Any, drift_b: Any) 
     timeline.say("EventBridge rule 'CloudWatch Alarm State Change' -> training state machine (reason: alarm)")
     follow_training(stack, timeline, known)
     model = show_champion(stack, timeline)
+    wait_for_next_alarm_period(stack, timeline)
     measure(stack, timeline, drift_b, "breast-cancer-recalibrated-2.csv", len(stack.keys("monitoring/")))
     alarm = stack.wait_for_alarm_state("OK", timeout=120)
     timeline.say(f"Alarm {alarm['AlarmName']}: {alarm['StateValue']} again", record=True)
