@@ -3,6 +3,7 @@ new labeled batch and publishes quality and drift to CloudWatch."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -20,7 +21,11 @@ if TYPE_CHECKING:
 logger = Logger()
 config = runtime_config()
 store = ObjectStore.from_env()
-cloudwatch = boto3.client("cloudwatch")
+
+@cache
+def cloudwatch() -> Any:
+    """Only monitoring publishes metrics: the gate path does not pay for this client at cold start."""
+    return boto3.client("cloudwatch")
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -33,7 +38,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if action == "monitor":
         from loopline_runtime.monitoring import monitor_champion  # local: the gate path does not need it
 
-        report = monitor_champion(store, config, cloudwatch, dataset_version=event.get("dataset_version", "latest"),
+        report = monitor_champion(store, config, cloudwatch(), dataset_version=event.get("dataset_version", "latest"),
                                   reason=event.get("reason", "manual"))
         logger.info("champion measured", extra=report)
         return report

@@ -50,7 +50,7 @@ def predict() -> dict[str, Any]:
 
 @app.get("/model")
 def model() -> dict[str, Any]:
-    return model_summary(champion.get(), registry.champion_pointer())
+    return model_summary(champion.get(), champion.pointer)
 
 
 @app.get("/openapi.json")

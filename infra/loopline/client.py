@@ -103,20 +103,20 @@ class StackClient:
     ) -> dict[str, Any]:
         """Follow an execution to its end; `on_state(name, seconds)` is called as each state is entered."""
         start = time.monotonic()
-        seen: set[str] = set()
-        while True:
+        reported = 0  # states already passed to on_state (history only grows)
+
+        def report_new_states() -> None:
+            nonlocal reported
             if on_state:
-                for name in self.entered_states(execution_arn):
-                    if name not in seen:
-                        seen.add(name)
-                        on_state(name, time.monotonic() - start)
+                names = self.entered_states(execution_arn)
+                for name in names[reported:]:
+                    on_state(name, time.monotonic() - start)
+                reported = len(names)
+
+        while True:
             described = self.sfn.describe_execution(executionArn=execution_arn)
+            report_new_states()  # after describe: a terminal status implies its history is complete
             if described["status"] in TERMINAL:
-                if on_state:
-                    for name in self.entered_states(execution_arn):
-                        if name not in seen:
-                            seen.add(name)
-                            on_state(name, time.monotonic() - start)
                 return described
             if time.monotonic() - start > timeout:
                 raise TimeoutError(f"execution {execution_arn} still {described['status']} after {timeout:.0f}s")

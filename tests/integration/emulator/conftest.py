@@ -6,7 +6,6 @@ The patches to moto are undone after the last emulator test, so other integratio
 from __future__ import annotations
 
 import io
-import socket
 import textwrap
 import uuid
 import zipfile
@@ -24,16 +23,11 @@ from moto.core.config import default_user_config
 from moto.events.models import Rule
 from moto.server import ThreadedMotoServer
 
+from loopline.demo import free_port
 from loopline.emulator.lambda_invocation import LambdaRuntime
 from loopline.emulator.local_up import enable_state_machine_execution, install_moto_gap_fillers
 
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # module scope: the patches are undone after each emulator test module, so the other integration tests (which

@@ -12,6 +12,7 @@ import pandas as pd
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import LooplineError
 from loopline_runtime.metrics import all_scores, at_least_as_good, meets
+from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.registry import LoadedModel, ModelRegistry
 from loopline_runtime.schema import FeatureSchema, coerce_target
 
@@ -42,21 +43,15 @@ def score_model(model: LoadedModel, frame: pd.DataFrame, schema: FeatureSchema) 
     labeled = frame[frame[schema.target].notna()]
     y = coerce_target(labeled[schema.target], schema.task)
     X = labeled.reindex(columns=list(schema.features))
-    predictions = model.pipeline.predict(X)
-    proba = None
-    classes = None
-    if hasattr(model.pipeline, "predict_proba"):
-        proba = model.pipeline.predict_proba(X)
-        classes = list(model.pipeline.classes_)
-    task = FeatureSchema.from_dict(model.manifest["schema"]).task
-    return all_scores(task, y, predictions, proba, classes)
+    predictions, proba, classes = predict_with_probabilities(model.pipeline, X)
+    return all_scores(model.schema.task, y, predictions, proba, classes)
 
 
 def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_version: str,
                     holdout_key: str) -> GateDecision:
     """Score the challenger and the champion on the same holdout rows and decide whether to promote."""
     challenger = registry.load(model_version)
-    schema = FeatureSchema.from_dict(challenger.manifest["schema"])
+    schema = challenger.schema
     metric = challenger.manifest["metric"]
     holdout = pd.read_csv(io.BytesIO(registry.store.get_bytes(holdout_key)), dtype=str)
     challenger_scores = score_model(challenger, holdout, schema)

@@ -27,6 +27,7 @@ from loopline_runtime.config import ModelCandidate, Task, higher_is_better
 from loopline_runtime.errors import TrainingFailed
 from loopline_runtime.features import TabularCoercer, categorical_columns, numeric_columns
 from loopline_runtime.metrics import score
+from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.schema import FeatureSchema
 
 ESTIMATORS: dict[tuple[str, Task], Callable[[int], Any]] = {
@@ -146,8 +147,8 @@ def search_model(
         errors = "; ".join(e.get("error", "") for e in leaderboard[:3])
         raise TrainingFailed(f"no model candidate could be trained on this data ({errors})")
     best = (max if higher_is_better(metric) else min)(scored, key=lambda e: e["cv_score"])
-    best_params = next(p for n, s in plans for p in s if n == best["candidate"] and _json_params(p) == best["params"])
-    pipeline = build_pipeline(schema, _estimator(best["candidate"], schema.task, seed, best_params))
+    # the leaderboard entry holds the winner's settings (numpy scalars made plain, equal for set_params)
+    pipeline = build_pipeline(schema, _estimator(best["candidate"], schema.task, seed, best["params"]))
     pipeline.fit(X, y)
     ranked = sorted(scored, key=lambda e: e["cv_score"], reverse=higher_is_better(metric))
     failed = [e for e in leaderboard if "cv_score" not in e]
@@ -207,12 +208,7 @@ def _cross_validate(schema: FeatureSchema, name: str, params: dict[str, Any], X:
 
 def evaluate_pipeline(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, metric: str) -> float:
     """The metric of a fitted pipeline on labeled rows."""
-    predictions = pipeline.predict(X)
-    proba = None
-    classes = None
-    if metric == "roc_auc":
-        proba = pipeline.predict_proba(X)
-        classes = list(pipeline.classes_)
+    predictions, proba, classes = predict_with_probabilities(pipeline, X)
     return score(metric, y, predictions, proba, classes)
 
 

@@ -16,7 +16,6 @@ from loopline_runtime.drift import measure_drift
 from loopline_runtime.errors import NoChampion
 from loopline_runtime.evaluation import score_model
 from loopline_runtime.registry import ModelRegistry
-from loopline_runtime.schema import FeatureSchema
 from loopline_runtime.storage import ObjectStore
 
 QUALITY_METRIC_NAME = "ModelQuality"
@@ -38,7 +37,7 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Any
     champion = registry.load(pointer["version"])
     dataset = catalog.latest() if dataset_version == "latest" else catalog.get(dataset_version)
     frame = catalog.load(dataset)
-    schema = FeatureSchema.from_dict(champion.manifest["schema"])
+    schema = champion.schema
     metric = champion.manifest["metric"]
     scores = score_model(champion, frame, schema)
     # PSI on ten bins is noisy below a few hundred rows; smaller batches are judged by the KS/chi-squared tests

@@ -6,7 +6,6 @@ from typing import Any
 
 from loopline_runtime.config import FeatureType, Task
 from loopline_runtime.registry import LoadedModel
-from loopline_runtime.schema import FeatureSchema
 
 _FIELD_TYPES: dict[FeatureType, dict[str, Any]] = {
     FeatureType.NUMERIC: {"type": ["number", "null"]},
@@ -17,7 +16,7 @@ _FIELD_TYPES: dict[FeatureType, dict[str, Any]] = {
 
 
 def openapi_document(model: LoadedModel, *, max_records: int) -> dict[str, Any]:
-    schema = FeatureSchema.from_dict(model.manifest["schema"])
+    schema = model.schema
     properties = {}
     for name, kind in schema.features.items():
         prop = dict(_FIELD_TYPES[kind])

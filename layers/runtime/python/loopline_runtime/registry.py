@@ -15,6 +15,7 @@ import io
 import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import joblib
@@ -24,6 +25,7 @@ import sklearn
 
 import loopline_runtime
 from loopline_runtime.errors import ArtifactIntegrityError, NoChampion
+from loopline_runtime.schema import FeatureSchema
 from loopline_runtime.storage import ObjectNotFound, ObjectStore
 
 CHAMPION_KEY = "registry/champion.json"
@@ -52,6 +54,11 @@ class LoadedModel:
     version: str
     pipeline: Any
     manifest: dict[str, Any]
+
+    @cached_property
+    def schema(self) -> FeatureSchema:
+        """The schema the model was trained with (parsed once per loaded model, not per request)."""
+        return FeatureSchema.from_dict(self.manifest["schema"])
 
 
 class ModelRegistry:

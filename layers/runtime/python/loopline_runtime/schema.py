@@ -162,7 +162,7 @@ def _looks_like_id(name: str, series: pd.Series) -> bool:
 def infer_feature_type(name: str, series: pd.Series) -> FeatureType | None:
     """The feature type a column looks like, or None for an id-like column that should be ignored."""
     # dates first: a daily series has a unique value per row, like an id, but carries signal
-    if not pd.api.types.is_numeric_dtype(series) and _looks_like_date(series):
+    if _looks_like_date(series):
         return FeatureType.DATE
     if _looks_like_id(name, series):
         return None
@@ -173,8 +173,6 @@ def infer_feature_type(name: str, series: pd.Series) -> FeatureType | None:
     coerced = pd.to_numeric(series.dropna(), errors="coerce")
     if len(coerced) and coerced.notna().all():
         return FeatureType.NUMERIC
-    if _looks_like_date(series):
-        return FeatureType.DATE
     return FeatureType.CATEGORICAL
 
 

@@ -9,9 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from loopline_runtime.config import Task
 from loopline_runtime.errors import NoChampion
+from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.registry import CHAMPION_KEY, LoadedModel, ModelRegistry
-from loopline_runtime.schema import FeatureSchema, records_to_frame
+from loopline_runtime.schema import records_to_frame
 
 
 class ChampionCache:
@@ -23,6 +25,7 @@ class ChampionCache:
         self.check_interval = check_interval
         self.clock = clock
         self._model: LoadedModel | None = None
+        self.pointer: dict[str, Any] | None = None  # the champion pointer the cached model was loaded from
         self._etag: str | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
@@ -34,14 +37,13 @@ class ChampionCache:
                 self._checked_at = now
                 etag = self.registry.store.etag(CHAMPION_KEY)
                 if etag is None:
-                    self._model = None
-                    self._etag = None
+                    self._model, self.pointer, self._etag = None, None, None
                 elif etag != self._etag or self._model is None:
                     pointer = self.registry.champion_pointer()
                     if pointer is None:
                         raise NoChampion("no model has been promoted yet")
                     self._model = self.registry.load(pointer["version"])
-                    self._etag = etag
+                    self.pointer, self._etag = pointer, etag
             if self._model is None:
                 raise NoChampion(
                     "no model has been promoted yet; upload a labeled CSV to incoming/ and wait for the training "
@@ -52,21 +54,16 @@ class ChampionCache:
 
 def predict_records(model: LoadedModel, records: Any, *, max_records: int) -> dict[str, Any]:
     """Validate records against the model's schema and predict; classifiers also return class probabilities."""
-    schema = FeatureSchema.from_dict(model.manifest["schema"])
-    frame = records_to_frame(records, schema, max_records=max_records)
-    if hasattr(model.pipeline, "predict_proba") and schema.task.value == "classification":
-        # one pass through the pipeline: the predicted class is the most probable one, as in predict()
-        classes = [_plain(c) for c in model.pipeline.classes_]
-        proba = model.pipeline.predict_proba(frame)
-        return {
-            "model_version": model.version,
-            "predictions": [classes[i] for i in np.argmax(proba, axis=1)],
-            "classes": classes,
-            "probabilities": [
-                {str(c): round(float(p), 6) for c, p in zip(classes, row, strict=True)} for row in proba
-            ],
-        }
-    return {"model_version": model.version, "predictions": [_plain(v) for v in model.pipeline.predict(frame)]}
+    frame = records_to_frame(records, model.schema, max_records=max_records)
+    predictions, proba, classes = predict_with_probabilities(model.pipeline, frame)
+    response: dict[str, Any] = {"model_version": model.version, "predictions": [_plain(v) for v in predictions]}
+    if proba is not None and classes is not None and model.schema.task is Task.CLASSIFICATION:
+        plain = [_plain(c) for c in classes]
+        response["classes"] = plain
+        response["probabilities"] = [
+            {str(c): round(float(p), 6) for c, p in zip(plain, row, strict=True)} for row in proba
+        ]
+    return response
 
 
 def model_summary(model: LoadedModel, pointer: dict[str, Any] | None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from loopline_runtime.config import PipelineConfig, Task
 from loopline_runtime.datasets import DatasetCatalog
+from loopline_runtime.drift import build_profile
 from loopline_runtime.errors import TrainingFailed, TrainingUpToDate
 from loopline_runtime.modeling import evaluate_pipeline, search_model
 from loopline_runtime.registry import ModelRegistry, new_model_version
@@ -62,12 +63,13 @@ def train_challenger(
     marker = f"{FINGERPRINT_PREFIX}{fingerprint}"
     try:
         existing = registry.store.get_json(marker)
+    except ObjectNotFound:
+        existing = None
+    if existing is not None:
         raise TrainingUpToDate(
             f"model {existing['model_version']} was already trained on dataset versions "
             f"{', '.join(d.version for d in datasets)} with this config; a seeded rerun would reproduce it"
         )
-    except ObjectNotFound:
-        pass
     schema = FeatureSchema.from_dict(datasets[-1].manifest["schema"])
     frames = [catalog.load(dataset) for dataset in datasets]
     frame = pd.concat([f[[c for c in f.columns if c in (*schema.features, schema.target)]] for f in frames],
@@ -92,8 +94,6 @@ def train_challenger(
     holdout.to_csv(buffer, index=False)
     holdout_key = registry.prefix(version) + "holdout.csv"
     registry.store.put_bytes(holdout_key, buffer.getvalue().encode("utf-8"), content_type="text/csv")
-
-    from loopline_runtime.drift import build_profile
 
     features = {name: kind.value for name, kind in schema.features.items()}
     classes = [c.item() if hasattr(c, "item") else c for c in getattr(result.pipeline, "classes_", [])]
