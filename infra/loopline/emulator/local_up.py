@@ -16,7 +16,6 @@ from pathlib import Path
 from types import FrameType
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from loopline.emulator.alarm_evaluation import AlarmEvaluator
 from loopline.emulator.alarm_state_change_events import emit_events_on_set_alarm_state
@@ -26,6 +25,7 @@ from loopline.emulator.lambda_async_invocation import invoke_event_type_asynchro
 from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_runtime
 from loopline.emulator.local_stack import DeployedStack, StackCreationFailed, StackSettings, deploy_stack
 from loopline.emulator.s3_async_notifications import deliver_s3_notifications_asynchronously
+from loopline.emulator.same_origin_server import SameOriginMotoServer
 from loopline.emulator.state_machine_backend import route_cloudformation_to_executing_backend
 from loopline_runtime.errors import InvalidConfig
 
@@ -96,7 +96,7 @@ def run_local_up(options: LocalUpOptions) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="loopline-local-"))
     runtime = LambdaRuntime(aws_endpoint_url, workdir, echo=_echo if options.verbose else None)
     stop_alarm_timer = install_moto_gap_fillers(runtime, options.alarm_tick_seconds)
-    moto_server = ThreadedMotoServer(ip_address=HOST, port=options.aws_port, verbose=False)
+    moto_server = SameOriginMotoServer(ip_address=HOST, port=options.aws_port, verbose=False)
     api_server = None
     try:
         progress(f"starting the AWS emulator (moto) on {aws_endpoint_url}")

@@ -21,11 +21,11 @@ from moto.awslambda.models import LambdaFunction
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.core.config import default_user_config
 from moto.events.models import Rule
-from moto.server import ThreadedMotoServer
 
 from loopline.demo import free_port
 from loopline.emulator.lambda_invocation import LambdaRuntime
 from loopline.emulator.local_up import enable_state_machine_execution, install_moto_gap_fillers
+from loopline.emulator.same_origin_server import SameOriginMotoServer
 
 REGION = "us-east-1"
 
@@ -55,7 +55,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             patch.setenv(variable, "testing")
         patch.setenv("AWS_DEFAULT_REGION", REGION)
         stop_timer = install_moto_gap_fillers(runtime, alarm_tick_seconds=1.0)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server = SameOriginMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         enable_state_machine_execution(endpoint)
         try:
