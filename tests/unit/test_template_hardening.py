@@ -1,0 +1,99 @@
+"""template.yaml keeps the operational guard rails a production stack needs (issue: hostile input and template
+hardening). Each test names the rule a reviewer would check by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+API_GATEWAY_INTEGRATION_TIMEOUT_S = 29  # REST API integration timeout (AWS quota, not configurable upwards)
+
+
+def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _sub_text(value: Any) -> str:
+    """The template string of a `Fn::Sub` (short or list form), or the literal."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return sub[0] if isinstance(sub, list) else sub
+    return str(value)
+
+
+def test_every_function_has_a_log_group_with_retention(template: dict[str, Any]) -> None:
+    # given every function and every log group of the stack
+    functions = _resources(template, "AWS::Serverless::Function")
+    groups = [r["Properties"] for r in _resources(template, "AWS::Logs::LogGroup").values()]
+
+    # then each function's /aws/lambda/<name> group is declared, with a retention
+    for name in functions:
+        matching = [g for g in groups if _sub_text(g["LogGroupName"]) == f"/aws/lambda/${{{name}}}"]
+        assert matching, f"{name} has no AWS::Logs::LogGroup: its logs would be kept forever"
+        assert "RetentionInDays" in matching[0]
+
+
+@pytest.mark.parametrize("function", ["IngestFunction", "PredictFunction"])
+def test_public_entry_points_have_reserved_concurrency(template: dict[str, Any], function: str) -> None:
+    properties = template["Resources"][function]["Properties"]
+    assert "ReservedConcurrentExecutions" in properties
+
+
+def test_predict_times_out_before_api_gateway_does(template: dict[str, Any]) -> None:
+    timeout = template["Resources"]["PredictFunction"]["Properties"]["Timeout"]
+    assert timeout < API_GATEWAY_INTEGRATION_TIMEOUT_S
+
+
+def test_the_api_writes_access_logs_with_the_api_key_and_has_a_quota(template: dict[str, Any]) -> None:
+    api = template["Resources"]["PredictApi"]["Properties"]
+    assert "$context.identity.apiKeyId" in api["AccessLogSetting"]["Format"]
+    assert api["Auth"]["ApiKeyRequired"] is True
+    assert {"Limit", "Period"} <= set(api["Auth"]["UsagePlan"]["Quota"])
+
+
+def test_uploads_reach_ingest_whatever_the_case_of_their_suffix(template: dict[str, Any]) -> None:
+    # given the bucket's notification to the ingest function
+    bucket = template["Resources"]["ArtifactBucket"]["Properties"]
+    (notification,) = bucket["NotificationConfiguration"]["LambdaConfigurations"]
+    rules = {rule["Name"].lower(): rule["Value"] for rule in notification["Filter"]["S3Key"]["Rules"]}
+
+    # then S3 filters by prefix only (its suffix filter is case-sensitive and would drop `data.CSV` silently)
+    assert rules == {"prefix": "incoming/"}
+
+
+def test_s3_may_invoke_ingest_only_for_this_bucket_and_account(template: dict[str, Any]) -> None:
+    permissions = [
+        r["Properties"] for r in _resources(template, "AWS::Lambda::Permission").values()
+        if r["Properties"]["Principal"] == "s3.amazonaws.com"
+    ]
+    assert permissions
+    for permission in permissions:
+        assert "SourceArn" in permission and "SourceAccount" in permission
+
+
+def test_the_versioned_bucket_expires_old_versions_and_quarantine_copies(template: dict[str, Any]) -> None:
+    rules = template["Resources"]["ArtifactBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any("NoncurrentVersionExpiration" in rule for rule in rules)
+    assert any(rule.get("Prefix") == "quarantine/" and "ExpirationInDays" in rule for rule in rules)
+
+
+def test_metrics_may_only_be_published_to_the_project_namespace(template: dict[str, Any]) -> None:
+    # given every policy statement of every function that may publish metrics
+    statements = [
+        statement
+        for function in _resources(template, "AWS::Serverless::Function").values()
+        for policy in function["Properties"].get("Policies", [])
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+        if "cloudwatch:PutMetricData" in statement["Action"]
+    ]
+
+    # then each is scoped by the namespace condition (PutMetricData has no resource type to scope it by)
+    assert statements
+    namespace = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    for statement in statements:
+        assert statement["Condition"]["StringEquals"]["cloudwatch:namespace"] == namespace
+    for function in _resources(template, "AWS::Serverless::Function").values():
+        assert not any(isinstance(p, dict) and "CloudWatchPutMetricPolicy" in p
+                       for p in function["Properties"].get("Policies", []))
