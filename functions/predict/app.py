@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from loopline_runtime.errors import ArtifactIntegrityError, InvalidRequest, NoChampion
 from loopline_runtime.openapi import openapi_document
 from loopline_runtime.registry import ModelRegistry
+from loopline_runtime.request_body import parse_json_body
 from loopline_runtime.serving import ChampionCache, model_summary, predict_records
 from loopline_runtime.storage import ObjectStore
 
@@ -23,7 +24,17 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 registry = ModelRegistry(ObjectStore.from_env())
-champion = ChampionCache(registry, check_interval=float(os.environ.get("CHAMPION_CHECK_SECONDS", "0")))
+
+
+def keep_serving_last_champion(pointer: dict[str, Any], error: Exception) -> None:
+    """A promoted champion failed to load: the last good one keeps serving; count it (an alarm watches this)."""
+    logger.error("new champion could not be loaded; the previous one keeps serving",
+                 extra={"version": pointer.get("version"), "error": f"{type(error).__name__}: {error}"})
+    metrics.add_metric(name="ChampionLoadFailures", unit=MetricUnit.Count, value=1)
+
+
+champion = ChampionCache(registry, check_interval=float(os.environ.get("CHAMPION_CHECK_SECONDS", "0")),
+                         on_load_failure=keep_serving_last_champion)
 MAX_BATCH_RECORDS = int(os.environ.get("MAX_BATCH_RECORDS", "1000"))
 
 
@@ -33,17 +44,11 @@ def predict() -> dict[str, Any]:
         body = app.current_event.decoded_body  # API Gateway base64-encodes bodies of binary media types
     except ValueError:
         raise InvalidRequest("the request body is flagged base64 but is not base64-encoded UTF-8 text") from None
-    if not body:
-        raise InvalidRequest('the request body is empty; send JSON like {"records": [{"feature": value, ...}]}')
-    try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON ({exc.msg} at position {exc.pos})") from None
+    payload = parse_json_body(body)
     if not isinstance(payload, dict) or "records" not in payload:
         raise InvalidRequest('the request body must be a JSON object with a "records" list')
     model = champion.get()
     response = predict_records(model, payload["records"], max_records=MAX_BATCH_RECORDS)
-    metrics.add_dimension(name="Pipeline", value=os.environ.get("PIPELINE_NAME", "default"))
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(response["predictions"]))
     return response
 
@@ -75,11 +80,13 @@ def no_champion(exc: NoChampion) -> Response:
 
 @app.exception_handler(ArtifactIntegrityError)
 def unverifiable_model(exc: ArtifactIntegrityError) -> Response:
+    # the details (keys, hashes, versions) go to the log, not to callers
     logger.error("champion failed verification", extra={"error": str(exc)})
-    return _error(503, f"the serving model cannot be loaded safely: {exc}")
+    return _error(503, "the serving model cannot be loaded safely; try again later")
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_dimension(name="Pipeline", value=os.environ.get("PIPELINE_NAME", "default"))
     return app.resolve(event, context)

@@ -27,6 +27,7 @@ from loopline_runtime.errors import (
     TooFewRows,
     UnparseableCsv,
 )
+from loopline_runtime.request_body import PREVIEW_CHARS, preview
 
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
@@ -305,7 +306,11 @@ def _check_column_type(name: str, kind: FeatureType, series: pd.Series) -> None:
 
 
 def records_to_frame(records: Any, schema: FeatureSchema, *, max_records: int) -> pd.DataFrame:
-    """Validate a prediction request's records against the schema; raise InvalidRequest naming the problem."""
+    """Validate a prediction request's records against the schema; raise InvalidRequest naming the problem.
+
+    A value passes only if the model's own coercion (`coerce_column`) reads it: anything it would turn into a
+    missing value ("1_000", digits of other scripts, "12abc") is refused rather than silently imputed.
+    """
     if not isinstance(records, list):
         raise InvalidRequest('"records" must be a list of objects, one per row to predict')
     if not records:
@@ -322,46 +327,74 @@ def records_to_frame(records: Any, schema: FeatureSchema, *, max_records: int) -
         missing = sorted(expected - record.keys())
         extra = sorted(record.keys() - expected - accepted_extra - {schema.target})
         if missing:
-            problems.append(f"records[{index}] is missing field(s) {', '.join(missing)}")
+            problems.append(f"records[{index}] is missing field(s) {_names(missing)}")
         if extra:
-            problems.append(f"records[{index}] has unknown field(s) {', '.join(extra)}")
+            problems.append(f"records[{index}] has unknown field(s) {_names(extra)}")
         for name in sorted(expected & record.keys()):
-            problem = _value_problem(record[name], schema.features[name])
+            problem = _shape_problem(record[name], schema.features[name])
             if problem:
                 problems.append(f"records[{index}].{name} {problem}")
-        if len(problems) >= 10:
+        if len(problems) >= MAX_REPORTED_PROBLEMS:
             break
     if problems:
-        raise InvalidRequest("; ".join(problems[:10]))
-    return pd.DataFrame.from_records(records, columns=list(schema.features))
+        raise InvalidRequest("; ".join(problems[:MAX_REPORTED_PROBLEMS]))
+    frame = pd.DataFrame.from_records(records, columns=list(schema.features))
+    problems = _unreadable_values(frame, schema)
+    if problems:
+        raise InvalidRequest("; ".join(problems[:MAX_REPORTED_PROBLEMS]))
+    return frame
 
 
-def _value_problem(value: Any, kind: FeatureType) -> str | None:
-    """Why a JSON value cannot be a `kind` feature, or None (null is always allowed: it is imputed)."""
+MAX_REPORTED_PROBLEMS = 10
+_NAMES_SHOWN = 5
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(
+        name if len(name) <= PREVIEW_CHARS else f"{name[:PREVIEW_CHARS]}... ({len(name):,} characters)"
+        for name in names[:_NAMES_SHOWN]
+    )
+    return shown if len(names) <= _NAMES_SHOWN else f"{shown} and {len(names) - _NAMES_SHOWN} more"
+
+
+def _shape_problem(value: Any, kind: FeatureType) -> str | None:
+    """Why a JSON value cannot be a `kind` feature whatever its content, or None (null is always allowed)."""
     if value is None:
         return None
     if isinstance(value, dict | list):
         return f"must be a {kind.value} value, not a JSON {'object' if isinstance(value, dict) else 'array'}"
-    if kind is FeatureType.NUMERIC:
-        if isinstance(value, bool):
-            return "must be a number, not a boolean"
-        if isinstance(value, int | float):
-            return None if math.isfinite(value) else "must be a finite number"
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return f"must be a number, got {value!r}"
-        return None if math.isfinite(number) else "must be a finite number"
-    if kind is FeatureType.BOOLEAN:
-        try:
-            _as_bool(value)
-        except ValueError:
-            return f"must be true or false, got {value!r}"
-        return None
-    if kind is FeatureType.DATE:
-        parsed = pd.to_datetime(pd.Series([value]), errors="coerce", format="mixed")
-        return None if parsed.notna().all() else f"must be a date such as 2024-01-31, got {value!r}"
+    if kind is FeatureType.NUMERIC and isinstance(value, bool):
+        return "must be a number, not a boolean"
     return None
+
+
+_UNREADABLE = {
+    FeatureType.NUMERIC: "must be a number",
+    FeatureType.BOOLEAN: "must be true or false",
+    FeatureType.DATE: "must be a date such as 2024-01-31",
+}
+
+
+def _unreadable_values(frame: pd.DataFrame, schema: FeatureSchema) -> list[str]:
+    """Values present in the request that the model's coercion reads as missing or infinite, column by column."""
+    found: list[tuple[int, str, str]] = []
+    for name, kind in schema.features.items():
+        if kind not in _UNREADABLE:
+            continue
+        raw = frame[name]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            read = coerce_column(raw.astype(object), kind)
+        unreadable = (raw.notna() & read.isna()).to_numpy()
+        infinite = np.zeros(len(raw), dtype=bool)
+        if kind is FeatureType.NUMERIC:
+            infinite = raw.notna().to_numpy() & ~np.isfinite(read.fillna(0.0).to_numpy(dtype=float))
+        for row in np.flatnonzero(unreadable | infinite)[:MAX_REPORTED_PROBLEMS]:
+            if infinite[row]:
+                found.append((int(row), name, "must be a finite number (within about ±1.8e308)"))
+            else:
+                found.append((int(row), name, f"{_UNREADABLE[kind]}, got {preview(raw.iloc[row])}"))
+    return [f"records[{row}].{name} {message}" for row, name, message in sorted(found)]
 
 
 def coerce_target(series: pd.Series, task: Task) -> pd.Series:

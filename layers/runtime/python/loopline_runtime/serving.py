@@ -15,18 +15,28 @@ from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.registry import CHAMPION_KEY, LoadedModel, ModelRegistry
 from loopline_runtime.schema import records_to_frame
 
+LoadFailureHandler = Callable[[dict[str, Any], Exception], None]
+
 
 class ChampionCache:
-    """Holds the champion in memory; checks the pointer's ETag (a HEAD request) at most every `check_interval`s."""
+    """Holds the champion in memory; checks the pointer's ETag (a HEAD request) at most every `check_interval`s.
+
+    When a newly promoted champion cannot be loaded (it fails verification, its artifact is gone or unreadable),
+    the last champion that did load keeps serving and `on_load_failure` is told once per pointer move; a new
+    pointer move (a fix, a rollback) is tried again. With nothing loaded yet the error reaches the caller.
+    """
 
     def __init__(self, registry: ModelRegistry, *, check_interval: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_load_failure: LoadFailureHandler | None = None) -> None:
         self.registry = registry
         self.check_interval = check_interval
         self.clock = clock
+        self.on_load_failure = on_load_failure
         self._model: LoadedModel | None = None
         self.pointer: dict[str, Any] | None = None  # the champion pointer the cached model was loaded from
         self._etag: str | None = None
+        self._failed_etag: str | None = None  # a pointer whose model could not be loaded: not retried per request
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
 
@@ -38,18 +48,29 @@ class ChampionCache:
                 etag = self.registry.store.etag(CHAMPION_KEY)
                 if etag is None:
                     self._model, self.pointer, self._etag = None, None, None
-                elif etag != self._etag or self._model is None:
-                    pointer = self.registry.champion_pointer()
-                    if pointer is None:
-                        raise NoChampion("no model has been promoted yet")
-                    self._model = self.registry.load(pointer["version"])
-                    self.pointer, self._etag = pointer, etag
+                elif self._model is None or etag not in (self._etag, self._failed_etag):
+                    self._load(etag)
             if self._model is None:
                 raise NoChampion(
                     "no model has been promoted yet; upload a labeled CSV to incoming/ and wait for the training "
                     "state machine to promote a champion"
                 )
             return self._model
+
+    def _load(self, etag: str) -> None:
+        pointer = self.registry.champion_pointer()
+        if pointer is None:
+            raise NoChampion("no model has been promoted yet")
+        try:
+            model = self.registry.load(pointer["version"])
+        except Exception as exc:  # any failure: serving the last good model beats answering 503 to everyone
+            if self._model is None:
+                raise
+            self._failed_etag = etag
+            if self.on_load_failure is not None:
+                self.on_load_failure(pointer, exc)
+            return
+        self._model, self.pointer, self._etag, self._failed_etag = model, pointer, etag, None
 
 
 def predict_records(model: LoadedModel, records: Any, *, max_records: int) -> dict[str, Any]:
