@@ -230,6 +230,16 @@ def _json(status: int, payload: dict[str, Any]) -> tuple[int, list[tuple[str, st
     return status, [("Content-Type", "application/json")], json.dumps(payload).encode("utf-8")
 
 
+# API Gateway refuses request bodies over 10 MB with 413 before any function runs.
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+
+
+class _ApiHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default listen backlog (5) resets connections when a few dozen clients connect at once
+    request_queue_size = 256
+
+
 def make_api_server(api: LocalApi, host: str, port: int) -> ThreadingHTTPServer:
     """An HTTP server (call serve_forever on a thread) that answers every method through `api`."""
 
@@ -237,7 +247,15 @@ def make_api_server(api: LocalApi, host: str, port: int) -> ThreadingHTTPServer:
         protocol_version = "HTTP/1.1"
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_PAYLOAD_BYTES:
+                self._discard_body(length)
+                self._answer(413, [("Content-Type", "application/json")],
+                             b'{"message": "Request Too Long"}', close=True)
+                return
             body = self.rfile.read(length) if length else b""
             status, headers, data = api.handle(
                 self.command,
@@ -247,6 +265,19 @@ def make_api_server(api: LocalApi, host: str, port: int) -> ThreadingHTTPServer:
                 self.client_address[0],
                 self.headers.get("Host") or host,
             )
+            self._answer(status, headers, data)
+
+        def _discard_body(self, length: int) -> None:
+            """Read (and drop) what the client is still sending, in bounded chunks, so it can read the answer
+            instead of failing on a closed socket; a body far over the limit is cut off."""
+            remaining = min(length, 8 * MAX_PAYLOAD_BYTES)
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+
+        def _answer(self, status: int, headers: list[tuple[str, str]], data: bytes, *, close: bool = False) -> None:
             self.send_response(status)
             names = {name.lower() for name, _ in headers}
             for name, value in headers:
@@ -255,6 +286,9 @@ def make_api_server(api: LocalApi, host: str, port: int) -> ThreadingHTTPServer:
             if "content-type" not in names:
                 self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if close:  # the unread body would otherwise be taken for the next request
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
@@ -264,6 +298,4 @@ def make_api_server(api: LocalApi, host: str, port: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             print(f"loopline api: {self.address_string()} {format % args}", file=sys.stderr)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    return _ApiHttpServer((host, port), Handler)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from loopline.emulator.api_server import ApiRoute, LocalApi, make_api_server
+from loopline.emulator.api_server import MAX_PAYLOAD_BYTES, ApiRoute, LocalApi, make_api_server
 
 HANDLER = """
 import json
@@ -123,3 +123,34 @@ def test_a_failing_function_or_malformed_result_is_a_502(api):
     # then
     assert [r[0] for r in responses] == [502, 502]
     assert all(r[2] == {"message": "Internal server error"} for r in responses)
+
+
+def test_a_body_over_api_gateways_10_mb_is_refused_with_413_before_any_function_runs(api):
+    # given a body one byte over API Gateway's payload limit
+    body = b"x" * (MAX_PAYLOAD_BYTES + 1)
+
+    # when
+    status, _, answer = request(f"{api['url']}/predict", "POST", body, {"x-api-key": api["key"]})
+
+    # then
+    assert status == 413
+    assert answer == {"message": "Request Too Long"}
+
+
+def test_many_clients_connecting_at_once_are_all_answered(api):
+    # given more simultaneous connections than socketserver's default listen backlog (5)
+    results: list[int] = []
+
+    def call() -> None:
+        results.append(request(f"{api['url']}/items/1")[0])
+
+    threads = [threading.Thread(target=call) for _ in range(48)]
+
+    # when they all connect at once
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then every one gets its answer (no connection reset)
+    assert results == [201] * 48
