@@ -1,8 +1,10 @@
-"""Evaluate: `gate` scores challenger and champion on the same holdout; `monitor` measures the champion on a
-new labeled batch and publishes quality and drift to CloudWatch."""
+"""Evaluate: `gate` scores challenger and champion on the same holdout; `promote` moves the champion pointer if
+it is still the one the gate compared against; `monitor` measures the champion on a new labeled batch and
+publishes quality and drift to CloudWatch."""
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -10,8 +12,8 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from loopline_runtime.config import runtime_config
-from loopline_runtime.errors import InvalidRequest
-from loopline_runtime.evaluation import gate_challenger
+from loopline_runtime.errors import ChampionChanged, InvalidRequest
+from loopline_runtime.evaluation import gate_challenger, reject_promotion
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 logger = Logger()
 config = runtime_config()
 store = ObjectStore.from_env()
+PROMOTION_FIELDS = ("version", "previous_version", "metric", "score", "promoted_at", "execution_arn", "reason")
+
 
 @cache
 def cloudwatch() -> Any:
@@ -28,18 +32,41 @@ def cloudwatch() -> Any:
     return boto3.client("cloudwatch")
 
 
+@cache
+def stepfunctions() -> Any:
+    return boto3.client("stepfunctions")
+
+
+def retrain(dataset_version: str) -> str:
+    """Start a retraining for a bad batch measured while the alarm was already in ALARM (no new alarm event)."""
+    from loopline_runtime.orchestration import start_training
+
+    return start_training(stepfunctions(), os.environ["STATE_MACHINE_ARN"], reason="alarm_persists",
+                          dataset_version=dataset_version)
+
+
 @logger.inject_lambda_context(log_event=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     action = event.get("action")
+    registry = ModelRegistry(store)
     if action == "gate":
-        decision = gate_challenger(ModelRegistry(store), config, event["model_version"], event["holdout_key"])
+        decision = gate_challenger(registry, config, event["model_version"], event["holdout_key"],
+                                   fingerprint=event.get("fingerprint"))
         logger.info("gate decision", extra=decision.to_dict())
         return decision.to_dict()
+    if action == "promote":
+        record = {name: event.get(name) for name in PROMOTION_FIELDS}
+        try:
+            return registry.promote(record, expected_etag=event.get("expected_etag"))
+        except ChampionChanged as exc:
+            reject_promotion(registry, record["version"], str(exc))
+            raise
     if action == "monitor":
         from loopline_runtime.monitoring import monitor_champion  # local: the gate path does not need it
 
         report = monitor_champion(store, config, cloudwatch(), dataset_version=event.get("dataset_version", "latest"),
-                                  reason=event.get("reason", "manual"))
+                                  reason=event.get("reason", "manual"), alarm_name=os.environ.get("QUALITY_ALARM_NAME"),
+                                  retrain=retrain if os.environ.get("STATE_MACHINE_ARN") else None)
         logger.info("champion measured", extra=report)
         return report
-    raise InvalidRequest(f"unknown action {action!r}; expected 'gate' or 'monitor'")
+    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote' or 'monitor'")

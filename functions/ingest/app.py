@@ -10,7 +10,7 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from loopline_runtime.config import runtime_config
-from loopline_runtime.ingest import ingest_upload
+from loopline_runtime.ingest import follow_up, ingest_upload
 from loopline_runtime.orchestration import request_monitoring, start_training
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
@@ -32,16 +32,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         bucket = record["s3"]["bucket"]["name"]
         key = unquote_plus(record["s3"]["object"]["key"])  # S3 events carry URL-encoded keys
         store = ObjectStore(bucket, s3)
-        outcome = ingest_upload(store, key, config).to_dict()
-        if outcome["status"] == "accepted":
-            if ModelRegistry(store).champion_version() is None:
-                outcome["execution_arn"] = start_training(
-                    sfn, os.environ["STATE_MACHINE_ARN"], reason="new_data", dataset_version=outcome["dataset_version"]
-                )
-            else:
-                request_monitoring(lambda_client, os.environ["EVALUATE_FUNCTION_NAME"],
-                                   dataset_version=outcome["dataset_version"], reason="new_data")
-                outcome["monitoring"] = "requested"
+        outcome = follow_up(
+            ingest_upload(store, key, config),
+            ModelRegistry(store),
+            start_training=lambda version: start_training(sfn, os.environ["STATE_MACHINE_ARN"], reason="new_data",
+                                                          dataset_version=version),
+            request_monitoring=lambda version: request_monitoring(
+                lambda_client, os.environ["EVALUATE_FUNCTION_NAME"], dataset_version=version, reason="new_data"),
+        )
         logger.info("upload processed", extra=outcome)
         results.append(outcome)
     return {"results": results}

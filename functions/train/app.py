@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 
 from loopline_runtime.config import runtime_config
 from loopline_runtime.datasets import DatasetCatalog
-from loopline_runtime.orchestration import ensure_single_training_run
+from loopline_runtime.orchestration import acquire_training_lease
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
 from loopline_runtime.training import train_challenger
@@ -27,7 +27,7 @@ sfn = boto3.client("stepfunctions")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     trigger = event.get("trigger") or {}
     if event.get("execution_arn"):
-        ensure_single_training_run(sfn, event["state_machine_arn"], event["execution_arn"])
+        acquire_training_lease(store, sfn, event["execution_arn"])
     result = train_challenger(
         DatasetCatalog(store),
         ModelRegistry(store),

@@ -45,6 +45,17 @@ COMMENT_COLUMN = 36
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 # Labeled batches arrive irregularly: a period without one keeps the alarm's state instead of clearing it.
 TREAT_MISSING_DATA = "ignore"
+# The champion-relative alarm's default: retrain when the champion falls this far below its own holdout score on a
+# fresh labeled batch. Points for bounded scores (f1 0.95 -> 0.85); for error metrics a share of the holdout error
+# (rmse 10 -> 12.5), looser because an error measured on one batch varies more.
+DEFAULT_MAX_DROP = {"accuracy": 0.1, "f1": 0.1, "roc_auc": 0.1, "r2": 0.1, "rmse": 0.25, "mae": 0.25}
+
+
+def max_drop_note(metric: str, max_drop: float) -> str:
+    """What max_drop means for `metric`, in one phrase."""
+    if higher_is_better(metric):
+        return f"{metric} {max_drop:g} below the champion's holdout {metric}"
+    return f"{metric} more than {max_drop:.0%} above the champion's holdout {metric}"
 
 
 class InitRefused(LooplineError):
@@ -172,7 +183,8 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
     check_pipeline_name(name)
     threshold = suggested_threshold(profile.baseline)
     metric = profile.metric
-    training, alarm = TrainingConfig(), AlarmConfig(threshold=0.0)
+    max_drop = DEFAULT_MAX_DROP[metric]
+    training, alarm = TrainingConfig(), AlarmConfig(max_drop=max_drop)
     lines = [
         f"# Loopline pipeline config, written by `{command}` from {profile.rows} rows of {profile.source}.",
         "# Review it (types, ignored columns, thresholds), then check it: loopline validate --config <this file>.",
@@ -212,11 +224,13 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         f"  tolerance: {GateConfig.model_fields['tolerance'].default}",
         "",
         "alarm:",
-        f"  # The champion's {metric} on a fresh labeled batch below this (above, for rmse/mae) puts the alarm in",
-        "  # ALARM, and the alarm starts retraining. Set it a little under your first champion's holdout score;",
-        "  # until then it equals the gate threshold: it fires only when the model does no better than the trivial",
-        "  # baseline.",
-        f"  threshold: {threshold}",
+        "  # Champion-relative: retraining starts when the champion scores, on a fresh labeled batch, further below",
+        f"  # its own holdout score than this ({max_drop_note(metric, max_drop)}). The reference moves",
+        "  # with every promotion: no threshold to guess before the first model, no redeploy after it.",
+        f"  max_drop: {max_drop}",
+        f"  # Or an absolute floor: the {metric} on a fresh batch at which the alarm fires (below it; above it for",
+        "  # rmse/mae). Set exactly one of max_drop and threshold (the other null).",
+        "  threshold: null",
         f"  # Length of one alarm evaluation period, in seconds{_bounds(AlarmConfig, 'period_seconds')}.",
         f"  period_seconds: {alarm.period_seconds}",
         f"  # How many recent periods the alarm looks at{_bounds(AlarmConfig, 'evaluation_periods')}.",
@@ -280,8 +294,10 @@ def summary(profile: DataProfile, output: Path) -> str:
         *(f"            {kind.value}: {_shorten(', '.join(names), 90)}"
           for kind, names in by_type.items() if names and kind is not FeatureType.NUMERIC),
         f"  ignored   {ignored}",
-        f"  metric    {profile.metric}; gate and alarm threshold {threshold} "
-        f"(trivial baseline {profile.baseline.score:.3f}: set them after your first run)",
+        f"  metric    {profile.metric}; gate threshold {threshold} "
+        f"(trivial baseline {profile.baseline.score:.3f}: raise it after your first run)",
+        f"  alarm     retrains when the champion scores "
+        f"{max_drop_note(profile.metric, DEFAULT_MAX_DROP[profile.metric])} on a fresh labeled batch (alarm.max_drop)",
         *(f"  warning   {w}" for w in profile.warnings),
         "Next steps:",
         f"  1. Review and edit {output}, then: loopline validate --config {output}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from loopline_runtime.config import DEFAULT_METRIC, PipelineConfig, Task, higher_is_better
+from loopline_runtime.monitoring import QUALITY_DROP_METRIC_NAME, QUALITY_METRIC_NAME
 
 
 def quality_metric(config: PipelineConfig) -> str:
@@ -21,16 +22,24 @@ def quality_metric(config: PipelineConfig) -> str:
 def stack_parameters(config: PipelineConfig) -> dict[str, str]:
     """The template Parameters for `config`, as CloudFormation wants them (all strings).
 
-    The alarm fires when quality gets worse: below the threshold for higher-is-better metrics (f1, r2...),
-    above it for error metrics (rmse, mae).
+    With `alarm.max_drop` (champion-relative) the alarm watches ModelQualityDrop, how far the champion fell below
+    its own holdout score (positive is worse for every metric), and fires above max_drop. With `alarm.threshold`
+    (absolute floor) it watches ModelQuality: below the threshold for higher-is-better metrics (f1, r2...), above
+    it for error metrics (rmse, mae).
     """
     metric = quality_metric(config)
-    operator = "LessThanThreshold" if higher_is_better(metric) else "GreaterThanThreshold"
     alarm = config.alarm
+    if alarm.max_drop is not None:
+        watched, threshold, operator = QUALITY_DROP_METRIC_NAME, alarm.max_drop, "GreaterThanThreshold"
+    else:
+        assert alarm.threshold is not None  # the config allows exactly one of max_drop and threshold
+        watched, threshold = QUALITY_METRIC_NAME, alarm.threshold
+        operator = "LessThanThreshold" if higher_is_better(metric) else "GreaterThanThreshold"
     return {
         "PipelineName": config.name,
         "QualityMetric": metric,
-        "AlarmThreshold": _number(alarm.threshold),
+        "AlarmMetricName": watched,
+        "AlarmThreshold": _number(threshold),
         "AlarmComparisonOperator": operator,
         "AlarmPeriodSeconds": str(alarm.period_seconds),
         "AlarmEvaluationPeriods": str(alarm.evaluation_periods),

@@ -65,6 +65,8 @@ class Stack:
                 self.physical_ids[logical_id] = f"arn:aws:states:{self.region}:{self.account}:stateMachine:{machine}"
             elif kind == "AWS::S3::Bucket":
                 self.physical_ids[logical_id] = self.resolve(properties["BucketName"])
+            elif kind == "AWS::CloudWatch::Alarm":  # Ref of an alarm is its name
+                self.physical_ids[logical_id] = self.resolve(properties["AlarmName"])
 
     @property
     def bucket(self) -> str:

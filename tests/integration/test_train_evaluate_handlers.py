@@ -19,6 +19,7 @@ from sklearn.dummy import DummyClassifier
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import ArtifactIntegrityError, InvalidRequest
 from loopline_runtime.modeling import build_pipeline
+from loopline_runtime.orchestration import TRAINING_LEASE_KEY, acquire_training_lease
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.schema import FeatureSchema
 
@@ -98,18 +99,17 @@ def test_train_result_carries_what_the_state_machine_reads(
     assert first_training["reason"] == "new_data"
 
 
-def test_train_stands_aside_while_an_older_execution_runs(
+def test_train_stands_aside_while_another_execution_holds_the_training_lease(
     aws_stack: Stack, ingest: Callable[..., dict[str, Any]], training_rows: pd.DataFrame,
     load_handler: Callable[[str], Any], load_event: Callable[[str], dict[str, Any]],
     state_machine_definition: dict[str, Any], registry: ModelRegistry, lambda_context: Any,
 ) -> None:
-    # given two running executions (an upload, then an alarm)
-    ingest("incoming/breast-cancer.csv", training_rows)
+    # given two running executions (an upload, then an alarm), the first one training (it holds the lease)
+    older = ingest("incoming/breast-cancer.csv", training_rows)["execution_arn"]
     sfn = boto3.client("stepfunctions")
     machine = aws_stack.physical_ids["TrainingStateMachine"]
-    sfn.start_execution(stateMachineArn=machine, name="alarm-run-1", input=json.dumps({"reason": "alarm"}))
-    running = sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
-    newer = max(running, key=lambda e: (e["startDate"], e["executionArn"]))
+    newer = sfn.start_execution(stateMachineArn=machine, name="alarm-run-1", input=json.dumps({"reason": "alarm"}))
+    acquire_training_lease(registry.store, sfn, older)
     train = load_handler("train")
 
     # when the newer one's train task runs
@@ -122,7 +122,8 @@ def test_train_stands_aside_while_an_older_execution_runs(
     (route,) = [c for c in catches if type(caught.value).__name__ in c["ErrorEquals"]]
     assert states[route["Next"]]["Type"] == "Succeed"
     assert "is still running" in str(caught.value)
-    assert not list(registry.store.list_keys("models/"))
+    assert registry.store.get_json(TRAINING_LEASE_KEY)["execution_arn"] == older
+    assert list(registry.store.list_keys("models/")) == [TRAINING_LEASE_KEY]
 
 
 def test_gate_passes_a_good_first_challenger_and_records_the_decision(
@@ -199,5 +200,5 @@ def test_evaluate_rejects_an_unknown_action(load_handler: Callable[[str], Any], 
     evaluate = load_handler("evaluate")
 
     # when / then
-    with pytest.raises(InvalidRequest, match="unknown action 'retrain'; expected 'gate' or 'monitor'"):
+    with pytest.raises(InvalidRequest, match="unknown action 'retrain'; expected 'gate', 'promote' or 'monitor'"):
         evaluate.lambda_handler({"action": "retrain"}, lambda_context)

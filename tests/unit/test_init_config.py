@@ -10,7 +10,15 @@ import pytest
 import yaml
 
 from loopline.cli import main
-from loopline.init_config import Baseline, InitRefused, pipeline_name_for, profile_data, suggested_threshold
+from loopline.init_config import (
+    DEFAULT_MAX_DROP,
+    Baseline,
+    InitRefused,
+    pipeline_name_for,
+    profile_data,
+    suggested_threshold,
+)
+from loopline.params import stack_parameters
 from loopline_runtime.config import (
     AlarmConfig,
     FeatureType,
@@ -181,9 +189,31 @@ def test_thresholds_sit_just_above_the_trivial_baseline_and_say_so(tmp_path: Pat
     # then
     config = load_config(tmp_path / "pipeline.yaml")
     text = (tmp_path / "pipeline.yaml").read_text(encoding="utf-8")
-    assert config.gate.threshold == config.alarm.threshold == 0.43
+    assert config.gate.threshold == 0.43
     assert "always predicting 'a' scores f1 0.429" in text
     assert "0.0 accepts any model" in text
+
+
+def test_the_alarm_is_champion_relative_by_default_and_says_what_the_drop_means(tmp_path: Path):
+    # given a classification and a regression CSV
+    classification = write_csv(numeric_only(), tmp_path / "classes.csv")
+    numbers = write_csv(regression(), tmp_path / "numbers.csv")
+
+    # when loopline init writes a config for each, once with an error metric
+    run_init(classification, "label", tmp_path / "classes.yaml")
+    run_init(numbers, "price", tmp_path / "numbers.yaml")
+    text = (tmp_path / "numbers.yaml").read_text(encoding="utf-8")
+    (tmp_path / "rmse.yaml").write_text(text.replace("metric: r2", "metric: rmse"), encoding="utf-8")
+
+    # then the alarm watches the drop below the champion's own holdout score, not an absolute floor
+    for name in ("classes", "numbers"):
+        config = load_config(tmp_path / f"{name}.yaml")
+        assert config.alarm.threshold is None
+        assert config.alarm.max_drop == DEFAULT_MAX_DROP[config.metric or ""]
+        assert stack_parameters(config)["AlarmMetricName"] == "ModelQualityDrop"
+    # and the comment says what the drop means for the metric; an absolute floor is one edit away
+    assert "r2 0.1 below the champion's holdout r2" in text
+    assert "Or an absolute floor" in text and "threshold: null" in text
 
 
 def test_a_regression_baseline_is_the_mean_predictor():

@@ -32,14 +32,26 @@ def test_execution_name_is_valid(reason: str, subject: str) -> None:
     assert VALID_NAME.fullmatch(name), name
 
 
-def test_execution_names_are_unique_for_the_same_trigger() -> None:
-    # given the same trigger twice (a retried or repeated upload)
+def test_the_same_trigger_gets_the_same_execution_name() -> None:
+    # given the same trigger twice (a redelivered upload: StartExecution must find the first execution)
 
     # when
     names = {execution_name("new_data", "ds-0123456789abcdef0123") for _ in range(50)}
 
-    # then no two collide (moto and AWS reject a reused name)
-    assert len(names) == 50
+    # then one name
+    assert names == {"new_data-ds-0123456789abcdef0123"}
+
+
+def test_different_triggers_get_different_names() -> None:
+    # given subjects that differ only past the length limit, or only in characters a name cannot hold
+
+    # when
+    long = {execution_name("new_data", "y" * 200 + tail) for tail in ("a", "b")}
+    rewritten = {execution_name("manual", subject) for subject in ("a b", "a/b", "a-b")}
+
+    # then
+    assert len(long) == 2 and all(len(name) <= 80 for name in long)
+    assert len(rewritten) == 3
 
 
 def test_execution_name_says_why_it_ran() -> None:
@@ -49,15 +61,4 @@ def test_execution_name_says_why_it_ran() -> None:
     name = execution_name("alarm", "run")
 
     # then
-    assert name.startswith("alarm-run-")
-
-
-def test_long_subjects_keep_the_unique_suffix() -> None:
-    # given a subject longer than the name limit
-
-    # when
-    first, second = execution_name("new_data", "y" * 200), execution_name("new_data", "y" * 200)
-
-    # then the names still differ
-    assert first != second
-    assert len(first) == 80
+    assert name == "alarm-run"

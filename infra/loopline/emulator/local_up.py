@@ -25,6 +25,7 @@ from loopline.emulator.lambda_async_invocation import invoke_event_type_asynchro
 from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_runtime
 from loopline.emulator.local_stack import DeployedStack, StackCreationFailed, StackSettings, deploy_stack
 from loopline.emulator.s3_async_notifications import deliver_s3_notifications_asynchronously
+from loopline.emulator.s3_conditional_writes import make_conditional_writes_atomic
 from loopline.emulator.same_origin_server import SameOriginMotoServer
 from loopline.emulator.state_machine_backend import route_cloudformation_to_executing_backend
 from loopline_runtime.errors import InvalidConfig
@@ -60,6 +61,7 @@ def install_moto_gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) 
     install_lambda_runtime(runtime)
     invoke_event_type_asynchronously()
     deliver_s3_notifications_asynchronously()
+    make_conditional_writes_atomic()
     deliver_to_states_and_lambda_targets()
     emit_events_on_set_alarm_state()
     return AlarmEvaluator().install(alarm_tick_seconds)

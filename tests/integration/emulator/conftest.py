@@ -21,6 +21,7 @@ from moto.awslambda.models import LambdaFunction
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.core.config import default_user_config
 from moto.events.models import Rule
+from moto.s3.responses import S3Response
 
 from loopline.demo import free_port
 from loopline.emulator.lambda_invocation import LambdaRuntime
@@ -47,6 +48,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             (CloudWatchBackend, "put_metric_data"),
             (CloudWatchBackend, "set_alarm_state"),
             (s3_notifications, "_invoke_awslambda"),
+            (S3Response, "put_object"),
             (stepfunctions_models, "stepfunctions_backends"),
         ]:
             patch.setattr(owner, name, getattr(owner, name))

@@ -49,6 +49,19 @@ def test_alarm_settings_become_string_parameters():
 
     # then
     assert {k: v for k, v in parameters.items() if k.startswith("Alarm")} == {
-        "AlarmThreshold": "1", "AlarmComparisonOperator": "LessThanThreshold", "AlarmPeriodSeconds": "10",
+        "AlarmMetricName": "ModelQuality", "AlarmThreshold": "1", "AlarmComparisonOperator": "LessThanThreshold",
+        "AlarmPeriodSeconds": "10",
         "AlarmEvaluationPeriods": "3", "AlarmDatapointsToAlarm": "2", "AlarmTreatMissingData": "ignore",
     }  # fmt: skip
+
+
+def test_a_champion_relative_alarm_watches_the_drop_above_max_drop_for_every_metric():
+    # when
+    parameters = [stack_parameters(config(metric=metric, task=task, alarm={"max_drop": 0.1}))
+                  for metric, task in (("f1", "classification"), ("rmse", "regression"), ("r2", "regression"))]
+
+    # then the drop is positive when quality got worse, whatever the metric's direction
+    for each in parameters:
+        assert each["AlarmMetricName"] == "ModelQualityDrop"
+        assert each["AlarmThreshold"] == "0.1"
+        assert each["AlarmComparisonOperator"] == "GreaterThanThreshold"

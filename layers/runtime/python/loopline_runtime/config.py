@@ -57,7 +57,15 @@ class GateConfig(_Strict):
 
 
 class AlarmConfig(_Strict):
-    threshold: float = Field(description="The champion's metric on fresh labeled data that raises the alarm.")
+    # champion-relative (the default `loopline init` writes): how far the champion may fall below its own holdout
+    # score on fresh labeled data; points for accuracy/f1/roc_auc/r2, a fraction of the holdout error for rmse/mae
+    max_drop: float | None = Field(
+        default=None, gt=0, description="The drop below the champion's own holdout score that raises the alarm."
+    )
+    # absolute floor: the champion's metric on fresh labeled data at which the alarm fires
+    threshold: float | None = Field(
+        default=None, description="The champion's metric on fresh labeled data that raises the alarm."
+    )
     period_seconds: int = Field(default=60, ge=10)
     evaluation_periods: int = Field(default=1, ge=1)
     datapoints_to_alarm: int = Field(default=1, ge=1)
@@ -66,6 +74,11 @@ class AlarmConfig(_Strict):
 
     @model_validator(mode="after")
     def _m_of_n(self) -> AlarmConfig:
+        if (self.max_drop is None) == (self.threshold is None):
+            raise ValueError(
+                "set exactly one of alarm.max_drop (how far below the champion's own holdout score, e.g. 0.1) "
+                "and alarm.threshold (an absolute floor of the metric, e.g. 0.75)"
+            )
         if self.datapoints_to_alarm > self.evaluation_periods:
             raise ValueError(
                 f"alarm.datapoints_to_alarm ({self.datapoints_to_alarm}) cannot exceed "
@@ -150,8 +163,9 @@ _EXAMPLES = {
     "target": "target: the_label_column",
     "gate": "gate: {threshold: 0.8}",
     "gate.threshold": "gate: {threshold: 0.8}",
-    "alarm": "alarm: {threshold: 0.75}",
+    "alarm": "alarm: {max_drop: 0.1}",
     "alarm.threshold": "alarm: {threshold: 0.75}",
+    "alarm.max_drop": "alarm: {max_drop: 0.1}",
 }
 
 
@@ -183,7 +197,7 @@ def load_config(path: str | Path) -> PipelineConfig:
         raise InvalidConfig(f"{path}: not valid YAML: {exc}") from None
     if data is None:
         raise InvalidConfig(f"{path} is empty; a pipeline config needs at least name, target, gate.threshold and "
-                            "alarm.threshold (`loopline init DATA.csv --target COLUMN` writes one)")
+                            "alarm.max_drop (`loopline init DATA.csv --target COLUMN` writes one)")
     return parse_config(data, source=str(path))
 
 

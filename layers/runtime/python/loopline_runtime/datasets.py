@@ -63,8 +63,15 @@ class DatasetCatalog:
             self.store.put_json(self.manifest_key(version), manifest, create_only=True)
         except ObjectExists:
             return False  # a concurrent duplicate delivery won the race; it wrote the same rows
-        self.store.put_bytes(f"{INDEX_PREFIX}{received.strftime('%Y%m%dT%H%M%S%fZ')}_{version}", b"")
+        self.store.put_bytes(_index_key(received, version), b"")
         return True
+
+    def ensure_indexed(self, version: str) -> None:
+        """Write the index entry of an existing version if it is missing (its key derives from the manifest)."""
+        received = datetime.fromisoformat(self.get(version).manifest["received_at"])
+        key = _index_key(received, version)
+        if not self.store.exists(key):
+            self.store.put_bytes(key, b"")
 
     def newest(self, count: int, *, max_age_days: int | None = None,
                now: datetime | None = None) -> list[DatasetVersion]:
@@ -91,6 +98,10 @@ class DatasetCatalog:
     def load(self, dataset: DatasetVersion) -> pd.DataFrame:
         # read every column as text: the pipeline's coercion step owns type conversion, as at serving time
         return pd.read_csv(io.BytesIO(self.store.get_bytes(dataset.data_key)), dtype=str, keep_default_na=True)
+
+
+def _index_key(received: datetime, version: str) -> str:
+    return f"{INDEX_PREFIX}{received.astimezone(UTC).strftime('%Y%m%dT%H%M%S%fZ')}_{version}"
 
 
 def _received(index_key: str) -> datetime:

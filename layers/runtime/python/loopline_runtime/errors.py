@@ -38,6 +38,12 @@ class SingleClass(InvalidUpload):
     reason_code = "single_class"
 
 
+class NoUsableFeatures(InvalidUpload):
+    """Besides the target the upload holds only ignored or id-like columns: nothing to learn from."""
+
+    reason_code = "no_usable_features"
+
+
 class NoDatasets(LooplineError):
     """There is no accepted dataset version to train on."""
 
@@ -61,3 +67,8 @@ class TrainingFailed(LooplineError):
 class TrainingUpToDate(LooplineError):
     """A model was already trained on exactly these dataset versions with this config (training is seeded, so a
     rerun would reproduce it); the run stands aside."""
+
+
+class ChampionChanged(LooplineError):
+    """The champion pointer moved between the gate's comparison and the promotion: the challenger was compared
+    against a model that no longer serves, so it is not promoted (the run ends in "Challenger rejected")."""

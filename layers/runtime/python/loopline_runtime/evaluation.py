@@ -13,7 +13,7 @@ from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import LooplineError
 from loopline_runtime.metrics import all_scores, at_least_as_good, meets
 from loopline_runtime.prediction import predict_with_probabilities
-from loopline_runtime.registry import LoadedModel, ModelRegistry
+from loopline_runtime.registry import FINGERPRINT_PREFIX, LoadedModel, ModelRegistry
 from loopline_runtime.schema import FeatureSchema, coerce_target
 
 
@@ -26,6 +26,8 @@ class GateDecision:
     passes_gate: bool
     beats_champion: bool
     champion_version: str | None = None
+    # the ETag of the champion pointer compared against: the promotion moves the pointer only if it still has it
+    champion_etag: str | None = None
     champion_score: float | None = None
     challenger_scores: dict[str, float] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
@@ -48,8 +50,12 @@ def score_model(model: LoadedModel, frame: pd.DataFrame, schema: FeatureSchema) 
 
 
 def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_version: str,
-                    holdout_key: str) -> GateDecision:
-    """Score the challenger and the champion on the same holdout rows and decide whether to promote."""
+                    holdout_key: str, fingerprint: str | None = None) -> GateDecision:
+    """Score the challenger and the champion on the same holdout rows and decide whether to promote.
+
+    The decision goes to models/<version>/evaluation.json; then, and only then, the training fingerprint is
+    marked as decided, so a challenger whose evaluation failed is gated by the next trigger instead of skipped.
+    """
     challenger = registry.load(model_version)
     schema = challenger.schema
     metric = challenger.manifest["metric"]
@@ -62,7 +68,8 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
     if not passes:
         reasons.append(f"{metric} {challenger_score:.4f} does not meet the gate threshold {threshold}")
 
-    champion_version = registry.champion_version()
+    pointer, champion_etag = registry.champion_pointer_and_etag()
+    champion_version = pointer["version"] if pointer else None
     champion_score: float | None = None
     beats = True
     if champion_version and champion_version != model_version:
@@ -87,10 +94,23 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
         passes_gate=passes,
         beats_champion=beats,
         champion_version=champion_version,
+        champion_etag=champion_etag,
         champion_score=champion_score,
         challenger_scores=challenger_scores,
         reasons=reasons or ["passes the gate and is at least as good as the champion"],
     )
     registry.store.put_json(registry.prefix(model_version) + "evaluation.json",
                             {**decision.to_dict(), "evaluated_at": datetime.now(UTC).isoformat()})
+    if fingerprint:
+        registry.store.put_json(f"{FINGERPRINT_PREFIX}{fingerprint}",
+                                {"model_version": model_version, "promote": decision.promote})
     return decision
+
+
+def reject_promotion(registry: ModelRegistry, model_version: str, reason: str) -> None:
+    """Record on the challenger's evaluation why a promotion the gate allowed did not happen."""
+    key = registry.prefix(model_version) + "evaluation.json"
+    evaluation = registry.store.get_json(key)
+    evaluation.update(promote=False, promotion_rejected_at=datetime.now(UTC).isoformat(),
+                      reasons=[*evaluation.get("reasons", []), reason])
+    registry.store.put_json(key, evaluation)

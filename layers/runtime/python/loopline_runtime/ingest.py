@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,8 @@ import pandas as pd
 
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.datasets import DatasetCatalog, version_for
-from loopline_runtime.errors import InvalidUpload, NoDatasets
+from loopline_runtime.errors import InvalidUpload, NoDatasets, NoUsableFeatures
+from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.schema import FeatureSchema, infer_schema, read_csv, validate_training_frame
 from loopline_runtime.storage import ObjectStore
 
@@ -27,6 +29,8 @@ FIXES = {
     "schema_mismatch": "Make the columns and their types match the pipeline's features, or update pipeline.yaml.",
     "too_few_rows": "Upload more labeled rows in one file, or lower training.min_rows in pipeline.yaml.",
     "single_class": "Include rows of at least two classes, or check that the target column is the right one.",
+    "no_usable_features": "Add at least one feature column besides the target and the ignored or id-like columns "
+                          "(or list the feature columns under `features` in pipeline.yaml), then upload again.",
 }
 
 
@@ -50,9 +54,18 @@ def expected_schema(catalog: DatasetCatalog, config: PipelineConfig, frame: pd.D
         prior = FeatureSchema.from_dict(catalog.latest().manifest["schema"])
     except NoDatasets:
         prior = None
-    if prior and prior.target == config.target and config.features in (None, prior.features):
+    # an empty schema is never inherited (it would make every later upload untrainable)
+    if prior and prior.features and prior.target == config.target and config.features in (None, prior.features):
         return prior
-    return infer_schema(frame, config)
+    schema = infer_schema(frame, config)
+    if not schema.features:
+        others = [c for c in frame.columns if c != schema.target]
+        ignored = f"; ignored or id-like: {', '.join(schema.ignored)}" if schema.ignored else ""
+        raise NoUsableFeatures(
+            f"the upload has no usable feature column: besides the target {schema.target!r} it holds "
+            f"{', '.join(map(repr, others)) or 'nothing'}{ignored}; a model needs at least one feature to learn from"
+        )
+    return schema
 
 
 def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig) -> IngestOutcome:
@@ -61,6 +74,7 @@ def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig) -> Inges
     version = version_for(body)
     catalog = DatasetCatalog(store)
     if catalog.exists(version):
+        catalog.ensure_indexed(version)  # a first delivery may have stopped between the manifest and the index
         return IngestOutcome("duplicate", key, dataset_version=version)
     try:
         frame = read_csv(body, source=posixpath.basename(key))
@@ -85,6 +99,29 @@ def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig) -> Inges
     columns = [c for c in labeled.columns if c in schema.features or c == schema.target]
     created = catalog.write(version, labeled[columns], manifest)
     return IngestOutcome("accepted" if created else "duplicate", key, dataset_version=version, rows=len(labeled))
+
+
+def follow_up(outcome: IngestOutcome, registry: ModelRegistry, *, start_training: Callable[[str], str],
+              request_monitoring: Callable[[str], None]) -> dict[str, Any]:
+    """After a dataset version exists: train when there is no champion yet, else measure the champion on it.
+
+    Runs for first and repeated deliveries alike, so a redelivered event starts what a failed first attempt did
+    not; both actions are idempotent (the execution name derives from the dataset version; a batch is measured
+    once per champion).
+    """
+    result = outcome.to_dict()
+    if outcome.dataset_version is None:
+        return result
+    pointer = registry.champion_pointer()
+    if pointer is None:
+        result["execution_arn"] = start_training(outcome.dataset_version)
+        return result
+    if outcome.dataset_version in registry.manifest(pointer["version"]).get("dataset_versions", []):
+        result["follow_up"] = "in the champion's training data"
+        return result
+    request_monitoring(outcome.dataset_version)
+    result["monitoring"] = "requested"
+    return result
 
 
 def quarantine(store: ObjectStore, key: str, body: bytes, error: InvalidUpload) -> IngestOutcome:

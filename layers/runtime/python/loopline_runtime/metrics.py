@@ -60,3 +60,15 @@ def at_least_as_good(metric: str, challenger: float, champion: float, tolerance:
     if higher_is_better(metric):
         return challenger >= champion - tolerance
     return challenger <= champion + tolerance
+
+
+def quality_drop(metric: str, reference: float, measured: float) -> float:
+    """How far `measured` fell below `reference` (the champion's own holdout score); positive means worse.
+
+    Points for bounded higher-is-better metrics (accuracy, f1, roc_auc, r2: 0.95 -> 0.80 is a drop of 0.15);
+    a fraction of the reference for error metrics (rmse, mae), whose scale is the target's unit: an rmse of
+    12 against a holdout rmse of 10 is a drop of 0.2.
+    """
+    if higher_is_better(metric):
+        return float(reference - measured)
+    return float((measured - reference) / max(abs(reference), 1e-12))

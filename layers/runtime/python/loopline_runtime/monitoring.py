@@ -1,76 +1,126 @@
 """Monitoring: measure the champion on a fresh labeled batch, before it joins the training data.
 
-The quality metric and the drift summary go to CloudWatch (the alarm watches `ModelQuality`) and a JSON
-report goes to monitoring/ in the artifact bucket.
+The quality metric, its drop below the champion's own holdout score and the drift summary go to CloudWatch (the
+alarm watches `ModelQualityDrop`, or `ModelQuality` with an absolute floor) and a JSON report goes to monitoring/
+in the artifact bucket. A batch is measured once per champion: a repeated request answers with the first report.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from loopline_runtime.config import PipelineConfig
+from loopline_runtime.config import AlarmConfig, PipelineConfig
 from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.drift import measure_drift
 from loopline_runtime.errors import NoChampion
 from loopline_runtime.evaluation import score_model
+from loopline_runtime.metrics import meets, quality_drop
 from loopline_runtime.registry import ModelRegistry
-from loopline_runtime.storage import ObjectStore
+from loopline_runtime.storage import ObjectNotFound, ObjectStore
 
 QUALITY_METRIC_NAME = "ModelQuality"
+QUALITY_DROP_METRIC_NAME = "ModelQualityDrop"
 DRIFT_MIN_PSI_ROWS = 250
+MONITORING_PREFIX = "monitoring/"
+# one marker per (champion, batch), models/<champion>/measured/<dataset version>.json: a redelivered upload or a
+# retried invoke does not measure the batch twice
+MEASURED_FOLDER = "measured/"
+
+# starts a retraining for a dataset version and returns the execution ARN (see orchestration.start_training)
+Retrain = Callable[[str], str]
 
 
 def metric_namespace() -> str:
     return os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Loopline")
 
 
+def breaches_alarm(alarm: AlarmConfig, metric: str, value: float, drop: float | None) -> bool:
+    """True when one measurement is on the alarm's bad side (the rule the CloudWatch alarm applies per period)."""
+    if alarm.max_drop is not None:
+        return drop is not None and drop > alarm.max_drop
+    assert alarm.threshold is not None  # the config allows exactly one of max_drop and threshold
+    return not meets(metric, value, alarm.threshold)
+
+
 def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Any, *, dataset_version: str,
-                     reason: str) -> dict[str, Any]:
-    """Score the champion and measure drift on `dataset_version` ('latest' for the newest); publish both."""
+                     reason: str, alarm_name: str | None = None, retrain: Retrain | None = None) -> dict[str, Any]:
+    """Score the champion and measure drift on `dataset_version` ('latest' for the newest); publish both.
+
+    When the alarm is already in ALARM before this measurement and the measurement breaches it too, no
+    state-change event will fire, so `retrain` is called here: a loop whose retraining was rejected or skipped
+    trains again on every new bad batch instead of waiting for an OK -> ALARM transition that never comes.
+    """
     registry = ModelRegistry(store)
     catalog = DatasetCatalog(store)
     pointer = registry.champion_pointer()
     if pointer is None:
         raise NoChampion("no champion to monitor yet; the first accepted upload trains one")
-    champion = registry.load(pointer["version"])
     dataset = catalog.latest() if dataset_version == "latest" else catalog.get(dataset_version)
+    marker = f"{registry.prefix(pointer['version'])}{MEASURED_FOLDER}{dataset.version}.json"
+    try:
+        return {**store.get_json(marker), "status": "already_measured"}
+    except ObjectNotFound:
+        pass
+    champion = registry.load(pointer["version"])
     frame = catalog.load(dataset)
     schema = champion.schema
     metric = champion.manifest["metric"]
     scores = score_model(champion, frame, schema)
+    value = scores[metric]
+    reference = champion.manifest.get("holdout_score")
+    drop = quality_drop(metric, reference, value) if reference is not None else None
     # PSI on ten bins is noisy below a few hundred rows; smaller batches are judged by the KS/chi-squared tests
     drift = measure_drift(champion.manifest["training_profile"], frame, min_psi_rows=DRIFT_MIN_PSI_ROWS)
+    alarm_before = _alarm_state(cloudwatch, alarm_name)
     pipeline = os.environ.get("PIPELINE_NAME", config.name)
     measured_at = datetime.now(UTC)
     dimensions = [{"Name": "Pipeline", "Value": pipeline}]
+    points = {QUALITY_METRIC_NAME: value, "DriftedFeatureShare": drift.drifted_share, "MaxFeaturePSI": drift.max_psi}
+    if drop is not None:
+        points[QUALITY_DROP_METRIC_NAME] = drop
     cloudwatch.put_metric_data(
         Namespace=metric_namespace(),
-        MetricData=[
-            # high resolution so short alarm periods (10 s, 30 s) work for fast feedback loops
-            {"MetricName": QUALITY_METRIC_NAME, "Dimensions": dimensions, "Value": scores[metric],
-             "Timestamp": measured_at, "StorageResolution": 1, "Unit": "None"},
-            {"MetricName": "DriftedFeatureShare", "Dimensions": dimensions, "Value": drift.drifted_share,
-             "Timestamp": measured_at, "StorageResolution": 1, "Unit": "None"},
-            {"MetricName": "MaxFeaturePSI", "Dimensions": dimensions, "Value": drift.max_psi,
-             "Timestamp": measured_at, "StorageResolution": 1, "Unit": "None"},
-        ],
+        # high resolution so short alarm periods (10 s, 30 s) work for fast feedback loops
+        MetricData=[{"MetricName": name, "Dimensions": dimensions, "Value": point, "Timestamp": measured_at,
+                     "StorageResolution": 1, "Unit": "None"} for name, point in points.items()],
     )
+    breached = breaches_alarm(config.alarm, metric, value, drop)
+    retraining = None
+    if breached and alarm_before == "ALARM" and retrain is not None:
+        retraining = retrain(dataset.version)
     report = {
         "pipeline": pipeline,
         "champion_version": champion.version,
         "dataset_version": dataset.version,
         "rows": int(frame[schema.target].notna().sum()),
         "metric": metric,
-        "value": scores[metric],
+        "value": value,
+        "reference_score": reference,
+        "quality_drop": drop,
         "scores": scores,
         "alarm_threshold": config.alarm.threshold,
+        "alarm_max_drop": config.alarm.max_drop,
+        "alarm_breached": breached,
+        "alarm_state_before": alarm_before,
+        "retraining_execution": retraining,
         "drift": drift.to_dict(),
         "reason": reason,
         "measured_at": measured_at.isoformat(),
     }
-    key = f"monitoring/{measured_at.strftime('%Y%m%dT%H%M%S%fZ')}-{dataset.version}.json"
+    key = f"{MONITORING_PREFIX}{measured_at.strftime('%Y%m%dT%H%M%S%fZ')}-{dataset.version}.json"
     store.put_json(key, report)
-    return {"report_key": key, "champion_version": champion.version, "dataset_version": dataset.version,
-            "metric": metric, "value": scores[metric], "drifted_share": drift.drifted_share}
+    result = {"report_key": key, "champion_version": champion.version, "dataset_version": dataset.version,
+              "metric": metric, "value": value, "quality_drop": drop, "drifted_share": drift.drifted_share,
+              "alarm_breached": breached, "retraining_execution": retraining}
+    store.put_json(marker, result)
+    return {**result, "status": "measured"}
+
+
+def _alarm_state(cloudwatch: Any, alarm_name: str | None) -> str | None:
+    if not alarm_name:
+        return None
+    alarms = cloudwatch.describe_alarms(AlarmNames=[alarm_name]).get("MetricAlarms", [])
+    return str(alarms[0]["StateValue"]) if alarms else None

@@ -1,36 +1,55 @@
-"""What happens after a step: start the training state machine, ask for a monitoring run, or stand aside."""
+"""What happens after a step: start the training state machine, ask for a monitoring run, or stand aside.
+
+Every start is idempotent: an execution's name is derived from what triggered it, so a redelivered trigger
+starts the same execution (or finds it already started) instead of a second one. One training run at a time is
+decided by a lease object written with S3 conditional writes, not by listing executions (eventually consistent).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from loopline_runtime.errors import LooplineError
+from loopline_runtime.storage import ObjectChanged, ObjectExists, ObjectNotFound, ObjectStore
+
+# held by the execution that is training; taken over only when its holder is no longer running
+TRAINING_LEASE_KEY = "models/_lease/training.json"
 
 
 class TrainingAlreadyRunning(LooplineError):
-    """An older training execution is still running; this one stands aside (concurrent triggers -> one run)."""
+    """Another training execution holds the lease and is still running; this one stands aside (concurrent
+    triggers -> one run)."""
 
 
 def execution_name(reason: str, subject: str) -> str:
-    """A unique, valid Step Functions execution name (80 chars of [A-Za-z0-9-_])."""
+    """The Step Functions execution name for a trigger (80 chars of [A-Za-z0-9-_]): the same trigger, the same name."""
     reason = re.sub(r"[^A-Za-z0-9_-]", "-", reason)[:20]
-    subject = re.sub(r"[^A-Za-z0-9_-]", "-", subject)[: 80 - len(reason) - 10]
-    return f"{reason}-{subject}-{uuid.uuid4().hex[:8]}"
+    safe = re.sub(r"[^A-Za-z0-9_-]", "-", subject)
+    room = 79 - len(reason)
+    if safe != subject or len(safe) > room:  # shortened or rewritten: a digest keeps distinct subjects apart
+        digest = hashlib.sha256(subject.encode("utf-8")).hexdigest()[:10]
+        safe = f"{safe[: room - 11]}-{digest}"
+    return f"{reason}-{safe}"
+
+
+def execution_arn_for(state_machine_arn: str, name: str) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
 
 
 def start_training(sfn: Any, state_machine_arn: str, *, reason: str, dataset_version: str | None = None) -> str:
-    """Start a training execution; returns its ARN."""
+    """Start the training execution for this trigger, or find it already started; returns its ARN."""
     payload: dict[str, Any] = {"reason": reason}
     if dataset_version:
         payload["dataset_version"] = dataset_version
-    response = sfn.start_execution(
-        stateMachineArn=state_machine_arn,
-        name=execution_name(reason, dataset_version or "run"),
-        input=json.dumps(payload),
-    )
+    name = execution_name(reason, dataset_version or "run")
+    try:
+        response = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))
+    except sfn.exceptions.ExecutionAlreadyExists:
+        return execution_arn_for(state_machine_arn, name)  # a repeated trigger: that execution ran or runs
     return str(response["executionArn"])
 
 
@@ -43,19 +62,45 @@ def request_monitoring(lambda_client: Any, function_name: str, *, dataset_versio
     )
 
 
-def ensure_single_training_run(sfn: Any, state_machine_arn: str, execution_arn: str) -> None:
-    """Raise TrainingAlreadyRunning when an older execution of the state machine is still running.
+def acquire_training_lease(store: ObjectStore, sfn: Any, execution_arn: str) -> None:
+    """Take the one-training-run lease for `execution_arn`, or raise TrainingAlreadyRunning.
 
-    Every concurrent execution sees the same set of running executions, so exactly the oldest one proceeds.
+    The lease is created with If-None-Match: * (exactly one of any number of concurrent executions creates it).
+    A lease whose holder has stopped (succeeded, failed, timed out: DescribeExecution on one ARN is strongly
+    consistent) is taken over with If-Match on the ETag read, so two executions cannot both take over.
     """
-    mine = sfn.describe_execution(executionArn=execution_arn)["startDate"]
-    paginator = sfn.get_paginator("list_executions")
-    for page in paginator.paginate(stateMachineArn=state_machine_arn, statusFilter="RUNNING"):
-        for other in page["executions"]:
-            if other["executionArn"] == execution_arn:
-                continue
-            if (other["startDate"], other["executionArn"]) < (mine, execution_arn):
-                raise TrainingAlreadyRunning(
-                    f"training execution {other['name']} (started {other['startDate'].isoformat()}) is still "
-                    "running; this trigger is covered by it"
-                )
+    lease = {"execution_arn": execution_arn, "acquired_at": datetime.now(UTC).isoformat()}
+    try:
+        store.put_json(TRAINING_LEASE_KEY, lease, create_only=True)
+        return
+    except ObjectExists:
+        pass
+    try:
+        current, etag = store.get_json_with_etag(TRAINING_LEASE_KEY)
+    except ObjectNotFound:  # released between our write and our read: try once more from the start
+        current, etag = {"execution_arn": ""}, None
+    holder = str(current.get("execution_arn", ""))
+    if holder == execution_arn:
+        return  # a retry of this execution's own train step
+    if holder and _is_running(sfn, holder):
+        raise TrainingAlreadyRunning(
+            f"training execution {holder.rsplit(':', 1)[-1]} holds the training lease and is still running; "
+            "this trigger is covered by it"
+        )
+    try:
+        if etag is None:
+            store.put_json(TRAINING_LEASE_KEY, lease, create_only=True)
+        else:
+            store.put_json(TRAINING_LEASE_KEY, lease, if_match=etag)
+    except (ObjectExists, ObjectChanged):
+        raise TrainingAlreadyRunning(
+            "another training execution took over the training lease at the same moment; this trigger is covered "
+            "by it"
+        ) from None
+
+
+def _is_running(sfn: Any, execution_arn: str) -> bool:
+    try:
+        return str(sfn.describe_execution(executionArn=execution_arn)["status"]) == "RUNNING"
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return False

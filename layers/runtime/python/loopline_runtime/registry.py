@@ -4,12 +4,16 @@
     models/<version>/manifest.json    sha256, params, metrics, dataset versions, library versions, timestamps
     models/<version>/holdout.csv      the rows the gate scores challenger and champion on
     models/<version>/evaluation.json  the gate's decision and reasons
-    registry/champion.json            {version, previous_version, promoted_at, ...} (moved by the state machine)
+    registry/champion.json            {version, previous_version, promoted_at, ...} (moved by `ModelRegistry.promote`
+                                      only if it still has the ETag the gate compared against)
     registry/history/<time>-<version>.json   one record per promotion
+    models/_trained/<fingerprint>     a challenger registered for that training data (train step)
+    models/_fingerprints/<fingerprint>  the gate decided on it: "already trained on this data" (gate step)
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import platform
@@ -24,12 +28,17 @@ import pandas as pd
 import sklearn
 
 import loopline_runtime
-from loopline_runtime.errors import ArtifactIntegrityError, NoChampion
+from loopline_runtime.errors import ArtifactIntegrityError, ChampionChanged, NoChampion
 from loopline_runtime.schema import FeatureSchema
-from loopline_runtime.storage import ObjectNotFound, ObjectStore
+from loopline_runtime.storage import ObjectChanged, ObjectExists, ObjectNotFound, ObjectStore
 
 CHAMPION_KEY = "registry/champion.json"
 HISTORY_PREFIX = "registry/history/"
+# models/_fingerprints/<fingerprint>: the gate decided on a model trained on exactly this data (written by the gate)
+FINGERPRINT_PREFIX = "models/_fingerprints/"
+# models/_trained/<fingerprint>: a challenger was registered for this data (written by the train step); one whose
+# gate never decided (the evaluate step failed) is handed to the gate again by the next trigger, not retrained
+TRAINED_PREFIX = "models/_trained/"
 
 
 def new_model_version(now: datetime | None = None) -> str:
@@ -115,6 +124,37 @@ class ModelRegistry:
             return self.store.get_json(CHAMPION_KEY)
         except ObjectNotFound:
             return None
+
+    def champion_pointer_and_etag(self) -> tuple[dict[str, Any] | None, str | None]:
+        """The pointer and the ETag of exactly that content (None, None without a champion)."""
+        try:
+            return self.store.get_json_with_etag(CHAMPION_KEY)
+        except ObjectNotFound:
+            return None, None
+
+    def promote(self, record: dict[str, Any], *, expected_etag: str | None) -> dict[str, Any]:
+        """Move the champion pointer to `record["version"]`, then append the promotion to the history.
+
+        The pointer is written only if it still has `expected_etag`, the ETag the gate compared the challenger
+        against (If-Match; If-None-Match: * when there was no champion). A retry after the pointer moved to this
+        very version finishes the history record. Raises ChampionChanged when another promotion got there first.
+        """
+        version = record["version"]
+        try:
+            if expected_etag is None:
+                self.store.put_json(CHAMPION_KEY, record, create_only=True)
+            else:
+                self.store.put_json(CHAMPION_KEY, record, if_match=expected_etag)
+        except (ObjectExists, ObjectChanged):
+            current = self.champion_pointer()
+            if current is None or current.get("version") != version:
+                raise ChampionChanged(
+                    f"the champion changed during evaluation (now {current and current.get('version')}, compared "
+                    f"against {record.get('previous_version')}); challenger {version} is not promoted"
+                ) from None
+        with contextlib.suppress(ObjectExists):  # a retry already wrote it
+            self.store.put_json(f"{HISTORY_PREFIX}{record['promoted_at']}-{version}.json", record, create_only=True)
+        return record
 
     def champion_version(self) -> str | None:
         pointer = self.champion_pointer()

@@ -22,6 +22,10 @@ class ObjectExists(Exception):
     """A create-only write found the key already taken (S3 If-None-Match: *)."""
 
 
+class ObjectChanged(Exception):
+    """A conditional write found the object changed since it was read (S3 If-Match on the ETag read)."""
+
+
 class ObjectStore:
     """Keys, bytes and JSON in one S3 bucket."""
 
@@ -46,19 +50,42 @@ class ObjectStore:
         return json.loads(self.get_bytes(key))
 
     def put_bytes(self, key: str, body: bytes, *, content_type: str = "application/octet-stream",
-                  create_only: bool = False) -> None:
-        """Write an object; with create_only the write fails with ObjectExists if the key is taken."""
+                  create_only: bool = False, if_match: str | None = None) -> str:
+        """Write an object and return its ETag.
+
+        With create_only the write fails with ObjectExists if the key is taken (If-None-Match: *); with if_match
+        it fails with ObjectChanged unless the object still has that ETag (If-Match).
+        """
         extra: dict[str, Any] = {"IfNoneMatch": "*"} if create_only else {}
+        if if_match is not None:
+            extra["IfMatch"] = if_match
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **extra)
+            response = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                                              **extra)
         except ClientError as exc:
-            if _code(exc) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+            code = _code(exc)
+            if if_match is not None and code in {"PreconditionFailed", "412", "ConditionalRequestConflict",
+                                                 "NoSuchKey", "404"}:
+                raise ObjectChanged(key) from None
+            if code in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
                 raise ObjectExists(key) from None
             raise
+        return str(response.get("ETag", ""))
 
-    def put_json(self, key: str, value: Any, *, create_only: bool = False) -> None:
+    def put_json(self, key: str, value: Any, *, create_only: bool = False, if_match: str | None = None) -> str:
         body = json.dumps(value, indent=2, sort_keys=True, default=str).encode("utf-8")
-        self.put_bytes(key, body, content_type="application/json", create_only=create_only)
+        return self.put_bytes(key, body, content_type="application/json", create_only=create_only,
+                              if_match=if_match)
+
+    def get_json_with_etag(self, key: str) -> tuple[Any, str]:
+        """The object's JSON and the ETag of exactly those bytes (for a later If-Match write)."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                raise ObjectNotFound(key) from None
+            raise
+        return json.loads(response["Body"].read()), str(response["ETag"])
 
     def exists(self, key: str) -> bool:
         return self.etag(key) is not None

@@ -20,11 +20,10 @@ from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.drift import build_profile
 from loopline_runtime.errors import TrainingFailed, TrainingUpToDate
 from loopline_runtime.modeling import evaluate_pipeline, search_model
-from loopline_runtime.registry import ModelRegistry, new_model_version
+from loopline_runtime.registry import FINGERPRINT_PREFIX, TRAINED_PREFIX, ModelRegistry, new_model_version
 from loopline_runtime.schema import FeatureSchema, coerce_target
-from loopline_runtime.storage import ObjectExists, ObjectNotFound
+from loopline_runtime.storage import ObjectNotFound
 
-FINGERPRINT_PREFIX = "models/_fingerprints/"
 # keep this much of the Lambda's time for registering the model after the search
 REGISTER_MARGIN_SECONDS = 60
 
@@ -36,6 +35,8 @@ class TrainingResult:
     metric: str
     cv_score: float
     candidate: str
+    fingerprint: str = ""
+    resumed: bool = False  # an earlier run's challenger that was never gated
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,8 @@ class TrainingResult:
             "metric": self.metric,
             "cv_score": self.cv_score,
             "candidate": self.candidate,
+            "fingerprint": self.fingerprint,
+            "resumed": self.resumed,
         }
 
 
@@ -60,16 +63,18 @@ def train_challenger(
     clock_start = time.monotonic()
     datasets = catalog.newest(config.training.window, max_age_days=config.training.window_days)
     fingerprint = training_fingerprint([d.version for d in datasets], config)
-    marker = f"{FINGERPRINT_PREFIX}{fingerprint}"
     try:
-        existing = registry.store.get_json(marker)
+        decided = registry.store.get_json(f"{FINGERPRINT_PREFIX}{fingerprint}")
     except ObjectNotFound:
-        existing = None
-    if existing is not None:
+        decided = None
+    if decided is not None:
         raise TrainingUpToDate(
-            f"model {existing['model_version']} was already trained on dataset versions "
-            f"{', '.join(d.version for d in datasets)} with this config; a seeded rerun would reproduce it"
+            f"model {decided['model_version']} was already trained on dataset versions "
+            f"{', '.join(d.version for d in datasets)} with this config and gated; a seeded rerun would reproduce it"
         )
+    with contextlib.suppress(ObjectNotFound):
+        orphan = registry.store.get_json(f"{TRAINED_PREFIX}{fingerprint}")
+        return TrainingResult(**{**orphan, "fingerprint": fingerprint, "resumed": True})
     schema = FeatureSchema.from_dict(datasets[-1].manifest["schema"])
     frames = [catalog.load(dataset) for dataset in datasets]
     frame = pd.concat([f[[c for c in f.columns if c in (*schema.features, schema.target)]] for f in frames],
@@ -122,10 +127,11 @@ def train_challenger(
         "started_at": started.isoformat(),
         "training_seconds": round(time.monotonic() - clock_start, 3),
     })
-    # a concurrent run may have finished first with the same inputs: both models are registered, each is gated
-    with contextlib.suppress(ObjectExists):
-        registry.store.put_json(marker, {"model_version": version}, create_only=True)
-    return TrainingResult(version, holdout_key, metric, result.cv_score, result.candidate)
+    trained = TrainingResult(version, holdout_key, metric, result.cv_score, result.candidate, fingerprint)
+    # the "already trained on this data" fingerprint is written by the gate once it has decided
+    registry.store.put_json(f"{TRAINED_PREFIX}{fingerprint}",
+                            {k: v for k, v in trained.to_dict().items() if k not in {"fingerprint", "resumed"}})
+    return trained
 
 
 def training_fingerprint(dataset_versions: list[str], config: PipelineConfig) -> str:
