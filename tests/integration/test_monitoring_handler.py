@@ -23,7 +23,7 @@ Stack = Any  # tests/integration/conftest.py's Stack
 def quality_alarm(stack: Stack) -> dict[str, Any]:
     """The alarm that starts retraining: what it watches, resolved from template.yaml."""
     (properties,) = [r["Properties"] for r in stack.resources_of_type("AWS::CloudWatch::Alarm").values()
-                     if r["Properties"].get("Namespace") == "Loopline"]
+                     if r["Properties"].get("MetricName") == {"Ref": "AlarmMetricName"}]
     return {
         "Namespace": stack.resolve(properties["Namespace"]),
         "MetricName": stack.resolve(properties["MetricName"]),

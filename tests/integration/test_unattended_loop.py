@@ -40,7 +40,7 @@ def _flipped(rows: pd.DataFrame, target: str) -> pd.DataFrame:
 def quality_alarm(aws_stack: Stack) -> str:
     """The stack's quality alarm in moto (the evaluate function reads its state), as template.yaml names it."""
     (logical_id,) = [k for k, r in aws_stack.resources_of_type("AWS::CloudWatch::Alarm").items()
-                     if r["Properties"].get("Namespace") == "Loopline"]
+                     if r["Properties"].get("MetricName") == {"Ref": "AlarmMetricName"}]
     name = aws_stack.physical_ids[logical_id]
     boto3.client("cloudwatch").put_metric_alarm(
         AlarmName=name, Namespace="Loopline", MetricName="ModelQuality", Statistic="Average", Period=10,
