@@ -12,10 +12,12 @@ import json
 import math
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 from moto.cloudwatch.models import Alarm, CloudWatchBackend, MetricAggregatedDatum, MetricDatum, cloudwatch_backends
 
@@ -252,8 +254,9 @@ class AlarmEvaluator:
         alarm.update_state(outcome.reason, json.dumps(outcome.reason_data), outcome.state)
         emit_alarm_state_change(account_id, region, alarm, previous)
 
-    def install(self, tick_seconds: float) -> threading.Event:
-        """Evaluate after every PutMetricData and every `tick_seconds`; set the returned event to stop the timer."""
+    @contextmanager
+    def installed(self, tick_seconds: float) -> Iterator[None]:
+        """Evaluate after every PutMetricData and every `tick_seconds` until the context exits."""
         original = CloudWatchBackend.put_metric_data
         evaluator = self
 
@@ -264,7 +267,6 @@ class AlarmEvaluator:
             except Exception as exc:  # evaluation must never fail the caller's PutMetricData
                 print(f"loopline: alarm evaluation failed: {exc!r}", file=sys.stderr)
 
-        CloudWatchBackend.put_metric_data = put_metric_data  # type: ignore[method-assign]
         stop = threading.Event()
 
         def tick() -> None:
@@ -274,5 +276,9 @@ class AlarmEvaluator:
                 except Exception as exc:
                     print(f"loopline: alarm evaluation failed: {exc!r}", file=sys.stderr)
 
-        threading.Thread(target=tick, name="loopline-alarm-tick", daemon=True).start()
-        return stop
+        with mock.patch.object(CloudWatchBackend, "put_metric_data", put_metric_data):
+            threading.Thread(target=tick, name="loopline-alarm-tick", daemon=True).start()
+            try:
+                yield
+            finally:
+                stop.set()

@@ -4,9 +4,11 @@ default bus, in the shape CloudWatch uses, on every state change (evaluation or 
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from unittest import mock
 
 from moto.cloudwatch.models import Alarm, CloudWatchBackend
 from moto.events.models import events_backends
@@ -77,7 +79,7 @@ def emit_alarm_state_change(account_id: str, region: str, alarm: Alarm, previous
     events_backends[account_id][region].put_events([state_change_event(alarm, previous)])
 
 
-def emit_events_on_set_alarm_state() -> None:
+def emit_events_on_set_alarm_state() -> AbstractContextManager[object]:
     """Patch SetAlarmState so a manual state change emits the event too, as CloudWatch does."""
     original = CloudWatchBackend.set_alarm_state
 
@@ -94,4 +96,4 @@ def emit_events_on_set_alarm_state() -> None:
         if previous is not None and alarm is not None and previous.value != state_value:
             emit_alarm_state_change(self.account_id, self.region_name, alarm, previous)
 
-    CloudWatchBackend.set_alarm_state = set_alarm_state  # type: ignore[method-assign]
+    return mock.patch.object(CloudWatchBackend, "set_alarm_state", set_alarm_state)

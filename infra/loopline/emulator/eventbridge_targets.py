@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from contextlib import AbstractContextManager
 from typing import Any
+from unittest import mock
 
 from moto.events.models import Rule
 from moto.events.utils import EventTemplateParser
@@ -65,7 +67,7 @@ def invoke_lambda_asynchronously(function_arn: str, payload: str) -> None:
     run_in_background(f"events-{function.function_name}", function.invoke, payload, {}, {})
 
 
-def deliver_to_states_and_lambda_targets() -> None:
+def deliver_to_states_and_lambda_targets() -> AbstractContextManager[object]:
     """Patch moto's rule delivery to handle `states` and `lambda` targets."""
 
     def send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
@@ -85,4 +87,4 @@ def deliver_to_states_and_lambda_targets() -> None:
             else:
                 invoke_lambda_asynchronously(target["Arn"], payload)
 
-    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+    return mock.patch.object(Rule, "send_to_targets", send_to_targets)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
+from unittest import mock
 
 from moto.awslambda.models import LambdaFunction
 
@@ -11,7 +13,7 @@ from loopline.emulator.background import run_in_background
 _synchronous_invoke = LambdaFunction.invoke
 
 
-def invoke_event_type_asynchronously() -> None:
+def invoke_event_type_asynchronously() -> AbstractContextManager[object]:
     """Patch LambdaFunction.invoke so Event invocations return immediately and run in the background."""
 
     def invoke(self: LambdaFunction, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
@@ -23,4 +25,4 @@ def invoke_event_type_asynchronously() -> None:
             return ""
         return _synchronous_invoke(self, body, request_headers, response_headers)
 
-    LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+    return mock.patch.object(LambdaFunction, "invoke", invoke)

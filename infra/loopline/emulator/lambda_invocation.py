@@ -12,8 +12,10 @@ import threading
 import uuid
 import zipfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from moto.awslambda.models import LambdaFunction
 
@@ -98,7 +100,7 @@ class LambdaRuntime:
         return target
 
 
-def install_lambda_runtime(runtime: LambdaRuntime) -> None:
+def install_lambda_runtime(runtime: LambdaRuntime) -> AbstractContextManager[object]:
     """Route every moto Lambda invocation to `runtime`."""
 
     def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
@@ -113,4 +115,4 @@ def install_lambda_runtime(runtime: LambdaRuntime) -> None:
             return payload, True, ""
         return result.payload, result.errored, result.logs
 
-    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+    return mock.patch.object(LambdaFunction, "_invoke_lambda", _invoke_lambda)

@@ -17,17 +17,11 @@ from types import FrameType
 
 import boto3
 
-from loopline.emulator.alarm_evaluation import AlarmEvaluator
-from loopline.emulator.alarm_state_change_events import emit_events_on_set_alarm_state
 from loopline.emulator.api_server import LocalApi, make_api_server
-from loopline.emulator.eventbridge_targets import deliver_to_states_and_lambda_targets
-from loopline.emulator.lambda_async_invocation import invoke_event_type_asynchronously
-from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_runtime
+from loopline.emulator.lambda_invocation import LambdaRuntime
 from loopline.emulator.local_stack import DeployedStack, StackCreationFailed, StackSettings, deploy_stack
-from loopline.emulator.s3_async_notifications import deliver_s3_notifications_asynchronously
-from loopline.emulator.s3_conditional_writes import make_conditional_writes_atomic
+from loopline.emulator.moto_patches import patched_moto
 from loopline.emulator.same_origin_server import SameOriginMotoServer
-from loopline.emulator.state_machine_backend import route_cloudformation_to_executing_backend
 from loopline_runtime.errors import InvalidConfig
 
 READY_MESSAGE = "Loopline local stack is ready"
@@ -53,18 +47,6 @@ class LocalUpOptions:
 def progress(message: str) -> None:
     """A progress line on stderr (stdout carries the banner only)."""
     print(f"loopline: {message}", file=sys.stderr, flush=True)
-
-
-def install_moto_gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> threading.Event:
-    """Patch moto (in this process) with every behaviour the emulator adds; returns the alarm timer's stop event."""
-    route_cloudformation_to_executing_backend()
-    install_lambda_runtime(runtime)
-    invoke_event_type_asynchronously()
-    deliver_s3_notifications_asynchronously()
-    make_conditional_writes_atomic()
-    deliver_to_states_and_lambda_targets()
-    emit_events_on_set_alarm_state()
-    return AlarmEvaluator().install(alarm_tick_seconds)
 
 
 def enable_state_machine_execution(aws_endpoint_url: str) -> None:
@@ -97,7 +79,22 @@ def run_local_up(options: LocalUpOptions) -> int:
     os.environ["MOTO_PORT"] = str(options.aws_port)
     workdir = Path(tempfile.mkdtemp(prefix="loopline-local-"))
     runtime = LambdaRuntime(aws_endpoint_url, workdir, echo=_echo if options.verbose else None)
-    stop_alarm_timer = install_moto_gap_fillers(runtime, options.alarm_tick_seconds)
+    with patched_moto(runtime, options.alarm_tick_seconds):
+        try:
+            return _serve(options, stop, runtime, aws_endpoint_url, api_base_url, workdir)
+        finally:
+            runtime.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _serve(
+    options: LocalUpOptions,
+    stop: threading.Event,
+    runtime: LambdaRuntime,
+    aws_endpoint_url: str,
+    api_base_url: str,
+    workdir: Path,
+) -> int:
     moto_server = SameOriginMotoServer(ip_address=HOST, port=options.aws_port, verbose=False)
     api_server = None
     try:
@@ -134,12 +131,9 @@ def run_local_up(options: LocalUpOptions) -> int:
         progress("stopping")
         return 0
     finally:
-        stop_alarm_timer.set()
         if api_server is not None:
             api_server.shutdown()
-        runtime.close()
         moto_server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def banner(options: LocalUpOptions, aws_endpoint_url: str, api_base_url: str, stack: DeployedStack) -> str:

@@ -4,7 +4,9 @@ event, as S3 sends them)."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
+from unittest import mock
 
 import moto.s3.notifications as s3_notifications
 
@@ -13,10 +15,10 @@ from loopline.emulator.background import run_in_background
 _synchronous_invoke = s3_notifications._invoke_awslambda
 
 
-def deliver_s3_notifications_asynchronously() -> None:
+def deliver_s3_notifications_asynchronously() -> AbstractContextManager[object]:
     """Patch moto's S3 -> Lambda notification delivery to run in the background."""
 
     def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
         run_in_background("s3-notification", _synchronous_invoke, account_id, event_body, fn_arn, region_name)
 
-    s3_notifications._invoke_awslambda = _invoke_awslambda
+    return mock.patch.object(s3_notifications, "_invoke_awslambda", _invoke_awslambda)

@@ -6,7 +6,9 @@ succeeds, the other gets 412 PreconditionFailed). Serialise conditional writes s
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager
 from typing import Any
+from unittest import mock
 
 from moto.s3.responses import S3Response
 
@@ -14,7 +16,7 @@ _unconditional_put_object = S3Response.put_object
 _lock = threading.Lock()
 
 
-def make_conditional_writes_atomic() -> None:
+def make_conditional_writes_atomic() -> AbstractContextManager[object]:
     """Patch S3Response.put_object: a write carrying If-Match or If-None-Match runs under one lock."""
 
     def put_object(self: S3Response) -> Any:
@@ -23,4 +25,4 @@ def make_conditional_writes_atomic() -> None:
                 return _unconditional_put_object(self)
         return _unconditional_put_object(self)
 
-    S3Response.put_object = put_object  # type: ignore[method-assign]
+    return mock.patch.object(S3Response, "put_object", put_object)

@@ -4,6 +4,9 @@ would be invisible to `start_execution`. Point the CloudFormation handlers at th
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from unittest import mock
+
 import moto.stepfunctions.models as stepfunctions_models
 
 # imported before the patch below: it binds `stepfunctions_backends` by name at import time, and must keep the
@@ -12,7 +15,7 @@ import moto.stepfunctions.responses  # noqa: F401
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 
-def route_cloudformation_to_executing_backend() -> None:
+def route_cloudformation_to_executing_backend() -> AbstractContextManager[object]:
     """Make `AWS::StepFunctions::StateMachine` resources live where StartExecution looks for them."""
     # the module global is only read by the CloudFormation create/update/delete classmethods of StateMachine
-    stepfunctions_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
+    return mock.patch.object(stepfunctions_models, "stepfunctions_backends", stepfunctions_parser_backends)

@@ -1,6 +1,7 @@
 """A real moto server (in this process, on a free port) with the emulator's gap fillers installed.
 
-The patches to moto are undone after the last emulator test, so other integration tests see plain moto.
+The patches to moto (`patched_moto`, their only list) are undone after each emulator test module, so other
+integration tests see plain moto.
 """
 
 from __future__ import annotations
@@ -14,18 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import moto.s3.notifications as s3_notifications
-import moto.stepfunctions.models as stepfunctions_models
 import pytest
-from moto.awslambda.models import LambdaFunction
-from moto.cloudwatch.models import CloudWatchBackend
-from moto.core.config import default_user_config
-from moto.events.models import Rule
-from moto.s3.responses import S3Response
 
 from loopline.demo import free_port
 from loopline.emulator.lambda_invocation import LambdaRuntime
-from loopline.emulator.local_up import enable_state_machine_execution, install_moto_gap_fillers
+from loopline.emulator.local_up import enable_state_machine_execution
+from loopline.emulator.moto_patches import patched_moto
 from loopline.emulator.same_origin_server import SameOriginMotoServer
 
 REGION = "us-east-1"
@@ -39,34 +34,19 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     runtime = LambdaRuntime(endpoint, tmp_path_factory.mktemp("emulator"))
-    with pytest.MonkeyPatch.context() as patch:
-        # record the originals, so leaving the context undoes every patch the installers make
-        for owner, name in [
-            (LambdaFunction, "_invoke_lambda"),
-            (LambdaFunction, "invoke"),
-            (Rule, "send_to_targets"),
-            (CloudWatchBackend, "put_metric_data"),
-            (CloudWatchBackend, "set_alarm_state"),
-            (s3_notifications, "_invoke_awslambda"),
-            (S3Response, "put_object"),
-            (stepfunctions_models, "stepfunctions_backends"),
-        ]:
-            patch.setattr(owner, name, getattr(owner, name))
+    with pytest.MonkeyPatch.context() as patch, patched_moto(runtime, alarm_tick_seconds=1.0):
         patch.setenv("MOTO_PORT", str(port))
         for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             patch.setenv(variable, "testing")
         patch.setenv("AWS_DEFAULT_REGION", REGION)
-        stop_timer = install_moto_gap_fillers(runtime, alarm_tick_seconds=1.0)
         server = SameOriginMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         enable_state_machine_execution(endpoint)
         try:
             yield {"endpoint": endpoint, "runtime": runtime}
         finally:
-            stop_timer.set()
             runtime.close()
             server.stop()
-            default_user_config["stepfunctions"] = {"execute_state_machine": False}
 
 
 @pytest.fixture

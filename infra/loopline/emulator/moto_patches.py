@@ -1,0 +1,49 @@
+"""Every patch the emulator makes to moto, installed and undone in one place.
+
+Each gap-filler module returns its patch (`unittest.mock.patch.object(...)`) without applying it; `patched_moto`
+enters them all on one ExitStack, so leaving the context restores moto exactly. This is the only list of them:
+a new gap filler is one more line in `_gap_fillers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from unittest import mock
+
+from moto.core.config import default_user_config
+
+from loopline.emulator.alarm_evaluation import AlarmEvaluator
+from loopline.emulator.alarm_state_change_events import emit_events_on_set_alarm_state
+from loopline.emulator.eventbridge_targets import deliver_to_states_and_lambda_targets
+from loopline.emulator.lambda_async_invocation import invoke_event_type_asynchronously
+from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_runtime
+from loopline.emulator.s3_async_notifications import deliver_s3_notifications_asynchronously
+from loopline.emulator.s3_conditional_writes import make_conditional_writes_atomic
+from loopline.emulator.state_machine_backend import route_cloudformation_to_executing_backend
+
+
+def _gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> list[AbstractContextManager[object]]:
+    return [
+        route_cloudformation_to_executing_backend(),
+        install_lambda_runtime(runtime),
+        invoke_event_type_asynchronously(),
+        deliver_s3_notifications_asynchronously(),
+        make_conditional_writes_atomic(),
+        deliver_to_states_and_lambda_targets(),
+        emit_events_on_set_alarm_state(),
+        AlarmEvaluator().installed(alarm_tick_seconds),
+    ]
+
+
+@contextmanager
+def patched_moto(runtime: LambdaRuntime, alarm_tick_seconds: float) -> Iterator[None]:
+    """moto (in this process) with every behaviour the emulator adds, until the context exits.
+
+    Also restores moto's user config on exit: `enable_state_machine_execution` turns on its ASL interpreter there.
+    """
+    with ExitStack() as stack:
+        stack.enter_context(mock.patch.dict(default_user_config))
+        for patch in _gap_fillers(runtime, alarm_tick_seconds):
+            stack.enter_context(patch)
+        yield
