@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from loopline.emulator.template_loading import load_template
+from loopline.local_lambda import LocalLambdaContext
 from loopline_runtime.config import PipelineConfig, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -75,18 +75,6 @@ def load_event() -> Callable[[str], dict[str, Any]]:
     return load
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "loopline-test"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:loopline-test"
-    aws_request_id: str = "da658bd3-2d6f-4e7b-8ec2-937234644fdc"
-    remaining_millis: int = 900_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_millis
-
-
 @pytest.fixture
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
+def lambda_context() -> LocalLambdaContext:
+    return LocalLambdaContext()

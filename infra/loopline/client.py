@@ -16,6 +16,8 @@ from typing import Any
 import boto3
 import pandas as pd
 
+from loopline.emulator.local_access import DUMMY_SECRET
+
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
@@ -34,7 +36,7 @@ class StackClient:
         session: Any = boto3.session.Session(region_name=region)  # Any: clients are used as plain dict APIs
         kwargs: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
         if endpoint_url:  # the emulator accepts any credentials; do not depend on the user's profile
-            kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")
+            kwargs.update(aws_access_key_id=DUMMY_SECRET, aws_secret_access_key=DUMMY_SECRET)
         self._session, self._client_kwargs = session, kwargs
         self.cloudformation = session.client("cloudformation", **kwargs)
         self.s3 = session.client("s3", **kwargs)

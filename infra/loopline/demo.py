@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.client import StackClient
+from loopline.emulator.local_access import free_port
 from loopline.examples import TARGET, breast_cancer, recalibrated_sensors, split_batches
 
 
@@ -35,12 +35,6 @@ class Timeline:
         print(f"[{elapsed:6.1f}s] {message}", flush=True)
         if record:
             self.events.append((elapsed, message))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import importlib.util
 import io
 import json
 import os
@@ -39,8 +38,10 @@ from urllib.parse import urlsplit
 import yaml
 
 from loopline.client import StackClient
-from loopline.demo import free_port, local_stack
+from loopline.demo import local_stack
+from loopline.emulator.local_access import CREDENTIALS, free_port
 from loopline.examples import breast_cancer, split_batches
+from loopline.local_lambda import LocalLambdaContext, import_function_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,31 +129,22 @@ def http_caller(url: str, api_key: str, body: bytes) -> Callable[[], Callable[[]
 def load_predict_handler(environment: dict[str, str]) -> ModuleType:
     """functions/predict/app.py imported in this process with the deployed function's environment."""
     os.environ.update(environment)
-    spec = importlib.util.spec_from_file_location("loopline_load_predict_app", REPO_ROOT / "functions/predict/app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class _Context:
-    function_name = "PredictFunction"
-    memory_limit_in_mb = 2048
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:PredictFunction"
-    aws_request_id = "load-benchmark"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 28_000
+    return import_function_app("predict", "loopline_load_predict_app")
 
 
 def handler_caller(module: ModuleType, event: dict[str, Any]) -> Callable[[], Callable[[], int]]:
     def make() -> Callable[[], int]:
         def call() -> int:
-            return int(module.lambda_handler(dict(event), _Context())["statusCode"])
+            return int(module.lambda_handler(dict(event), _context())["statusCode"])
 
         return call
 
     return make
+
+
+def _context() -> LocalLambdaContext:
+    return LocalLambdaContext("PredictFunction", memory_limit_in_mb=2048, timeout_seconds=28,
+                              aws_request_id="load-benchmark")
 
 
 def proxy_event(body: str, api_key: str) -> dict[str, Any]:
@@ -254,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             function_name = resource["StackResourceDetail"]["PhysicalResourceId"]
             predict = stack.client("lambda").get_function_configuration(FunctionName=function_name)
             environment = {**predict["Environment"]["Variables"], "AWS_ENDPOINT_URL": endpoint,
-                           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           **CREDENTIALS,
                            "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_LOG_LEVEL": "WARNING"}
             with _quiet_stdout():
                 module = load_predict_handler(environment)

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from loopline.client import StackClient
-from loopline.demo import free_port
 from loopline.demo import local_stack as run_local_stack
+from loopline.emulator.local_access import free_port
 from loopline_runtime.config import PipelineConfig
 
 

@@ -7,15 +7,12 @@ STACK_NAME) and from pipeline.yaml (through `loopline params`, as `make deploy` 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
-import re
 import sys
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -26,102 +23,20 @@ import boto3
 import pandas as pd
 import pytest
 from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
 
+from loopline.emulator.local_access import CREDENTIALS
+from loopline.local_lambda import import_function_app
 from loopline.params import stack_parameters
 from loopline_runtime.config import PipelineConfig, load_config
 from loopline_runtime.registry import CHAMPION_KEY, HISTORY_PREFIX, ModelRegistry
 from loopline_runtime.storage import ObjectStore
+from tests.support.stack import Stack
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-STACK_NAME = "loopline-test"  # ours to choose, like `sam deploy --stack-name`
-REGION = "us-east-1"
 # moto runs no Lambda code without Docker; with use_docker off an invoke is accepted and echoed, which is all
 # the handlers under test need from it (they call each other only asynchronously).
 # executions stay RUNNING (no ASL interpreter): these tests drive the handlers one by one, whatever another test
 # module left in moto's global config
 MOTO_CONFIG: dict[str, Any] = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": False}}
-
-
-@dataclass
-class Stack:
-    """template.yaml resolved for one stack: parameters, physical names, function environments."""
-
-    template: dict[str, Any]
-    parameters: dict[str, str]
-    name: str = STACK_NAME
-    region: str = REGION
-    account: str = DEFAULT_ACCOUNT_ID
-    physical_ids: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for logical_id, resource in self.template["Resources"].items():
-            kind = resource["Type"]
-            properties = resource.get("Properties", {})
-            if kind == "AWS::Serverless::Function":
-                self.physical_ids[logical_id] = f"{self.name}-{logical_id}"
-            elif kind == "AWS::Serverless::StateMachine":
-                machine = self.resolve(properties["Name"])
-                self.physical_ids[logical_id] = f"arn:aws:states:{self.region}:{self.account}:stateMachine:{machine}"
-            elif kind == "AWS::S3::Bucket":
-                self.physical_ids[logical_id] = self.resolve(properties["BucketName"])
-            elif kind == "AWS::CloudWatch::Alarm":  # Ref of an alarm is its name
-                self.physical_ids[logical_id] = self.resolve(properties["AlarmName"])
-
-    @property
-    def bucket(self) -> str:
-        return self.physical_ids["ArtifactBucket"]
-
-    def resources_of_type(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.template["Resources"].items() if v["Type"] == kind}
-
-    def resolve(self, value: Any) -> Any:
-        """The value CloudFormation would substitute for Ref / Fn::Sub / Fn::GetAtt (the ones the template uses)."""
-        if isinstance(value, str | int | float):
-            return str(value)
-        if isinstance(value, dict) and "Ref" in value:
-            return self._ref(value["Ref"])
-        if isinstance(value, dict) and "Fn::Sub" in value:
-            text = value["Fn::Sub"]
-            return re.sub(r"\$\{([^}]+)\}", lambda m: self._ref(m.group(1)), text)
-        if isinstance(value, dict) and "Fn::GetAtt" in value:
-            logical_id, attribute = value["Fn::GetAtt"]
-            if attribute == "Arn":
-                return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.physical_ids[logical_id]}"
-            if attribute == "Name":
-                return self.physical_ids[logical_id].rsplit(":", 1)[-1]
-        raise NotImplementedError(f"cannot resolve {value!r}")
-
-    def _ref(self, name: str) -> str:
-        pseudo = {"AWS::StackName": self.name, "AWS::Region": self.region, "AWS::AccountId": self.account,
-                  "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
-        if name in pseudo:
-            return pseudo[name]
-        if name in self.parameters:
-            return self.parameters[name]
-        return self.physical_ids[name]
-
-    def function_logical_id(self, code_dir: str) -> str:
-        """The function resource whose CodeUri is functions/<code_dir>/."""
-        for logical_id, resource in self.resources_of_type("AWS::Serverless::Function").items():
-            if resource["Properties"]["CodeUri"].rstrip("/") == f"functions/{code_dir}":
-                return logical_id
-        raise KeyError(code_dir)
-
-    def function_environment(self, code_dir: str) -> dict[str, str]:
-        """Globals + the function's own environment variables, resolved."""
-        variables = dict(self.template["Globals"]["Function"]["Environment"]["Variables"])
-        own = self.template["Resources"][self.function_logical_id(code_dir)]["Properties"]
-        variables.update(own.get("Environment", {}).get("Variables", {}))
-        return {name: self.resolve(value) for name, value in variables.items()}
-
-    def state_machine_definition(self, logical_id: str) -> str:
-        """The ASL file with its DefinitionSubstitutions applied, as SAM deploys it."""
-        properties = self.template["Resources"][logical_id]["Properties"]
-        text = (REPO_ROOT / properties["DefinitionUri"]).read_text(encoding="utf-8")
-        for key, value in properties.get("DefinitionSubstitutions", {}).items():
-            text = text.replace("${" + key + "}", self.resolve(value))
-        return text
 
 
 @pytest.fixture
@@ -134,8 +49,7 @@ def stack(template: dict[str, Any], pipeline_config: PipelineConfig) -> Stack:
 @pytest.fixture
 def aws_stack(stack: Stack, fast_pipeline_config_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """moto with the stack's bucket, training state machine and evaluate function; the test pipeline config."""
-    for name, value in {"AWS_DEFAULT_REGION": stack.region, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
+    for name, value in {"AWS_DEFAULT_REGION": stack.region, **CREDENTIALS}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv("LOOPLINE_PIPELINE_CONFIG", str(fast_pipeline_config_path))
@@ -195,13 +109,8 @@ def load_handler(aws_stack: Stack, monkeypatch: pytest.MonkeyPatch,
         for name, value in aws_stack.function_environment(function).items():
             monkeypatch.setenv(name, value)
         module_name = f"loopline_test_{function}_app_{uuid.uuid4().hex[:8]}"
-        spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / "functions" / function / "app.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
         loaded.append(module_name)
-        spec.loader.exec_module(module)
-        return module
+        return import_function_app(function, module_name)
 
     yield load
     for module_name in loaded:

@@ -15,8 +15,8 @@ import pytest
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.datasets import INDEX_PREFIX
 from loopline_runtime.ingest import QUARANTINE_PREFIX
+from tests.support.stack import Stack
 
-Stack = Any  # tests/integration/conftest.py's Stack
 Upload = Callable[[str, "bytes | pd.DataFrame"], dict[str, Any]]
 
 

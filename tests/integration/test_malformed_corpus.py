@@ -23,12 +23,12 @@ import yaml
 from loopline_runtime.config import CONFIG_ENV_VAR, load_config
 from loopline_runtime.errors import InvalidConfig
 from loopline_runtime.ingest import FIXES, QUARANTINE_PREFIX
+from tests.support.stack import Stack
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 UPLOADS, CONFIGS = CORPUS / "uploads", CORPUS / "configs"
 UPLOAD_CASES: dict[str, dict[str, Any]] = yaml.safe_load((UPLOADS / "manifest.yaml").read_text(encoding="utf-8"))
 CONFIG_CASES: dict[str, list[str]] = yaml.safe_load((CONFIGS / "manifest.yaml").read_text(encoding="utf-8"))
-Stack = Any  # tests/integration/conftest.py's Stack
 
 
 def _ids(cases: dict[str, Any], outcome: str) -> list[str]:

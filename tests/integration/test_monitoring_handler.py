@@ -15,8 +15,7 @@ from sklearn.metrics import f1_score
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import NoChampion
 from loopline_runtime.registry import ModelRegistry
-
-Stack = Any  # tests/integration/conftest.py's Stack
+from tests.support.stack import Stack
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ import pytest
 
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.registry import ModelRegistry
-
-Stack = Any  # tests/integration/conftest.py's Stack
+from tests.support.stack import Stack
 
 
 @pytest.fixture

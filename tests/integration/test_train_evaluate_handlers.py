@@ -22,8 +22,7 @@ from loopline_runtime.modeling import build_pipeline
 from loopline_runtime.orchestration import TRAINING_LEASE_KEY, acquire_training_lease
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.schema import FeatureSchema
-
-Stack = Any  # tests/integration/conftest.py's Stack
+from tests.support.stack import Stack
 
 
 def _train_event(load_event: Callable[[str], dict[str, Any]], stack: Stack, execution_arn: str) -> dict[str, Any]:

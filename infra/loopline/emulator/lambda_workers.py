@@ -20,6 +20,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from loopline.emulator.local_access import CREDENTIALS
+
 MAX_WORKERS_PER_FUNCTION = 3
 _WORKER_MODULE = "loopline.emulator.lambda_worker_main"
 
@@ -55,9 +57,7 @@ class WorkerSpec:
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
+            **CREDENTIALS,
             "AWS_ENDPOINT_URL": self.aws_endpoint_url,
             # X-Ray has no local daemon; Powertools' Tracer would only warn on every segment
             "POWERTOOLS_TRACE_DISABLED": "true",

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-import boto3
-
 from loopline.emulator.api_server import LocalApi, make_api_server
 from loopline.emulator.lambda_invocation import LambdaRuntime
+from loopline.emulator.local_access import DUMMY_SECRET, local_session
 from loopline.emulator.local_stack import DeployedStack, StackCreationFailed, StackSettings, deploy_stack
 from loopline.emulator.moto_patches import patched_moto
 from loopline.emulator.same_origin_server import SameOriginMotoServer
@@ -26,7 +25,6 @@ from loopline_runtime.errors import InvalidConfig
 
 READY_MESSAGE = "Loopline local stack is ready"
 HOST = "127.0.0.1"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 @dataclass(frozen=True)
@@ -101,9 +99,7 @@ def _serve(
         progress(f"starting the AWS emulator (moto) on {aws_endpoint_url}")
         moto_server.start()
         enable_state_machine_execution(aws_endpoint_url)
-        session = boto3.Session(
-            region_name=options.region, aws_access_key_id="testing", aws_secret_access_key="testing"
-        )
+        session = local_session(options.region)
         settings = StackSettings(
             stack_name=options.stack_name,
             template_path=options.template.resolve(),
@@ -147,7 +143,8 @@ def banner(options: LocalUpOptions, aws_endpoint_url: str, api_base_url: str, st
         f"Stack outputs:\n{outputs}\n\n"
         "Point any AWS client at it:\n"
         f"  export AWS_ENDPOINT_URL={aws_endpoint_url}\n"
-        f"  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={options.region}\n\n"
+        f"  export AWS_ACCESS_KEY_ID={DUMMY_SECRET} AWS_SECRET_ACCESS_KEY={DUMMY_SECRET}"
+        f" AWS_DEFAULT_REGION={options.region}\n\n"
         "Press Ctrl+C to stop (all state is in memory).\n"
     )
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
+
+from loopline.emulator.local_access import local_session
 
 
 def translate(sam_template: dict[str, Any], parameter_values: dict[str, str], region: str) -> dict[str, Any]:
@@ -19,6 +20,6 @@ def translate(sam_template: dict[str, Any], parameter_values: dict[str, str], re
         managed_policy_map=None,
         sam_parser=Parser(),
         # only the region is read from the session (pseudo parameters); no call is made
-        boto_session=boto3.Session(region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing"),
+        boto_session=local_session(region),
     )
     return translator.translate(sam_template, parameter_values, get_managed_policy_map=dict)

@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from loopline.demo import free_port
 from loopline.emulator.lambda_invocation import LambdaRuntime
+from loopline.emulator.local_access import CREDENTIALS, free_port, local_session
 from loopline.emulator.local_up import enable_state_machine_execution
 from loopline.emulator.moto_patches import patched_moto
 from loopline.emulator.same_origin_server import SameOriginMotoServer
@@ -36,8 +35,8 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     runtime = LambdaRuntime(endpoint, tmp_path_factory.mktemp("emulator"))
     with pytest.MonkeyPatch.context() as patch, patched_moto(runtime, alarm_tick_seconds=1.0):
         patch.setenv("MOTO_PORT", str(port))
-        for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            patch.setenv(variable, "testing")
+        for variable, value in CREDENTIALS.items():
+            patch.setenv(variable, value)
         patch.setenv("AWS_DEFAULT_REGION", REGION)
         server = SameOriginMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
@@ -52,7 +51,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
 @pytest.fixture
 def aws(emulator: dict[str, Any]) -> Callable[[str], Any]:
     """A boto3 client factory for the emulator's endpoint."""
-    session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    session = local_session(REGION)
     return lambda service: session.client(service, endpoint_url=emulator["endpoint"])
 
 
@@ -91,4 +90,4 @@ def unused_port() -> int:
 @pytest.fixture
 def aws_session() -> Any:
     """A boto3 session with the emulator's dummy credentials."""
-    return boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    return local_session(REGION)

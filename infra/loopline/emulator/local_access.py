@@ -1,0 +1,28 @@
+"""What a client of the local emulator needs: its credentials (moto accepts any, botocore insists on some) and a
+free port to serve on."""
+
+from __future__ import annotations
+
+import socket
+
+import boto3
+
+DUMMY_SECRET = "testing"
+# as environment variables (a worker process, a handler imported in this process)
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": DUMMY_SECRET,
+    "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
+    "AWS_SESSION_TOKEN": DUMMY_SECRET,
+}
+
+
+def local_session(region: str) -> boto3.Session:
+    """A boto3 session with the emulator's credentials (never the user's profile)."""
+    return boto3.Session(region_name=region, aws_access_key_id=DUMMY_SECRET, aws_secret_access_key=DUMMY_SECRET)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a local AWS endpoint or API)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

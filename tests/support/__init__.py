@@ -1,0 +1,1 @@
+"""Helpers the tests share (importable as `tests.support`; pytest puts the repository root on sys.path)."""
