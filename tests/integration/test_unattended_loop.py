@@ -19,8 +19,7 @@ from loopline_runtime.errors import ChampionChanged
 from loopline_runtime.metrics import quality_drop
 from loopline_runtime.orchestration import execution_name
 from loopline_runtime.registry import CHAMPION_KEY, FINGERPRINT_PREFIX, ModelRegistry
-
-Stack = Any  # tests/integration/conftest.py's Stack
+from tests.support.stack import Stack
 
 
 def _executions(stack: Stack) -> list[dict[str, Any]]:
