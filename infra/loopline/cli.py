@@ -91,6 +91,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         check_pipeline_name,
         pipeline_name_for,
         profile_data,
+        refuse_to_overwrite,
         render_config,
         summary,
         write_config,
@@ -100,8 +101,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
     data, output = Path(args.data), Path(args.output)
     name = check_pipeline_name(args.name) if args.name else pipeline_name_for(data)
-    if output.exists() and not args.force:  # before the (possibly slow) read: fail fast
-        raise InitRefused(f"{output} already exists; pass --force to overwrite it or --output to write elsewhere")
+    refuse_to_overwrite(output, force=args.force)  # before the (possibly slow) read: fail fast
     try:
         body = data.read_bytes()
     except OSError as exc:
@@ -193,12 +193,11 @@ def _add_validate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
 def _cmd_example(args: argparse.Namespace) -> int:
     """Write a bundled example data set as CSV."""
     from loopline.examples import example_datasets
-    from loopline.init_config import InitRefused
+    from loopline.init_config import InitRefused, refuse_to_overwrite
 
     example = example_datasets()[args.name]
     output = Path(args.output or f"{example.name}.csv")
-    if output.exists() and not args.force:
-        raise InitRefused(f"{output} already exists; pass --force to overwrite it or --output to write elsewhere")
+    refuse_to_overwrite(output, force=args.force)
     frame = example.load()
     try:
         frame.to_csv(output, index=False)

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from loopline_runtime.config import (
     DEFAULT_METRIC,
     METRICS,
+    PIPELINE_NAME_PATTERN,
     AlarmConfig,
     FeatureType,
     GateConfig,
@@ -42,7 +43,7 @@ LOW_CARDINALITY_INTEGERS = 10
 FREE_TEXT_SHARE = 0.5
 LEVELS_SHOWN = 5
 COMMENT_COLUMN = 36
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+NAME_PATTERN = re.compile(PIPELINE_NAME_PATTERN)
 # Labeled batches arrive irregularly: a period without one keeps the alarm's state instead of clearing it.
 TREAT_MISSING_DATA = "ignore"
 # The champion-relative alarm's default: retrain when the champion falls this far below its own holdout score on a
@@ -268,10 +269,15 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
     return "\n".join(lines) + "\n"
 
 
-def write_config(text: str, output: Path, *, force: bool) -> None:
-    """Write `text` to `output`; an existing file is replaced only with `force`."""
+def refuse_to_overwrite(output: Path, *, force: bool) -> None:
+    """An existing `output` is replaced only with `force` (the CLI's --force)."""
     if output.exists() and not force:
         raise InitRefused(f"{output} already exists; pass --force to overwrite it or --output to write elsewhere")
+
+
+def write_config(text: str, output: Path, *, force: bool) -> None:
+    """Write `text` to `output`; an existing file is replaced only with `force`."""
+    refuse_to_overwrite(output, force=force)
     if output.is_dir():
         raise InitRefused(f"{output} is a directory; pass --output with a file name")
     try:

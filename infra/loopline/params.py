@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loopline_runtime.config import DEFAULT_METRIC, PipelineConfig, Task, higher_is_better
+from loopline_runtime.config import PipelineConfig, Task, higher_is_better
 from loopline_runtime.monitoring import QUALITY_DROP_METRIC_NAME, QUALITY_METRIC_NAME
 
 
@@ -12,11 +12,7 @@ def quality_metric(config: PipelineConfig) -> str:
     The configured `metric`; else the default for the configured task; else 'f1', because a pipeline whose
     task is inferred from the data at training time is classification unless the target says otherwise.
     """
-    if config.metric:
-        return config.metric
-    if config.task is not None:
-        return DEFAULT_METRIC[Task(config.task)]
-    return DEFAULT_METRIC[Task.CLASSIFICATION]
+    return config.metric_for(Task(config.task) if config.task is not None else Task.CLASSIFICATION)
 
 
 def stack_parameters(config: PipelineConfig) -> dict[str, str]:

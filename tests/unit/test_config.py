@@ -13,6 +13,7 @@ import yaml
 from loopline_runtime.config import (
     CONFIG_ENV_VAR,
     METRICS,
+    PIPELINE_NAME_PATTERN,
     Task,
     bundle_config,
     load_config,
@@ -238,3 +239,11 @@ def test_a_lambda_with_an_invalid_config_fails_at_start_naming_the_field(
     # then the error names the field and shows the fix
     assert "gate.threshold" in str(caught.value)
     assert "gate: {threshold: 0.8}" in str(caught.value)
+
+
+def test_the_template_allows_exactly_the_pipeline_names_the_config_allows(template: dict[str, Any]) -> None:
+    # given the stack parameter that carries the pipeline name into resource names
+    allowed = template["Parameters"]["PipelineName"]["AllowedPattern"]
+
+    # then it is the config's own pattern
+    assert allowed == PIPELINE_NAME_PATTERN

@@ -44,6 +44,8 @@ METRICS: dict[str, tuple[Task, bool]] = {
     "r2": (Task.REGRESSION, True),
 }
 DEFAULT_METRIC = {Task.CLASSIFICATION: "f1", Task.REGRESSION: "r2"}
+# also template.yaml's PipelineName AllowedPattern (a test compares them): it names stack resources
+PIPELINE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 
 
 class _Strict(BaseModel):
@@ -104,7 +106,7 @@ class ModelCandidate(_Strict):
 
 
 class PipelineConfig(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
+    name: str = Field(pattern=PIPELINE_NAME_PATTERN)
     target: str = Field(min_length=1)
     task: Task | None = None
     features: dict[str, FeatureType] | None = None

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from loopline_runtime.bucket_layout import key_time, parse_key_time
 from loopline_runtime.errors import NoDatasets
 from loopline_runtime.storage import ObjectExists, ObjectNotFound, ObjectStore
 
@@ -101,9 +102,9 @@ class DatasetCatalog:
 
 
 def _index_key(received: datetime, version: str) -> str:
-    return f"{INDEX_PREFIX}{received.astimezone(UTC).strftime('%Y%m%dT%H%M%S%fZ')}_{version}"
+    return f"{INDEX_PREFIX}{key_time(received)}_{version}"
 
 
 def _received(index_key: str) -> datetime:
     stamp = index_key[len(INDEX_PREFIX):].split("_", 1)[0]
-    return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+    return parse_key_time(stamp)

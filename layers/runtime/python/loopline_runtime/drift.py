@@ -56,6 +56,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from loopline_runtime.schema import FALSE_WORDS, TRUE_WORDS
+
 PROFILE_VERSION = 1
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -67,8 +69,6 @@ DEFAULT_EPS = 1e-4
 LOW_POWER_ROWS = 5
 _SIG_DIGITS = 6
 _MAX_LEVEL_CHARS = 64
-_TRUE = frozenset({"true", "t", "yes", "y", "1"})
-_FALSE = frozenset({"false", "f", "no", "n", "0"})
 
 
 @dataclass(frozen=True)
@@ -350,9 +350,9 @@ def _level(value: Any, kind: str) -> str | None:
         text = str(value).strip()
     if kind == BOOLEAN:
         lowered = text.lower()
-        if lowered in _TRUE:
+        if lowered in TRUE_WORDS:
             return "true"
-        if lowered in _FALSE:
+        if lowered in FALSE_WORDS:
             return "false"
     return text[:_MAX_LEVEL_CHARS]
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from loopline_runtime.bucket_layout import key_time
 from loopline_runtime.config import AlarmConfig, PipelineConfig
 from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.drift import measure_drift
@@ -110,7 +111,7 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Any
         "reason": reason,
         "measured_at": measured_at.isoformat(),
     }
-    key = f"{MONITORING_PREFIX}{measured_at.strftime('%Y%m%dT%H%M%S%fZ')}-{dataset.version}.json"
+    key = f"{MONITORING_PREFIX}{key_time(measured_at)}-{dataset.version}.json"
     store.put_json(key, report)
     result = {"report_key": key, "champion_version": champion.version, "dataset_version": dataset.version,
               "metric": metric, "value": value, "quality_drop": drop, "drifted_share": drift.drifted_share,
