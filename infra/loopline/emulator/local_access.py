@@ -4,8 +4,10 @@ free port to serve on."""
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
 
-import boto3
+if TYPE_CHECKING:
+    import boto3
 
 DUMMY_SECRET = "testing"
 # as environment variables (a worker process, a handler imported in this process)
@@ -18,6 +20,8 @@ CREDENTIALS = {
 
 def local_session(region: str) -> boto3.Session:
     """A boto3 session with the emulator's credentials (never the user's profile)."""
+    import boto3  # here: the benchmarks' children import this module and time boto3's import themselves
+
     return boto3.Session(region_name=region, aws_access_key_id=DUMMY_SECRET, aws_secret_access_key=DUMMY_SECRET)
 
 

@@ -28,6 +28,7 @@ from loopline_runtime.errors import TrainingFailed
 from loopline_runtime.features import TabularCoercer, categorical_columns, numeric_columns
 from loopline_runtime.metrics import score
 from loopline_runtime.prediction import predict_with_probabilities
+from loopline_runtime.progress import PhaseObserver, ignore_phases
 from loopline_runtime.schema import FeatureSchema
 
 ESTIMATORS: dict[tuple[str, Task], Callable[[int], Any]] = {
@@ -110,12 +111,14 @@ def search_model(
     candidates: list[ModelCandidate] | None = None,
     clock: Callable[[], float] = time.monotonic,
     max_search_rows: int = SEARCH_MAX_ROWS,
+    on_phase: PhaseObserver = ignore_phases,
 ) -> SearchResult:
     """Seeded random search with cross-validation over the candidate families, bounded by a time budget.
 
     Every candidate gets its default setting first, so each family is represented even on a tight budget;
     extra settings are tried round-robin while time remains. Candidates are cross-validated on at most
-    `max_search_rows` rows (search_sample); the winner is refit on all of X.
+    `max_search_rows` rows (search_sample); the winner is refit on all of X. `on_phase` sees each candidate's
+    cross-validation (`cv_start` / `cv_end`, labelled with the candidate's name).
     """
     start = clock()
     plans = _plans(schema.task, candidates, seed)
@@ -134,10 +137,12 @@ def search_model(
                 break
             params = settings[round_index]
             entry: dict[str, Any] = {"candidate": name, "params": _json_params(params)}
+            on_phase("cv_start", name)
             try:
                 entry["cv_score"] = _cross_validate(schema, name, params, X_search, y_search, folds, metric, seed)
             except Exception as exc:  # a candidate that cannot fit this data is recorded, not fatal
                 entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            on_phase("cv_end", name)
             entry["elapsed_seconds"] = round(clock() - start, 3)
             leaderboard.append(entry)
         if exhausted:

@@ -19,7 +19,8 @@ from loopline_runtime.config import PipelineConfig, Task
 from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.drift import build_profile
 from loopline_runtime.errors import TrainingFailed, TrainingUpToDate
-from loopline_runtime.modeling import evaluate_pipeline, search_model
+from loopline_runtime.modeling import SEARCH_MAX_ROWS, evaluate_pipeline, search_model
+from loopline_runtime.progress import PhaseObserver, ignore_phases
 from loopline_runtime.registry import FINGERPRINT_PREFIX, TRAINED_PREFIX, ModelRegistry, new_model_version
 from loopline_runtime.schema import FeatureSchema, coerce_target
 from loopline_runtime.storage import ObjectNotFound
@@ -57,8 +58,13 @@ def train_challenger(
     *,
     trigger: dict[str, Any],
     remaining_seconds: Callable[[], float] | None = None,
+    max_search_rows: int = SEARCH_MAX_ROWS,
+    on_phase: PhaseObserver = ignore_phases,
 ) -> TrainingResult:
-    """Train on the configured window of dataset versions and register the result as a challenger."""
+    """Train on the configured window of dataset versions and register the result as a challenger.
+
+    `on_phase` sees the phases (load, search and each candidate's cross-validation, holdout, register) begin and end.
+    """
     started = datetime.now(UTC)
     clock_start = time.monotonic()
     datasets = catalog.newest(config.training.window, max_age_days=config.training.window_days)
@@ -76,7 +82,9 @@ def train_challenger(
         orphan = registry.store.get_json(f"{TRAINED_PREFIX}{fingerprint}")
         return TrainingResult(**{**orphan, "fingerprint": fingerprint, "resumed": True})
     schema = FeatureSchema.from_dict(datasets[-1].manifest["schema"])
+    on_phase("load_start", "load dataset CSV from S3")
     frames = [catalog.load(dataset) for dataset in datasets]
+    on_phase("load_end", "load dataset CSV from S3")
     frame = pd.concat([f[[c for c in f.columns if c in (*schema.features, schema.target)]] for f in frames],
                       ignore_index=True)
     frame = frame[frame[schema.target].notna()].reset_index(drop=True)
@@ -88,9 +96,14 @@ def train_challenger(
     budget = float(config.training.time_budget_seconds)
     if remaining_seconds is not None:
         budget = max(5.0, min(budget, remaining_seconds() - REGISTER_MARGIN_SECONDS))
+    on_phase("search_start", "search")
     result = search_model(schema, X_train, y_train, metric=metric, seed=config.training.seed,
-                          time_budget_seconds=budget, candidates=list(config.models) if config.models else None)
+                          time_budget_seconds=budget, candidates=list(config.models) if config.models else None,
+                          max_search_rows=max_search_rows, on_phase=on_phase)
+    on_phase("search_end", "search")
+    on_phase("holdout_start", "score the holdout")
     holdout_score = evaluate_pipeline(result.pipeline, X_holdout, y_holdout, metric)
+    on_phase("holdout_end", "score the holdout")
 
     version = new_model_version()
     holdout = X_holdout.copy()
@@ -102,6 +115,7 @@ def train_challenger(
 
     features = {name: kind.value for name, kind in schema.features.items()}
     classes = [c.item() if hasattr(c, "item") else c for c in getattr(result.pipeline, "classes_", [])]
+    on_phase("register_start", "register (joblib dump + S3)")
     registry.register(version, result.pipeline, {
         "pipeline": config.name,
         "task": schema.task.value,
@@ -127,6 +141,7 @@ def train_challenger(
         "started_at": started.isoformat(),
         "training_seconds": round(time.monotonic() - clock_start, 3),
     })
+    on_phase("register_end", "register (joblib dump + S3)")
     trained = TrainingResult(version, holdout_key, metric, result.cv_score, result.candidate, fingerprint)
     # the "already trained on this data" fingerprint is written by the gate once it has decided
     registry.store.put_json(f"{TRAINED_PREFIX}{fingerprint}",

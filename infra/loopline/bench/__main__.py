@@ -1,0 +1,124 @@
+"""`python -m loopline.bench`: generate the table, run every case, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loopline.bench import __doc__ as bench_doc
+from loopline.bench.cases import CASES, CHILDREN, REPO_ROOT, CaseRun, run_case
+from loopline.bench.data import DATE_COLUMN, TARGET, adapted_config, generate_dataset
+from loopline.bench.limits import function_limits
+from loopline.bench.phases import phases_from_events, read_events
+from loopline.bench.report import Report, handler_seconds, machine_facts, render
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loopline.bench", description=(bench_doc or "").split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="rows of the synthetic table (default 100000)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic table (default 7)")
+    parser.add_argument("--warm-requests", type=int, default=200, help="warm predict requests timed (default 200)")
+    parser.add_argument("--config", default=os.environ.get("PIPELINE_CONFIG", "pipeline.yaml"),
+                        help="the pipeline config to adapt (default $PIPELINE_CONFIG or pipeline.yaml)")
+    parser.add_argument("--template", default="template.yaml")
+    parser.add_argument("--output", default="docs/benchmarks.md", help="where to write the report ('-': nowhere)")
+    parser.add_argument("--with-full-search", action="store_true",
+                        help="also run the train handler with the search on every training row (as before "
+                             "SEARCH_MAX_ROWS), side by side")
+    parser.add_argument("--workdir", help="keep the cases' data, logs and results here (default: a temp dir)")
+    parser.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        workdir = Path(args.workdir)
+        result = CHILDREN[args.child](workdir)
+        (workdir / f"{args.child}.json").write_text(json.dumps(result, default=str, indent=2))
+        return 0
+
+    with contextlib.ExitStack() as stack:
+        workdir = Path(args.workdir) if args.workdir else Path(stack.enter_context(tempfile.TemporaryDirectory(
+            prefix="loopline-bench-")))
+        workdir.mkdir(parents=True, exist_ok=True)
+        return _run(args, workdir)
+
+
+def _run(args: argparse.Namespace, workdir: Path) -> int:
+    import yaml
+
+    from loopline.emulator.template_loading import load_template
+    from loopline_runtime.config import load_config
+
+    template = load_template(REPO_ROOT / args.template)
+    train_limits = function_limits(template, "TrainFunction")
+    predict_limits = function_limits(template, "PredictFunction")
+    config = adapted_config(load_config(REPO_ROOT / args.config))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    print(f"generating {args.rows:,} synthetic rows (seed {args.seed}) in {workdir}", flush=True)
+    frame = generate_dataset(args.rows, args.seed)
+    frame.to_csv(workdir / "data.csv", index=False)
+    sample = frame.drop(columns=[TARGET]).head(max(1, min(args.warm_requests, 500)))
+    sample[DATE_COLUMN] = sample[DATE_COLUMN].dt.strftime("%Y-%m-%d")
+    records = json.loads(sample.to_json(orient="records"))  # NaN -> null, as a client sends it
+    (workdir / "records.json").write_text(json.dumps(records))
+    (workdir / "plan.json").write_text(json.dumps({
+        "train_limits": train_limits.__dict__, "predict_limits": predict_limits.__dict__,
+        "seed": config.training.seed, "holdout_fraction": config.training.holdout_fraction,
+        "warm_requests": args.warm_requests}))
+    (workdir / "train_progress.jsonl").unlink(missing_ok=True)
+    (workdir / "train_full_search_progress.jsonl").unlink(missing_ok=True)
+    for stale in ("model.joblib", "manifest.json"):
+        (workdir / stale).unlink(missing_ok=True)
+    columns = len(frame.columns)
+    del frame, sample
+
+    runs: dict[str, CaseRun] = {}
+    # the handler is killed at its Timeout (SIGALRM in the child); the parent's limit only guards a hung setup
+    for case in ("train", "baseline", "imports", "predict", *(["train_full_search"] if args.with_full_search else [])):
+        if case == "predict" and not (workdir / "model.joblib").is_file():
+            print("predict: skipped (the train case registered no model)", flush=True)
+            continue
+        print(f"{case}: running ...", flush=True)
+        run = run_case(case, workdir,
+                       kill_after_s=train_limits.timeout_s + 600 if case.startswith("train") else 900)
+        runs[case] = run
+        state = "ok" if run.ok else f"FAILED (exit {run.exit_code}; log {run.log})"
+        print(f"{case}: {state} in {run.wall_s:.1f} s, peak RSS {run.maxrss_kib / 1024:,.0f} MB", flush=True)
+        if not run.ok:
+            print(run.log.read_text()[-3000:], file=sys.stderr)
+
+    events = read_events(workdir / "train_progress.jsonl")
+    invoke = next((e["t"] for e in events if e["event"] == "invoke"), 0.0)
+    relative = [{**e, "t": e["t"] - invoke} for e in events if e["event"] not in ("invoke", "return")]
+    end = handler_seconds(runs["train"], relative, train_limits)
+    phases = phases_from_events(relative, end=end)
+    training = config.training
+    report = Report(
+        command="make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else ""),
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        facts=machine_facts(), rows=args.rows, columns=columns, seed=args.seed,
+        train_limits=train_limits, predict_limits=predict_limits,
+        config_summary=(f"{args.config} adapted: target `{TARGET}`, features inferred at ingest, window "
+                        f"{training.window}, holdout {training.holdout_fraction}, seed {training.seed}, metric "
+                        f"{config.metric}, default candidates, default time budget "
+                        f"{training.time_budget_seconds} s"),
+        runs=runs, phases=phases, events=relative, handler_s=end)
+    text = render(report)
+    print()
+    print(text)
+    if args.output != "-":
+        output = REPO_ROOT / args.output
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        print(f"\nwrote {output}")
+    return 0 if all(run.ok for run in runs.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

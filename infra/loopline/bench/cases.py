@@ -1,0 +1,293 @@
+"""The measured cases, each run in a fresh interpreter (`python -m loopline.bench --child CASE`), and the parent's
+side of running one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loopline.bench.data import CATEGORICAL_LEVELS, DATE_COLUMN, TARGET
+from loopline.bench.limits import FunctionLimits
+from loopline.bench.phases import Probes
+from loopline.emulator.local_access import CREDENTIALS
+from loopline.local_lambda import LocalLambdaContext, import_function_app
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+BUCKET = "loopline-bench-artifacts"
+UPLOAD_KEY = "incoming/bench.csv"
+CASES = ("train", "baseline", "imports", "predict", "train_full_search")
+
+
+def vm_hwm_kib() -> int | None:
+    """This process's RSS high-water mark (VmHWM, KiB), or None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_hwm() -> bool:
+    """Reset VmHWM to the current RSS (Linux: write 5 to /proc/self/clear_refs); False when not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _context(limits: FunctionLimits) -> LocalLambdaContext:
+    """A context whose remaining time counts down from the function's Timeout."""
+    return LocalLambdaContext(f"bench-{limits.name}", memory_limit_in_mb=limits.memory_mb,
+                              timeout_seconds=limits.timeout_s, aws_request_id="00000000-0000-4000-8000-000000000000")
+
+
+def _aws_environment(limits: FunctionLimits, config_path: Path | None = None) -> None:
+    os.environ.update({"AWS_DEFAULT_REGION": "us-east-1", **CREDENTIALS})
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update(limits.environment)
+    os.environ["ARTIFACT_BUCKET"] = BUCKET
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # the handlers' INFO lines are not what is measured
+    if config_path is not None:
+        os.environ["LOOPLINE_PIPELINE_CONFIG"] = str(config_path)
+
+
+def child_train(workdir: Path, *, full_search: bool = False) -> dict[str, Any]:
+    """The train handler; with full_search, as before modeling.SEARCH_MAX_ROWS: candidates cross-validated on
+    every training row (a comparison case: its model is not kept)."""
+    plan = json.loads((workdir / "plan.json").read_text())
+    limits = FunctionLimits(**plan["train_limits"])
+    _aws_environment(limits, workdir / "config.yaml")
+    t0 = time.perf_counter()
+    import boto3
+
+    boto3_import_s = time.perf_counter() - t0
+    from moto import mock_aws
+
+    result: dict[str, Any] = {"boto3_import_s": boto3_import_s}
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        t0 = time.perf_counter()
+        app = import_function_app("train", "loopline_bench_train_app")
+        result["handler_import_s"] = time.perf_counter() - t0
+
+        from loopline_runtime import modeling
+        from loopline_runtime.datasets import DatasetCatalog
+        from loopline_runtime.ingest import ingest_upload
+        from loopline_runtime.registry import ModelRegistry
+
+        t0 = time.perf_counter()
+        body = (workdir / "data.csv").read_bytes()
+        app.store.put_bytes(UPLOAD_KEY, body, content_type="text/csv")
+        outcome = ingest_upload(app.store, UPLOAD_KEY, app.config)
+        if outcome.status != "accepted":
+            raise RuntimeError(f"the synthetic upload was not accepted: {outcome.to_dict()}")
+        result["ingest_s"] = time.perf_counter() - t0
+        result["csv_bytes"] = len(body)
+        del body
+        schema = DatasetCatalog(app.store).latest().manifest["schema"]
+        result["features"] = schema["features"]
+
+        import gc
+
+        gc.collect()
+        result["setup_hwm_kib"] = vm_hwm_kib()
+        result["hwm_reset"] = reset_hwm()
+        result["rss_before_handler_kib"] = vm_hwm_kib()
+
+        from loopline_runtime.training import train_challenger
+
+        probes = Probes(workdir / ("train_full_search_progress.jsonl" if full_search else "train_progress.jsonl"))
+        context = _context(limits)
+        probes.mark("invoke")
+        signal.alarm(limits.timeout_s)  # default action: the process dies, as Lambda ends a timed-out invoke
+        t0 = time.perf_counter()
+        # what the handler does, with the phases observed (the handler adds a log line and the trigger's reason)
+        trained = train_challenger(
+            DatasetCatalog(app.store), ModelRegistry(app.store), app.config,
+            trigger={"reason": "benchmark", "execution_arn": None},
+            remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+            max_search_rows=sys.maxsize if full_search else modeling.SEARCH_MAX_ROWS, on_phase=probes.observe)
+        response = {**trained.to_dict(), "reason": "benchmark"}
+        result["handler_s"] = time.perf_counter() - t0
+        signal.alarm(0)
+        probes.mark("return")
+        result["train_hwm_kib"] = vm_hwm_kib()
+        result["cv_folds"] = modeling.CV_FOLDS
+        registry = ModelRegistry(app.store)
+        manifest = registry.manifest(response["model_version"])
+        if not full_search:
+            (workdir / "model.joblib").write_bytes(app.store.get_bytes(manifest["artifact"]["key"]))
+            (workdir / "manifest.json").write_text(json.dumps(manifest, default=str))
+        result["response"] = response
+        result["search_rows"] = [manifest["search_rows"]]
+        result["manifest"] = {k: manifest[k] for k in (
+            "estimator", "params", "cv_score", "holdout_score", "leaderboard", "search_budget_seconds",
+            "search_budget_exhausted", "training_rows", "holdout_rows", "training_seconds", "artifact", "metric")}
+    return result
+
+
+def child_baseline(workdir: Path) -> dict[str, Any]:
+    plan = json.loads((workdir / "plan.json").read_text())
+    t0 = time.perf_counter()
+    import numpy as np
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import OrdinalEncoder
+
+    import_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    frame = pd.read_csv(workdir / "data.csv")
+    y = frame.pop(TARGET)
+    X = frame
+    seed, holdout = plan["seed"], plan["holdout_fraction"]
+    # the same split as the train step: same rows, same order, same seed and stratification
+    X_train, X_holdout, y_train, y_holdout = train_test_split(X, y, test_size=holdout, random_state=seed,
+                                                              stratify=y)
+    categorical = list(CATEGORICAL_LEVELS)
+    encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
+    encoder.fit(X_train[categorical])
+
+    def encode(part: pd.DataFrame) -> np.ndarray:
+        out = part.drop(columns=[*categorical, DATE_COLUMN]).astype(float)
+        out[categorical] = encoder.transform(part[categorical])
+        out[DATE_COLUMN] = (pd.to_datetime(part[DATE_COLUMN]) - pd.Timestamp("2000-01-01")).dt.days.astype(float)
+        return out.to_numpy()
+
+    train_matrix = encode(X_train)
+    prepare_s = time.perf_counter() - t0
+    model = HistGradientBoostingClassifier(random_state=seed)
+    t0 = time.perf_counter()
+    model.fit(train_matrix, y_train)
+    fit_s = time.perf_counter() - t0
+    holdout_score = float(f1_score(y_holdout, model.predict(encode(X_holdout)), average="macro"))
+    latencies = []
+    for i in range(plan["warm_requests"]):
+        row = X_holdout.iloc[[i % len(X_holdout)]]
+        t0 = time.perf_counter()
+        model.predict_proba(encode(row))
+        latencies.append(time.perf_counter() - t0)
+    return {"import_s": import_s, "prepare_s": prepare_s, "fit_s": fit_s, "holdout_score": holdout_score,
+            "warm_median_s": statistics.median(latencies), "train_rows": len(X_train), "holdout_rows": len(X_holdout),
+            "hwm_kib": vm_hwm_kib()}
+
+
+def child_imports(workdir: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    import pandas  # noqa: F401
+    import sklearn  # noqa: F401
+
+    return {"import_s": time.perf_counter() - t0, "hwm_kib": vm_hwm_kib()}
+
+
+def child_predict(workdir: Path) -> dict[str, Any]:
+    plan = json.loads((workdir / "plan.json").read_text())
+    limits = FunctionLimits(**plan["predict_limits"])
+    _aws_environment(limits)
+    t0 = time.perf_counter()
+    import boto3
+
+    boto3_import_s = time.perf_counter() - t0
+    from moto import mock_aws
+
+    manifest = json.loads((workdir / "manifest.json").read_text())
+    records = json.loads((workdir / "records.json").read_text())
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        version = manifest["version"]
+        s3.put_object(Bucket=BUCKET, Key=manifest["artifact"]["key"], Body=(workdir / "model.joblib").read_bytes())
+        s3.put_object(Bucket=BUCKET, Key=f"models/{version}/manifest.json", Body=json.dumps(manifest).encode())
+        s3.put_object(Bucket=BUCKET, Key="registry/champion.json",
+                      Body=json.dumps({"version": version, "previous_version": None}).encode())
+        t0 = time.perf_counter()
+        app = import_function_app("predict", "loopline_bench_predict_app")
+        app_import_s = time.perf_counter() - t0
+
+        def request(record: dict[str, Any]) -> dict[str, Any]:
+            event = {"resource": "/predict", "path": "/predict", "httpMethod": "POST", "isBase64Encoded": False,
+                     "headers": {"Content-Type": "application/json"}, "body": json.dumps({"records": [record]}),
+                     "requestContext": {"requestId": "bench", "stage": "prod"}}
+            response = app.lambda_handler(event, _context(limits))
+            if response["statusCode"] != 200:
+                raise RuntimeError(f"predict answered {response['statusCode']}: {response['body']}")
+            return response
+
+        # the EMF metric lines Powertools prints per request are not what is measured
+        with Path(os.devnull).open("w") as sink, contextlib.redirect_stdout(sink):
+            t0 = time.perf_counter()
+            request(records[0])
+            first_request_s = time.perf_counter() - t0
+            latencies = []
+            for i in range(plan["warm_requests"]):
+                t0 = time.perf_counter()
+                request(records[i % len(records)])
+                latencies.append(time.perf_counter() - t0)
+    latencies.sort()
+    return {"boto3_import_s": boto3_import_s, "app_import_s": app_import_s, "first_request_s": first_request_s,
+            "warm_median_s": statistics.median(latencies), "warm_p95_s": latencies[int(0.95 * (len(latencies) - 1))],
+            "warm_requests": len(latencies), "hwm_kib": vm_hwm_kib()}
+
+
+CHILDREN: dict[str, Callable[[Path], dict[str, Any]]] = {
+    "train": child_train, "baseline": child_baseline, "imports": child_imports, "predict": child_predict,
+    "train_full_search": lambda workdir: child_train(workdir, full_search=True)}
+
+
+@dataclass
+class CaseRun:
+    case: str
+    exit_code: int
+    wall_s: float
+    maxrss_kib: int
+    result: dict[str, Any]
+    log: Path
+    load_before: float = 0.0
+    load_after: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and bool(self.result)
+
+
+def run_case(case: str, workdir: Path, *, kill_after_s: float | None = None) -> CaseRun:
+    """Run one case in a fresh interpreter; its own rusage (wait4) gives its peak RSS."""
+    log = workdir / f"{case}.log"
+    out = workdir / f"{case}.json"
+    out.unlink(missing_ok=True)
+    load_before = os.getloadavg()[0]
+    with log.open("w") as sink:
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "loopline.bench", "--child", case, "--workdir", str(workdir)],
+                                stdout=sink, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        timer = threading.Timer(kill_after_s, proc.kill) if kill_after_s else None
+        if timer:
+            timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            if timer:
+                timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+    result = json.loads(out.read_text()) if out.is_file() else {}
+    return CaseRun(case, proc.returncode, wall, usage.ru_maxrss, result, log, load_before, os.getloadavg()[0])
