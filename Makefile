@@ -45,7 +45,7 @@ fi
 endef
 export FIND_PYTHON312
 
-.PHONY: help venv test lint typecheck template-lint pytest demo build size bench deploy clean distclean
+.PHONY: help venv test test-fast lint typecheck template-lint pytest demo build size bench deploy clean distclean
 
 help: ## List the targets
 	@echo "Loopline - make targets:"
@@ -78,6 +78,11 @@ typecheck: venv ## mypy (packages and settings in pyproject.toml)
 template-lint: venv ## cfn-lint and `sam validate --lint` on template.yaml (offline)
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --template-file template.yaml --region $(REGION)
+
+# The quick loop while editing: no emulator server, no `loopline local up` (moto in-process only). `make test`
+# stays the one full command.
+test-fast: venv ## pytest without the emulator and e2e tests (unit + moto integration)
+	$(BIN)/pytest tests -m "not e2e and not emulator"
 
 # pytest exits 5 when it collects no test: that is a failure here like any other non-zero exit.
 pytest: venv ## pytest: tests/unit, tests/integration, tests/e2e

@@ -25,6 +25,14 @@ from loopline.emulator.same_origin_server import SameOriginMotoServer
 REGION = "us-east-1"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration/emulator is an emulator test (`-m "not emulator"` skips them)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.emulator)
+
+
 # module scope: the patches are undone after each emulator test module, so the other integration tests (which
 # pytest may run in between, before a package- or session-scoped teardown) always see plain moto
 @pytest.fixture(scope="module")

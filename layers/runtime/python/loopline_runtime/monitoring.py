@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopline_runtime.bucket_layout import key_time
 from loopline_runtime.config import AlarmConfig, PipelineConfig
@@ -21,6 +21,10 @@ from loopline_runtime.evaluation import score_model
 from loopline_runtime.metrics import meets, quality_drop
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectNotFound, ObjectStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.type_defs import DimensionTypeDef
 
 QUALITY_METRIC_NAME = "ModelQuality"
 QUALITY_DROP_METRIC_NAME = "ModelQualityDrop"
@@ -46,7 +50,7 @@ def breaches_alarm(alarm: AlarmConfig, metric: str, value: float, drop: float | 
     return not meets(metric, value, alarm.threshold)
 
 
-def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Any, *, dataset_version: str,
+def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: CloudWatchClient, *, dataset_version: str,
                      reason: str, alarm_name: str | None = None, retrain: Retrain | None = None) -> dict[str, Any]:
     """Score the champion and measure drift on `dataset_version` ('latest' for the newest); publish both.
 
@@ -78,7 +82,7 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Any
     alarm_before = _alarm_state(cloudwatch, alarm_name)
     pipeline = os.environ.get("PIPELINE_NAME", config.name)
     measured_at = datetime.now(UTC)
-    dimensions = [{"Name": "Pipeline", "Value": pipeline}]
+    dimensions: list[DimensionTypeDef] = [{"Name": "Pipeline", "Value": pipeline}]
     points = {QUALITY_METRIC_NAME: value, "DriftedFeatureShare": drift.drifted_share, "MaxFeaturePSI": drift.max_psi}
     if drop is not None:
         points[QUALITY_DROP_METRIC_NAME] = drop
@@ -120,7 +124,7 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Any
     return {**result, "status": "measured"}
 
 
-def _alarm_state(cloudwatch: Any, alarm_name: str | None) -> str | None:
+def _alarm_state(cloudwatch: CloudWatchClient, alarm_name: str | None) -> str | None:
     if not alarm_name:
         return None
     alarms = cloudwatch.describe_alarms(AlarmNames=[alarm_name]).get("MetricAlarms", [])

@@ -11,10 +11,14 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopline_runtime.errors import LooplineError
 from loopline_runtime.storage import ObjectChanged, ObjectExists, ObjectNotFound, ObjectStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 # held by the execution that is training; taken over only when its holder is no longer running
 TRAINING_LEASE_KEY = "models/_lease/training.json"
@@ -40,7 +44,7 @@ def execution_arn_for(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
 
 
-def start_training(sfn: Any, state_machine_arn: str, *, reason: str, dataset_version: str | None = None) -> str:
+def start_training(sfn: SFNClient, state_machine_arn: str, *, reason: str, dataset_version: str | None = None) -> str:
     """Start the training execution for this trigger, or find it already started; returns its ARN."""
     payload: dict[str, Any] = {"reason": reason}
     if dataset_version:
@@ -53,7 +57,7 @@ def start_training(sfn: Any, state_machine_arn: str, *, reason: str, dataset_ver
     return str(response["executionArn"])
 
 
-def request_monitoring(lambda_client: Any, function_name: str, *, dataset_version: str, reason: str) -> None:
+def request_monitoring(lambda_client: LambdaClient, function_name: str, *, dataset_version: str, reason: str) -> None:
     """Ask the evaluate function (asynchronously) to measure the champion on a new labeled batch."""
     lambda_client.invoke(
         FunctionName=function_name,
@@ -62,7 +66,7 @@ def request_monitoring(lambda_client: Any, function_name: str, *, dataset_versio
     )
 
 
-def acquire_training_lease(store: ObjectStore, sfn: Any, execution_arn: str) -> None:
+def acquire_training_lease(store: ObjectStore, sfn: SFNClient, execution_arn: str) -> None:
     """Take the one-training-run lease for `execution_arn`, or raise TrainingAlreadyRunning.
 
     The lease is created with If-None-Match: * (exactly one of any number of concurrent executions creates it).
@@ -99,7 +103,7 @@ def acquire_training_lease(store: ObjectStore, sfn: Any, execution_arn: str) -> 
         ) from None
 
 
-def _is_running(sfn: Any, execution_arn: str) -> bool:
+def _is_running(sfn: SFNClient, execution_arn: str) -> bool:
     try:
         return str(sfn.describe_execution(executionArn=execution_arn)["status"]) == "RUNNING"
     except sfn.exceptions.ExecutionDoesNotExist:
