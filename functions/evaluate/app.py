@@ -19,6 +19,8 @@ from loopline_runtime.storage import ObjectStore
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 logger = Logger()
 config = runtime_config()
@@ -27,13 +29,13 @@ PROMOTION_FIELDS = ("version", "previous_version", "metric", "score", "promoted_
 
 
 @cache
-def cloudwatch() -> Any:
+def cloudwatch() -> CloudWatchClient:
     """Only monitoring publishes metrics: the gate path does not pay for this client at cold start."""
     return boto3.client("cloudwatch")
 
 
 @cache
-def stepfunctions() -> Any:
+def stepfunctions() -> SFNClient:
     return boto3.client("stepfunctions")
 
 

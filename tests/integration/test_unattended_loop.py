@@ -135,7 +135,7 @@ def test_a_redelivered_upload_completes_the_index_and_starts_the_training_that_d
         raise RuntimeError("injected: StartExecution failed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(ingest.sfn, "start_execution", start_execution_fails)
+        patch.setattr(ingest.follow_ups.sfn, "start_execution", start_execution_fails)
         with pytest.raises(RuntimeError, match="injected"):
             ingest.lambda_handler(event, lambda_context)
     [index_key] = store.list_keys(INDEX_PREFIX)

@@ -10,7 +10,7 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -20,6 +20,9 @@ from loopline_runtime.errors import InvalidUpload, NoDatasets, NoUsableFeatures
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.schema import FeatureSchema, infer_schema, read_csv, validate_training_frame
 from loopline_runtime.storage import ObjectStore
+
+if TYPE_CHECKING:
+    from loopline_runtime.orchestration import UploadFollowUps
 
 QUARANTINE_PREFIX = "quarantine/"
 
@@ -99,6 +102,12 @@ def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig) -> Inges
     columns = [c for c in labeled.columns if c in schema.features or c == schema.target]
     created = catalog.write(version, labeled[columns], manifest)
     return IngestOutcome("accepted" if created else "duplicate", key, dataset_version=version, rows=len(labeled))
+
+
+def process_upload(store: ObjectStore, key: str, config: PipelineConfig, follow_ups: UploadFollowUps) -> dict[str, Any]:
+    """One uploaded object: a dataset version (or quarantine), then training or monitoring (see `follow_up`)."""
+    return follow_up(ingest_upload(store, key, config), ModelRegistry(store),
+                     start_training=follow_ups.start_training, request_monitoring=follow_ups.request_monitoring)
 
 
 def follow_up(outcome: IngestOutcome, registry: ModelRegistry, *, start_training: Callable[[str], str],

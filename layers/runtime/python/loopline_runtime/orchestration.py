@@ -108,3 +108,22 @@ def _is_running(sfn: SFNClient, execution_arn: str) -> bool:
         return str(sfn.describe_execution(executionArn=execution_arn)["status"]) == "RUNNING"
     except sfn.exceptions.ExecutionDoesNotExist:
         return False
+
+
+class UploadFollowUps:
+    """What may follow an accepted upload, on AWS: start the training state machine for it, or ask the evaluate
+    function (asynchronously) to measure the champion on it. The adapter over Step Functions and Lambda."""
+
+    def __init__(self, sfn: SFNClient, lambda_client: LambdaClient, *, state_machine_arn: str,
+                 evaluate_function_name: str) -> None:
+        self.sfn = sfn
+        self.lambda_client = lambda_client
+        self.state_machine_arn = state_machine_arn
+        self.evaluate_function_name = evaluate_function_name
+
+    def start_training(self, dataset_version: str) -> str:
+        return start_training(self.sfn, self.state_machine_arn, reason="new_data", dataset_version=dataset_version)
+
+    def request_monitoring(self, dataset_version: str) -> None:
+        request_monitoring(self.lambda_client, self.evaluate_function_name, dataset_version=dataset_version,
+                           reason="new_data")
