@@ -1,6 +1,7 @@
 """Evaluate: `gate` scores challenger and champion on the same holdout; `promote` moves the champion pointer if
 it is still the one the gate compared against; `monitor` measures the champion on a new labeled batch and
-publishes quality and drift to CloudWatch."""
+publishes quality and drift to CloudWatch; `rollback` verifies a registered model and returns
+the promotion record that `promote` then writes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from loopline_runtime.config import runtime_config
 from loopline_runtime.errors import ChampionChanged, InvalidRequest
 from loopline_runtime.evaluation import gate_challenger, reject_promotion
 from loopline_runtime.registry import ModelRegistry
+from loopline_runtime.rollback import ROLLBACK_REASON, rollback_record
 from loopline_runtime.storage import ObjectStore
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ logger = Logger()
 config = runtime_config()
 store = ObjectStore.from_env()
 PROMOTION_FIELDS = ("version", "previous_version", "metric", "score", "promoted_at", "execution_arn", "reason")
+PROMOTION_OPTIONAL_FIELDS = ("requested_by", "note")  # a rollback's who and why
 
 
 @cache
@@ -58,10 +61,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return decision.to_dict()
     if action == "promote":
         record = {name: event.get(name) for name in PROMOTION_FIELDS}
+        record.update({name: event[name] for name in PROMOTION_OPTIONAL_FIELDS if name in event})
         try:
             return registry.promote(record, expected_etag=event.get("expected_etag"))
         except ChampionChanged as exc:
-            reject_promotion(registry, record["version"], str(exc))
+            if record["reason"] != ROLLBACK_REASON:  # a rollback target keeps the evaluation its gate wrote
+                reject_promotion(registry, record["version"], str(exc))
             raise
     if action == "monitor":
         from loopline_runtime.monitoring import monitor_champion  # local: the gate path does not need it
@@ -71,4 +76,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                                   retrain=retrain if os.environ.get("STATE_MACHINE_ARN") else None)
         logger.info("champion measured", extra=report)
         return report
-    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote' or 'monitor'")
+    if action == "rollback":
+        request = event.get("request") or {}
+        record = rollback_record(registry, to_version=request.get("to_version"),
+                                 requested_by=request.get("requested_by"), note=request.get("note"))
+        logger.info("rollback verified", extra=record)
+        return record
+    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote', 'monitor' or 'rollback'")

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from loopline.operate.commands import add_operate_commands
 from loopline_runtime.errors import LooplineError
 
 # Subcommands raise a LooplineError (InvalidConfig, UnparseableCsv, InitRefused...) whose message is written for
@@ -240,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_example(subparsers)
     _add_validate(subparsers)
     _add_params(subparsers)
+    add_operate_commands(subparsers)
     return parser
 
 

@@ -117,7 +117,7 @@ def test_train_stands_aside_while_another_execution_holds_the_training_lease(
 
     # then it fails with an error the state machine catches into a successful "skipped" end (one run at a time)
     states = state_machine_definition["States"]
-    catches = states[state_machine_definition["StartAt"]]["Catch"]
+    catches = states["Train challenger"]["Catch"]
     (route,) = [c for c in catches if type(caught.value).__name__ in c["ErrorEquals"]]
     assert states[route["Next"]]["Type"] == "Succeed"
     assert "is still running" in str(caught.value)
@@ -199,5 +199,6 @@ def test_evaluate_rejects_an_unknown_action(load_handler: Callable[[str], Any], 
     evaluate = load_handler("evaluate")
 
     # when / then
-    with pytest.raises(InvalidRequest, match="unknown action 'retrain'; expected 'gate', 'promote' or 'monitor'"):
+    expected = "unknown action 'retrain'; expected 'gate', 'promote', 'monitor' or 'rollback'"
+    with pytest.raises(InvalidRequest, match=expected):
         evaluate.lambda_handler({"action": "retrain"}, lambda_context)

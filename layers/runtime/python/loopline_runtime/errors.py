@@ -72,3 +72,12 @@ class TrainingUpToDate(LooplineError):
 class ChampionChanged(LooplineError):
     """The champion pointer moved between the gate's comparison and the promotion: the challenger was compared
     against a model that no longer serves, so it is not promoted (the run ends in "Challenger rejected")."""
+
+
+class UnknownModelVersion(LooplineError):
+    """A model version named by a person (rollback, approval, report) is not in the registry."""
+
+
+class RollbackRefused(LooplineError):
+    """A rollback target may not serve: it is already the champion, there is no previous champion, or it was
+    trained with another feature schema than the champion's (callers send the champion's fields)."""

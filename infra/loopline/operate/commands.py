@@ -1,0 +1,98 @@
+"""Registration of the operating subcommands (status, models, rollback) on the `loopline` parser."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from loopline.client import StackClient
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack-name", default="loopline", help="CloudFormation stack name (default loopline)")
+    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"),
+                        help="AWS endpoint, e.g. the local emulator's http://127.0.0.1:5000 (default: "
+                             "$AWS_ENDPOINT_URL; unset = AWS)")
+    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+                        help="AWS region (default $AWS_DEFAULT_REGION or us-east-1)")
+
+
+def stack_from(args: argparse.Namespace) -> StackClient:
+    return StackClient(args.stack_name, endpoint_url=args.endpoint_url, region=args.region)
+
+
+def progress(message: str) -> None:
+    """Progress of a long command, on stderr so stdout stays the result."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from loopline.operate.status import gather_status, render_status
+
+    print(render_status(gather_status(stack_from(args))))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from loopline.operate.status import gather_models, render_models
+
+    print(render_models(*gather_models(stack_from(args))))
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from loopline.operate.rollback import request_rollback, requester
+
+    stack = stack_from(args)
+    started = time.monotonic()
+    target = args.to or "the previous champion"
+    progress(f"rolling back to {target} through {stack.state_machine_arn.rsplit(':', 1)[-1]} ...")
+    outcome = request_rollback(stack, to_version=args.to, note=args.reason, requested_by=requester(stack),
+                               on_state=lambda name, seconds: progress(f"  [{seconds:5.1f}s] {name}"))
+    pointer = outcome.pointer
+    print(f"champion is now {pointer['version']} (was {pointer.get('previous_version')}); "
+          f"rolled back by {pointer.get('requested_by')} in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register status, models and rollback."""
+    status = subparsers.add_parser(
+        "status", help="the state of the loop: champion, alarm, measurements, executions, queues",
+        description="One screen: the champion and its score, the quality alarm's state and the last measurements, "
+        "running and recent training executions with where they ended, pending approvals, and the depth of the "
+        "stack's SQS queues (failed events).",
+        epilog=_examples("loopline status --endpoint-url http://127.0.0.1:5000 --stack-name loopline-demo",
+                         "loopline status --stack-name loopline-wine     # on AWS"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_stack_arguments(status)
+    status.set_defaults(handler=_cmd_status)
+
+    models = subparsers.add_parser(
+        "models", help="list model versions with scores, gate decisions and which one serves",
+        description="Every registered model version, newest first: estimator, metric, cross-validated and holdout "
+        "score, the gate's decision with its reasons; `*` marks the champion.",
+        epilog=_examples("loopline models --stack-name loopline-demo"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_stack_arguments(models)
+    models.set_defaults(handler=_cmd_models)
+
+    rollback = subparsers.add_parser(
+        "rollback", help="serve the previous champion (or --to VERSION) again, through the promotion path",
+        description="Start the training state machine with a rollback request: the evaluate function verifies the "
+        "target (registered, artifact matches its sha256, same feature schema as the champion), then the same "
+        "states as a promotion append a history record (who, why) and move the champion pointer. The API serves "
+        "the target from its next request. Without --to, the target is the champion's previous version.",
+        epilog=_examples("loopline rollback --reason 'complaints since the last promotion'",
+                         "loopline rollback --to m-20261129T184001-1a2b3c --reason 'back to the audited model'"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_stack_arguments(rollback)
+    rollback.add_argument("--to", metavar="VERSION", help="model version to serve (default: the previous champion)")
+    rollback.add_argument("--reason", default="", metavar="TEXT", help="why, for the history record")
+    rollback.set_defaults(handler=_cmd_rollback)

@@ -1,0 +1,205 @@
+"""`loopline status` and `loopline models`: the state of the loop in one screen, read from the stack's public APIs.
+
+Gathering (boto3 calls through `StackClient`) and rendering (plain text) are apart, so the tables are tested on
+recorded values and the README quotes real output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from loopline.client import StackClient
+from loopline_runtime.registry import CHAMPION_KEY, HISTORY_PREFIX, ModelRegistry
+
+MONITORING_PREFIX = "monitoring/"
+MODELS_PREFIX = "models/"
+RECENT_MEASUREMENTS = 3
+RECENT_EXECUTIONS = 5
+
+
+@dataclass
+class StackStatus:
+    stack_name: str
+    pointer: dict[str, Any] | None
+    champion: dict[str, Any] | None
+    alarm: dict[str, Any] | None
+    measurements: list[dict[str, Any]]
+    executions: list[dict[str, Any]]
+    queues: dict[str, int]
+    pending_approvals: list[dict[str, Any]] = field(default_factory=list)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def gather_status(stack: StackClient) -> StackStatus:
+    """Everything `loopline status` shows, in a handful of API calls."""
+    pointer = _read_json_or_none(stack, CHAMPION_KEY)
+    champion = None
+    if pointer:
+        champion = _read_json_or_none(stack, ModelRegistry.prefix(pointer["version"]) + "manifest.json")
+    try:
+        alarm: dict[str, Any] | None = stack.alarm()
+    except (KeyError, IndexError):
+        alarm = None
+    measurements = [stack.read_json(key) for key in sorted(stack.keys(MONITORING_PREFIX))[-RECENT_MEASUREMENTS:]]
+    executions = sorted(stack.executions(), key=lambda e: e["startDate"], reverse=True)
+    shown = [e for e in executions if e["status"] == "RUNNING"]
+    shown += [e for e in executions if e["status"] != "RUNNING"][: max(0, RECENT_EXECUTIONS - len(shown))]
+    for execution in shown:
+        states = stack.entered_states(execution["executionArn"])
+        execution["last_state"] = states[-1] if states else ""
+    return StackStatus(stack.stack_name, pointer, champion, alarm, measurements, shown, queue_depths(stack))
+
+
+def queue_depths(stack: StackClient) -> dict[str, int]:
+    """Messages waiting in each SQS queue of the stack (on-failure destinations, dead-letter queues)."""
+    resources = stack.cloudformation.describe_stack_resources(StackName=stack.stack_name)["StackResources"]
+    queues = [r for r in resources if r["ResourceType"] == "AWS::SQS::Queue" and r.get("PhysicalResourceId")]
+    if not queues:
+        return {}
+    sqs = stack.client("sqs")
+    depths: dict[str, int] = {}
+    for queue in queues:
+        url = queue["PhysicalResourceId"]
+        if not url.startswith("http"):
+            url = sqs.get_queue_url(QueueName=url)["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        depths[queue["LogicalResourceId"]] = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+    return depths
+
+
+def render_status(status: StackStatus) -> str:
+    """A table a person reads in five seconds."""
+    rows: list[tuple[str, str]] = []
+    if status.pointer and status.champion:
+        manifest, pointer = status.champion, status.pointer
+        rows.append(("Champion", f"{pointer['version']}  {manifest.get('estimator', '?')}  "
+                                 f"{manifest['metric']} {_num(manifest.get('holdout_score'))} on its holdout"))
+        promoted = f"{_when(pointer.get('promoted_at'), status.now)} ({pointer.get('reason', '?')})"
+        if pointer.get("requested_by"):
+            promoted += f" by {pointer['requested_by']}"
+        if pointer.get("previous_version"):
+            promoted += f"; previous {pointer['previous_version']}"
+        rows.append(("", f"promoted {promoted}"))
+    else:
+        rows.append(("Champion", "none yet (upload a labeled CSV to incoming/)"))
+    if status.alarm:
+        alarm = status.alarm
+        operator = _OPERATORS.get(alarm["ComparisonOperator"], "?")
+        rows.append(("Alarm", f"{alarm['StateValue']}  ({alarm['MetricName']} {operator} "
+                              f"{_num(alarm['Threshold'])}, period {int(alarm['Period'])} s)"))
+    if status.measurements:
+        for index, report in enumerate(reversed(status.measurements)):
+            drift = report.get("drift", {})
+            features = drift.get("features", [])
+            drifted = len(drift.get("drifted", []))
+            rows.append(("Measured" if index == 0 else "",
+                         f"{_when(report.get('measured_at'), status.now)}  {report['metric']} {_num(report['value'])}"
+                         f"  drift {drifted}/{len(features)} features  {report.get('rows', '?')} rows"
+                         f"  on {report.get('dataset_version', '?')} ({report.get('champion_version', '?')})"))
+    else:
+        rows.append(("Measured", "no monitoring run yet"))
+    if status.executions:
+        for index, execution in enumerate(status.executions):
+            started = execution["startDate"]
+            ended = execution.get("stopDate")
+            took = f"{((ended or status.now) - started).total_seconds():.0f} s"
+            rows.append(("Executions" if index == 0 else "",
+                         f"{execution['status']:<9}  {_when(started.isoformat(), status.now)}  {took:>6}  "
+                         f"{execution.get('last_state', '')}  [{execution['name']}]"))
+    else:
+        rows.append(("Executions", "none yet"))
+    if status.pending_approvals:
+        for index, approval in enumerate(status.pending_approvals):
+            version = approval["model_version"]
+            rows.append(("Approvals" if index == 0 else "",
+                         f"{version} waiting since {_when(approval.get('requested_at'), status.now)}: "
+                         f"loopline approve {version}  |  loopline reject {version} --reason TEXT"))
+    for index, (name, depth) in enumerate(sorted(status.queues.items())):
+        rows.append(("Queues" if index == 0 else "", f"{name}: {depth} message{'s' if depth != 1 else ''}"))
+    width = max(len(label) for label, _ in rows) + 2
+    header = f"Loopline stack {status.stack_name} at {status.now.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+    return "\n".join([header, *(f"{label:<{width}}{text}" for label, text in rows)])
+
+
+# ---------------------------------------------------------------------------------------------------- models
+def gather_models(stack: StackClient) -> tuple[list[dict[str, Any]], dict[str, Any] | None, list[dict[str, Any]]]:
+    """(manifest + evaluation per model version, oldest first; the champion pointer; the promotion history)."""
+    pointer = _read_json_or_none(stack, CHAMPION_KEY)
+    keys = stack.keys(MODELS_PREFIX)
+    manifests = sorted(k for k in keys if k.endswith("/manifest.json"))
+    evaluations = {k for k in keys if k.endswith("/evaluation.json")}
+    models = []
+    for key in manifests:
+        manifest = dict(stack.read_json(key))
+        evaluation_key = key.replace("manifest.json", "evaluation.json")
+        manifest["evaluation"] = stack.read_json(evaluation_key) if evaluation_key in evaluations else None
+        models.append(manifest)
+    history = [stack.read_json(k) for k in sorted(stack.keys(HISTORY_PREFIX))]
+    return models, pointer, history
+
+
+def render_models(models: list[dict[str, Any]], pointer: dict[str, Any] | None,
+                  history: list[dict[str, Any]]) -> str:
+    """One line per model version; `*` marks the one serving."""
+    if not models:
+        return "no model versions yet"
+    serving = pointer["version"] if pointer else None
+    served = {h["version"] for h in history}
+    header = ("", "VERSION", "REGISTERED", "ESTIMATOR", "METRIC", "CV", "HOLDOUT", "GATE")
+    lines = [header]
+    for manifest in reversed(models):  # newest first
+        evaluation = manifest.get("evaluation")
+        if evaluation is None:
+            gate = "not gated yet"
+        elif evaluation.get("promote"):
+            gate = "passed"
+        else:
+            gate = "rejected: " + "; ".join(evaluation.get("reasons", []))
+        if manifest["version"] in served and manifest["version"] != serving:
+            gate += " (served before)"
+        lines.append((
+            "*" if manifest["version"] == serving else "",
+            manifest["version"],
+            str(manifest.get("registered_at", ""))[:19].replace("T", " "),
+            str(manifest.get("estimator", "?")),
+            str(manifest.get("metric", "?")),
+            _num(manifest.get("cv_score")),
+            _num(manifest.get("holdout_score")),
+            gate,
+        ))
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header) - 1)]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+            for row in lines]
+    return "\n".join(line.rstrip() for line in text)
+
+
+_OPERATORS = {"LessThanThreshold": "<", "LessThanOrEqualToThreshold": "<=", "GreaterThanThreshold": ">",
+              "GreaterThanOrEqualToThreshold": ">="}
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
+
+
+def _when(timestamp: str | None, now: datetime) -> str:
+    """'18:40:01 (3 min ago)' in UTC."""
+    if not timestamp:
+        return "?"
+    moment = datetime.fromisoformat(str(timestamp).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    seconds = max(0.0, (now - moment).total_seconds())
+    if seconds < 120:
+        ago = f"{seconds:.0f} s"
+    else:
+        ago = f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.0f} h"
+    return f"{moment.astimezone(UTC).strftime('%H:%M:%S')} ({ago} ago)"
+
+
+def _read_json_or_none(stack: StackClient, key: str) -> Any:
+    try:
+        return stack.read_json(key)
+    except stack.s3.exceptions.NoSuchKey:
+        return None

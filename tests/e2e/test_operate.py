@@ -1,0 +1,145 @@
+"""Operating the stack as a person does: rollback through the promotion path, `loopline status`, `loopline models`.
+
+Driven through the `loopline` command itself (its main()), against a local stack, like a user in a shell.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from loopline.cli import main
+from loopline.client import StackClient
+from loopline.examples import breast_cancer, split_batches
+from loopline_runtime.registry import CHAMPION_KEY, HISTORY_PREFIX
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def two_champions(start_stack: Callable[..., StackClient], local_stack_config_path: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> tuple[StackClient, str, str]:
+    """A stack whose champion B replaced a first champion A (the gate's tolerance lets any B through)."""
+    config = yaml.safe_load(local_stack_config_path.read_text())
+    config["gate"]["tolerance"] = 1.0
+    path = tmp_path_factory.mktemp("operate") / "tolerant.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = start_stack(path)
+    first, second = split_batches(breast_cancer(), [250, 150])
+    stack.upload_csv(first, "first.csv")
+    execution = stack.wait_for_new_execution(set(), timeout=180)
+    assert stack.wait_for_execution(execution["executionArn"], timeout=600)["status"] == "SUCCEEDED"
+    a = stack.read_json(CHAMPION_KEY)["version"]
+    before = len(stack.keys("monitoring/"))
+    stack.upload_csv(second, "second.csv")  # measured by the champion, then part of the training window
+    stack.wait_for_keys("monitoring/", before + 1, timeout=180)
+    known = {e["executionArn"] for e in stack.executions()}
+    stack.sfn.start_execution(stateMachineArn=stack.state_machine_arn, name="manual-retrain",
+                              input=json.dumps({"reason": "manual"}))
+    execution = stack.wait_for_new_execution(known, timeout=60)
+    assert stack.wait_for_execution(execution["executionArn"], timeout=600)["status"] == "SUCCEEDED"
+    b = stack.read_json(CHAMPION_KEY)["version"]
+    assert b != a
+    return stack, a, b
+
+
+def _loopline(stack: StackClient, *args: str) -> list[str]:
+    endpoint = stack.s3.meta.endpoint_url
+    return [*args, "--stack-name", stack.stack_name, "--endpoint-url", endpoint]
+
+
+def test_rollback_serves_the_previous_champion_and_records_who_and_why(
+        two_champions: tuple[StackClient, str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    # given champion B serving, A before it
+    stack, a, b = two_champions
+    assert stack.predict([_row()]).body["model_version"] == b
+    history_before = stack.keys(HISTORY_PREFIX)
+
+    # when a person rolls back
+    code = main(_loopline(stack, "rollback", "--reason", "complaints since B"))
+
+    # then A serves again, from the next request on, and the history says who did it and why
+    assert code == 0
+    assert f"champion is now {a} (was {b})" in capsys.readouterr().out
+    assert stack.predict([_row()]).body["model_version"] == a
+    [new] = sorted(set(stack.keys(HISTORY_PREFIX)) - set(history_before))
+    record = stack.read_json(new)
+    assert record["version"] == a
+    assert record["previous_version"] == b
+    assert record["reason"] == "rollback"
+    assert record["note"] == "complaints since B"
+    assert record["requested_by"]
+    pointer = stack.read_json(CHAMPION_KEY)
+    assert pointer == record  # the pointer holds the same record, written by the same states as a promotion
+
+    # and rolling forward again by name goes through the same path
+    assert main(_loopline(stack, "rollback", "--to", b, "--reason", "fixed upstream")) == 0
+    assert stack.predict([_row()]).body["model_version"] == b
+
+
+def test_rollback_refuses_unknown_tampered_and_other_schema_versions(
+        two_champions: tuple[StackClient, str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    # given a champion, a model version whose artifact was overwritten, and one trained on other columns
+    stack, a, b = two_champions
+    serving = stack.read_json(CHAMPION_KEY)["version"]
+    other = a if serving == b else b
+    manifest = stack.read_json(f"models/{other}/manifest.json")
+    artifact = stack.s3.get_object(Bucket=stack.bucket, Key=manifest["artifact"]["key"])["Body"].read()
+    narrow = {**manifest, "version": "m-narrow",
+              "schema": {**manifest["schema"], "features": {"mean radius": "numeric"}}}
+    stack.s3.put_object(Bucket=stack.bucket, Key="models/m-narrow/manifest.json", Body=json.dumps(narrow).encode())
+    tampered = {**manifest, "version": "m-tampered", "artifact": {**manifest["artifact"],
+                                                                 "key": "models/m-tampered/model.joblib"}}
+    stack.s3.put_object(Bucket=stack.bucket, Key="models/m-tampered/manifest.json", Body=json.dumps(tampered).encode())
+    stack.s3.put_object(Bucket=stack.bucket, Key="models/m-tampered/model.joblib", Body=artifact[:-16] + b"\0" * 16)
+    history = stack.keys(HISTORY_PREFIX)
+
+    for target, expected in [
+        ("m-does-not-exist", "is not in the registry"),
+        ("m-tampered", "does not match its manifest"),
+        ("m-narrow", "another feature schema"),
+        (serving, "is already the champion"),
+    ]:
+        # when a person asks to roll back to it
+        code = main(_loopline(stack, "rollback", "--to", target))
+
+        # then it is refused with the reason, and nothing moved
+        assert code == 1, target
+        assert expected in capsys.readouterr().err, target
+        assert stack.read_json(CHAMPION_KEY)["version"] == serving
+        assert stack.keys(HISTORY_PREFIX) == history
+        assert stack.predict([_row()]).body["model_version"] == serving
+
+
+def test_status_and_models_show_the_loop_at_a_glance(
+        two_champions: tuple[StackClient, str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    # given a stack with two promoted models, a monitoring run and finished executions
+    stack, _, _ = two_champions
+    serving = stack.read_json(CHAMPION_KEY)["version"]
+
+    # when
+    assert main(_loopline(stack, "status")) == 0
+    status = capsys.readouterr().out
+    assert main(_loopline(stack, "models")) == 0
+    models = capsys.readouterr().out
+
+    # then status names the champion, the alarm state, the last measurement and the executions' outcomes
+    assert status.splitlines()[1].startswith("Champion") and serving in status.splitlines()[1]
+    assert "Alarm" in status and stack.alarm()["StateValue"] in status
+    assert "Measured" in status and "drift" in status
+    assert "SUCCEEDED" in status and "Promoted" in status
+    print(status)  # quoted in the README
+    # and models marks the serving version and shows each gate decision
+    line = next(row for row in models.splitlines() if serving in row)
+    assert line.startswith("*")
+    assert "passed" in models
+
+
+def _row() -> dict[str, Any]:
+    frame = breast_cancer()
+    return {k: (None if v != v else v) for k, v in frame.drop(columns=["diagnosis"]).iloc[0].to_dict().items()}
