@@ -103,6 +103,7 @@ def run_demo(
         initial, fresh, drift_a, drift_b = split_batches(breast_cancer(), [250, 100, 100, 100])
         first = act_one(stack, timeline, initial, fresh)
         second = act_two(stack, timeline, recalibrated_sensors(drift_a), recalibrated_sensors(drift_b))
+        report = write_champion_report(stack, timeline, workdir)
     print("\nTimeline")
     for elapsed, message in timeline.events:
         print(f"  {elapsed:6.1f}s  {message}")
@@ -111,7 +112,17 @@ def run_demo(
         f"\nSummary: champion {first} was replaced by {second} after the alarm fired on drifted data; "
         f"whole demo {total:.0f}s wall time. Emulator log: {workdir / (stack_name + '.log')}"
     )
+    print(f"Champion's report: {report.resolve()}")
     return 0
+
+
+def write_champion_report(stack: StackClient, timeline: Timeline, workdir: Path) -> Path:
+    """`loopline report` for the champion: figures from the numbers the gate recorded, in one HTML file."""
+    from loopline.operate.report.build import write_report  # local: matplotlib only when the demo gets here
+
+    report = write_report(stack, version=None, monitoring=None, output=workdir / "champion-report.html")
+    timeline.say(f"Wrote the champion's report (loopline report): {report}", record=True)
+    return report
 
 
 def follow_training(stack: StackClient, timeline: Timeline, known: set[str]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Registration of the operating subcommands (status, models, rollback) on the `loopline` parser."""
+"""Registration of the operating subcommands (status, models, rollback, report) on the `loopline` parser."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from loopline.client import StackClient
 
@@ -61,6 +62,22 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from loopline.operate.report.build import write_report
+
+    stack = stack_from(args)
+    started = time.monotonic()
+    output = write_report(stack, version=args.version, monitoring=args.monitoring,
+                          output=Path(args.output) if args.output else None, progress=progress)
+    if args.screenshot:
+        from loopline.operate.report.browser import screenshot
+
+        progress(f"screenshot with headless Chromium -> {args.screenshot}")
+        screenshot(output, Path(args.screenshot))
+    print(f"report: {output.resolve()} ({output.stat().st_size / 1024:.0f} KB, {time.monotonic() - started:.1f} s)")
+    return 0
+
+
 def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register status, models and rollback."""
     status = subparsers.add_parser(
@@ -96,3 +113,23 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
     rollback.add_argument("--to", metavar="VERSION", help="model version to serve (default: the previous champion)")
     rollback.add_argument("--reason", default="", metavar="TEXT", help="why, for the history record")
     rollback.set_defaults(handler=_cmd_rollback)
+
+    report = subparsers.add_parser(
+        "report", help="write a self-contained HTML report of a model version or a monitoring run",
+        description="Draw the numbers the functions recorded into one HTML file (figures inline): for a model "
+        "version (default: the champion) the gate's decision and reasons, holdout figures (classifiers: confusion "
+        "matrix, ROC, precision-recall, calibration; regressors: predicted vs actual, residuals), permutation "
+        "importance, the search leaderboard, lineage and champion history; for a monitoring run (--monitoring) "
+        "the metric against the champion's holdout score and per-feature drift with both distributions.",
+        epilog=_examples("loopline report                                 # the champion",
+                         "loopline report m-20261129T184001-1a2b3c --output model.html",
+                         "loopline report --monitoring                    # the latest monitoring run",
+                         "loopline report --screenshot report.png         # also a PNG from headless Chromium"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_stack_arguments(report)
+    report.add_argument("version", nargs="?", metavar="VERSION", help="model version (default: the champion)")
+    report.add_argument("--monitoring", nargs="?", const="latest", metavar="KEY",
+                        help="report a monitoring run instead: its key under monitoring/ (default: the latest)")
+    report.add_argument("--output", metavar="FILE", help="HTML file (default: report-<version or run>.html)")
+    report.add_argument("--screenshot", metavar="PNG", help="also save a screenshot taken with headless Chromium")
+    report.set_defaults(handler=_cmd_report)

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loopline.client import StackClient
+from loopline_runtime.monitoring import MONITORING_PREFIX
 from loopline_runtime.registry import CHAMPION_KEY, HISTORY_PREFIX, ModelRegistry
 
-MONITORING_PREFIX = "monitoring/"
 MODELS_PREFIX = "models/"
 RECENT_MEASUREMENTS = 3
 RECENT_EXECUTIONS = 5

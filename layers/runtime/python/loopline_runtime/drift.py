@@ -47,6 +47,7 @@ bins), so it does not vote. A profiled feature absent from the batch is reported
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -248,6 +249,42 @@ def measure_drift(
         min_psi_rows=min_psi_rows,
         skipped=tuple(profile.get("skipped", {})),
     )
+
+
+def feature_distributions(profile: Mapping[str, Any], df: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per feature, the reference and the batch shares over the reference's own bins (deciles or levels, then
+    "missing"): what a report draws side by side. Features absent from the batch are left out."""
+    distributions: dict[str, dict[str, Any]] = {}
+    for name, spec in profile.get("features", {}).items():
+        if name not in df.columns:
+            continue
+        if spec["kind"] == NUMERIC:
+            values = _numeric_values(df[name])
+            edges = list(spec["edges"])
+            batch = _bin_shares(values.dropna().to_numpy(), edges)
+            reference = np.asarray(spec["shares"], dtype=float)
+            bounds = [f"{edge:g}" for edge in edges]
+            labels = ([f"<= {bounds[0]}"] if bounds else ["all"]) + [
+                f"{low} - {high}" for low, high in itertools.pairwise(bounds)
+            ] + ([f"> {bounds[-1]}"] if bounds else [])
+        else:
+            levels = _levels(df[name], spec["kind"]).dropna()
+            known = list(spec["levels"])
+            counts = levels.value_counts()
+            observed = np.array([counts.get(level, 0) for level in known]
+                                + [counts[~counts.index.isin(known)].sum()], dtype=float)
+            batch = observed / observed.sum() if observed.sum() else observed
+            reference = np.array([spec["levels"][level] for level in known] + [spec["other"]], dtype=float)
+            labels = [*known, "other"]
+        present = _numeric_values(df[name]) if spec["kind"] == NUMERIC else _levels(df[name], spec["kind"])
+        null_share = _null_share(present)
+        distributions[name] = {
+            "kind": spec["kind"],
+            "bins": [*labels, "missing"],
+            "reference": [_share(v) for v in _with_null_bin(reference, spec["null_share"])],
+            "batch": [_share(v) for v in _with_null_bin(batch, null_share)],
+        }
+    return distributions
 
 
 # --- numeric -------------------------------------------------------------------------------------------------

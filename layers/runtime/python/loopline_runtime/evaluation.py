@@ -14,6 +14,7 @@ from loopline_runtime.errors import LooplineError
 from loopline_runtime.metrics import all_scores, at_least_as_good, meets
 from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.registry import FINGERPRINT_PREFIX, LoadedModel, ModelRegistry
+from loopline_runtime.report_numbers import REPORT_FILE, model_report_numbers
 from loopline_runtime.schema import FeatureSchema, coerce_target
 
 
@@ -104,6 +105,7 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
     if fingerprint:
         registry.store.put_json(f"{FINGERPRINT_PREFIX}{fingerprint}",
                                 {"model_version": model_version, "promote": decision.promote})
+    record_report_numbers(registry, challenger, holdout, seed=config.training.seed)
     return decision
 
 
@@ -114,3 +116,17 @@ def reject_promotion(registry: ModelRegistry, model_version: str, reason: str) -
     evaluation.update(promote=False, promotion_rejected_at=datetime.now(UTC).isoformat(),
                       reasons=[*evaluation.get("reasons", []), reason])
     registry.store.put_json(key, evaluation)
+
+
+def record_report_numbers(registry: ModelRegistry, model: LoadedModel, holdout: pd.DataFrame, *, seed: int) -> None:
+    """Write the numbers `loopline report` draws (models/<version>/report.json). A report is for people: when
+    its numbers cannot be computed the file says why, and the gate's decision stands."""
+    schema = model.schema
+    labeled = holdout[holdout[schema.target].notna()]
+    try:
+        numbers = model_report_numbers(model.pipeline, labeled.reindex(columns=list(schema.features)),
+                                       coerce_target(labeled[schema.target], schema.task), task=schema.task,
+                                       metric=model.manifest["metric"], seed=seed)
+    except Exception as exc:  # a report is never a reason for the gate's task to fail
+        numbers = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+    registry.store.put_json(registry.prefix(model.version) + REPORT_FILE, numbers)

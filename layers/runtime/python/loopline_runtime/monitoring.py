@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from loopline_runtime.bucket_layout import key_time
 from loopline_runtime.config import AlarmConfig, PipelineConfig
 from loopline_runtime.datasets import DatasetCatalog
-from loopline_runtime.drift import measure_drift
+from loopline_runtime.drift import feature_distributions, measure_drift
 from loopline_runtime.errors import NoChampion
 from loopline_runtime.evaluation import score_model
 from loopline_runtime.metrics import meets, quality_drop
@@ -112,6 +112,9 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Clo
         "alarm_state_before": alarm_before,
         "retraining_execution": retraining,
         "drift": drift.to_dict(),
+        # for the report: the champion's own holdout score, and each feature's reference and batch shares
+        "champion_holdout_score": champion.manifest.get("holdout_score"),
+        "distributions": feature_distributions(champion.manifest["training_profile"], frame),
         "reason": reason,
         "measured_at": measured_at.isoformat(),
     }

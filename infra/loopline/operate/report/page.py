@@ -1,0 +1,290 @@
+"""The report as one self-contained HTML file: figures as inline PNGs, tables, and the recorded numbers embedded
+as JSON (so a reader, or a test, can check every figure against what the functions measured)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from loopline.operate.report import figures
+from loopline.operate.report.sources import ModelReportInputs, MonitoringReportInputs
+
+MAX_DISTRIBUTIONS = 12  # feature distributions drawn per monitoring run: the drifted ones first, then by PSI
+
+
+@dataclass(frozen=True)
+class DrawnFigure:
+    name: str  # stable id: data-figure="<name>" in the page
+    caption: str
+    figure: Figure
+
+
+def model_figures(inputs: ModelReportInputs) -> list[DrawnFigure]:
+    """The figures of a model's report, in page order."""
+    numbers = inputs.numbers or {}
+    drawn: list[DrawnFigure] = []
+    if classification := numbers.get("classification"):
+        drawn += [
+            DrawnFigure("confusion-matrix", "Holdout rows by actual and predicted class.",
+                        figures.confusion_matrix(classification)),
+            DrawnFigure("roc", "True against false positive rate over all thresholds.",
+                        figures.roc_curves(classification)),
+            DrawnFigure("precision-recall", "Precision against recall over all thresholds.",
+                        figures.precision_recall_curves(classification)),
+            DrawnFigure("calibration", "Predicted probability against observed frequency, ten bins.",
+                        figures.calibration(classification)),
+        ]
+    if regression := numbers.get("regression"):
+        drawn += [
+            DrawnFigure("predicted-vs-actual", "Each holdout row: predicted against actual value.",
+                        figures.predicted_vs_actual(regression)),
+            DrawnFigure("residuals", "Actual minus predicted, against the prediction and as a histogram.",
+                        figures.residuals(regression)),
+        ]
+    if importance := numbers.get("permutation_importance"):
+        drawn.append(DrawnFigure("permutation-importance", "How much the metric drops when a feature is shuffled.",
+                                 figures.permutation_importance(importance)))
+    return drawn
+
+
+def monitoring_figures(inputs: MonitoringReportInputs) -> list[DrawnFigure]:
+    run = inputs.run
+    drawn = [DrawnFigure("metric-vs-champion", "This champion's measured metric per run, against its holdout score "
+                         "and the alarm threshold.", figures.metric_against_champion(inputs.recent_runs, run))]
+    drift = {f["name"]: f for f in run.get("drift", {}).get("features", [])}
+    for name in _features_to_draw(run):
+        drawn.append(DrawnFigure(f"distribution-{_slug(name)}", f"{name}: training and batch shares per bin.",
+                                 figures.feature_distribution(name, run["distributions"][name], drift.get(name))))
+    return drawn
+
+
+def render_model_page(inputs: ModelReportInputs, *, progress: Callable[[str], None] = lambda _: None) -> str:
+    manifest, evaluation, numbers = inputs.manifest, inputs.evaluation, inputs.numbers
+    serving = bool(inputs.pointer and inputs.pointer.get("version") == inputs.version)
+    progress(f"drawing the figures of {inputs.version}")
+    drawn = model_figures(inputs)
+    sections = [
+        _section("summary", "Summary", _definition_list([
+            ("model version", inputs.version + ("  (serving)" if serving else "")),
+            ("pipeline", manifest.get("pipeline")), ("task", manifest.get("task")),
+            ("target", manifest.get("target")), ("estimator", manifest.get("estimator")),
+            ("metric", manifest.get("metric")), ("holdout score", _num(manifest.get("holdout_score"))),
+            ("cross-validated score", _num(manifest.get("cv_score"))),
+            ("registered", manifest.get("registered_at")),
+        ])),
+        _section("gate", "Gate decision", _gate(evaluation)),
+    ]
+    if numbers is None:
+        sections.append(_section("figures", "Figures", "<p>No report numbers were recorded for this version "
+                                                       "(trained before reports existed).</p>"))
+    elif "error" in numbers:
+        sections.append(_section("figures", "Figures", f"<p>The numbers could not be computed: "
+                                                       f"{_e(numbers['error'])}</p>"))
+    else:
+        sections.append(_section("figures", "Holdout evaluation",
+                                 f"<p>{_e(numbers.get('rows'))} holdout rows.</p>"
+                                 + "".join(_figure_html(d) for d in drawn if d.name != "permutation-importance")))
+        importance = [d for d in drawn if d.name == "permutation-importance"]
+        sections.append(_section("importance", "Feature importance",
+                                 "".join(_figure_html(d) for d in importance)
+                                 + _importance_table(numbers.get("permutation_importance"))))
+    sections += [
+        _section("leaderboard", "Model search leaderboard", _leaderboard(manifest)),
+        _section("lineage", "Lineage", _lineage(manifest)),
+        _section("history", "Champion history", _history(inputs)),
+    ]
+    recorded = {"manifest": _without(manifest, "training_profile"), "evaluation": evaluation, "numbers": numbers,
+                "history": inputs.history}
+    return _page(f"Model report {inputs.version}", sections, recorded)
+
+
+def render_monitoring_page(inputs: MonitoringReportInputs, *, progress: Callable[[str], None] = lambda _: None) -> str:
+    run = inputs.run
+    progress(f"drawing the figures of {inputs.key}")
+    drawn = monitoring_figures(inputs)
+    holdout = run.get("champion_holdout_score")
+    drop = f" ({run['value'] - holdout:+.4f} against the champion's holdout score)" if holdout is not None else ""
+    sections = [
+        _section("summary", "Summary", _definition_list([
+            ("monitoring run", inputs.key), ("measured", run.get("measured_at")), ("reason", run.get("reason")),
+            ("champion", run.get("champion_version")), ("dataset version", run.get("dataset_version")),
+            ("labeled rows", run.get("rows")),
+            (f"{run['metric']} on this batch", f"{_num(run['value'])}{drop}"),
+            ("champion's holdout score", _num(holdout)), ("alarm threshold", _num(run.get("alarm_threshold"))),
+            ("drifted features", f"{len(run.get('drift', {}).get('drifted', []))} of "
+                                 f"{len(run.get('drift', {}).get('features', []))}"),
+        ])),
+        _section("metric", "Metric against the champion", _figure_html(drawn[0]) + _scores_table(run)),
+        _section("drift", "Drift per feature", _drift_table(run)),
+        _section("distributions", "Distributions: training against this batch",
+                 "".join(_figure_html(d) for d in drawn[1:]) or "<p>No distributions recorded for this run.</p>"),
+    ]
+    recorded = {"run": run, "recent_runs": [
+        {k: r.get(k) for k in ("measured_at", "metric", "value", "champion_version")} for r in inputs.recent_runs]}
+    return _page(f"Monitoring report {inputs.key}", sections, recorded)
+
+
+# ------------------------------------------------------------------------------------------------ sections
+def _gate(evaluation: dict[str, Any] | None) -> str:
+    if evaluation is None:
+        return "<p>Not gated yet.</p>"
+    verdict = "promoted" if evaluation.get("promote") else "rejected"
+    rows = [("decision", verdict), ("metric", evaluation.get("metric")),
+            ("challenger score", _num(evaluation.get("challenger_score"))),
+            ("gate threshold", _num(evaluation.get("gate_threshold"))),
+            ("passes the gate", evaluation.get("passes_gate")),
+            ("champion at the time", evaluation.get("champion_version") or "none"),
+            ("champion's score on the same rows", _num(evaluation.get("champion_score"))),
+            ("beats the champion", evaluation.get("beats_champion")), ("evaluated", evaluation.get("evaluated_at"))]
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in evaluation.get("reasons", []))
+    return (f'<p class="verdict {verdict}">{verdict.upper()}</p>' + _definition_list(rows)
+            + f"<h3>Reasons</h3><ul class=\"reasons\">{reasons}</ul>"
+            + "<h3>All holdout scores</h3>" + _table(["metric", "score"], [
+                (k, _num(v)) for k, v in sorted(evaluation.get("challenger_scores", {}).items())]))
+
+
+def _importance_table(importance: dict[str, Any] | None) -> str:
+    if not importance:
+        return ""
+    rows = [(f, f"{m:.4f}", f"{s:.4f}") for f, m, s in
+            zip(importance["features"], importance["mean"], importance["std"], strict=True)]
+    return _table(["feature", "mean drop", "sd"], rows)
+
+
+def _leaderboard(manifest: dict[str, Any]) -> str:
+    board = manifest.get("leaderboard", [])
+    if not board:
+        return "<p>No leaderboard recorded.</p>"
+    rows = [(str(i + 1), e.get("candidate"), json.dumps(e.get("params", {}), sort_keys=True),
+             _num(e.get("cv_score")), f"{e.get('elapsed_seconds', 0):.1f} s", e.get("error", ""))
+            for i, e in enumerate(board)]
+    note = (f"<p>{len(board)} settings cross-validated on {_e(manifest.get('search_rows'))} rows "
+            f"(budget {_e(manifest.get('search_budget_seconds'))} s"
+            f"{', exhausted' if manifest.get('search_budget_exhausted') else ''}); the winner was refit on all "
+            f"{_e(manifest.get('training_rows'))} training rows.</p>")
+    return note + _table(["rank", "candidate", "settings", f"cv {manifest.get('metric')}", "elapsed", "error"], rows)
+
+
+def _lineage(manifest: dict[str, Any]) -> str:
+    artifact = manifest.get("artifact", {})
+    rows = [("dataset versions", ", ".join(manifest.get("dataset_versions", []))),
+            ("training rows", manifest.get("training_rows")), ("holdout rows", manifest.get("holdout_rows")),
+            ("search rows", manifest.get("search_rows")), ("seed", manifest.get("seed")),
+            ("trigger", json.dumps(manifest.get("trigger", {}), sort_keys=True)),
+            ("chosen settings", json.dumps(manifest.get("params", {}), sort_keys=True)),
+            ("features", ", ".join(f"{k} ({v})" for k, v in manifest.get("schema", {}).get("features", {}).items())),
+            ("artifact", f"{artifact.get('key')}  sha256 {artifact.get('sha256')}  {artifact.get('bytes')} bytes"),
+            ("training time", f"{manifest.get('training_seconds')} s")]
+    rows += [(name, version) for name, version in sorted(manifest.get("libraries", {}).items())]
+    return _definition_list(rows)
+
+
+def _history(inputs: ModelReportInputs) -> str:
+    if not inputs.history:
+        return "<p>This version has not served.</p>"
+    rows = [(r.get("promoted_at"), r.get("version"), r.get("previous_version") or "", r.get("reason"),
+             r.get("requested_by", ""), r.get("note", "")) for r in inputs.history]
+    return _table(["when", "champion", "replaced", "reason", "by", "note"], rows)
+
+
+def _scores_table(run: dict[str, Any]) -> str:
+    return _table(["metric", "on this batch"], [(k, _num(v)) for k, v in sorted(run.get("scores", {}).items())])
+
+
+def _drift_table(run: dict[str, Any]) -> str:
+    drift = run.get("drift", {})
+    features = sorted(drift.get("features", []), key=lambda f: (not f.get("drifted"), -(f.get("psi") or 0)))
+    rule = drift.get("rule", {})
+    note = (f"<p>A feature drifts when its test gives p &lt; {_e(rule.get('p_value'))}, or PSI &gt; "
+            f"{_e(rule.get('psi_threshold'))} on a batch of at least {_e(rule.get('min_psi_rows'))} rows.</p>")
+    rows = [(f["name"], f["kind"], _num(f.get("psi")), f.get("test") or "", _num(f.get("p_value")),
+             "DRIFTED" if f.get("drifted") else "", "; ".join(f.get("notes", []))) for f in features]
+    return note + _table(["feature", "kind", "PSI", "test", "p", "verdict", "notes"], rows)
+
+
+def _features_to_draw(run: dict[str, Any]) -> list[str]:
+    distributions = run.get("distributions", {})
+    features = sorted(run.get("drift", {}).get("features", []),
+                      key=lambda f: (not f.get("drifted"), -(f.get("psi") or 0)))
+    return [f["name"] for f in features if f["name"] in distributions][:MAX_DISTRIBUTIONS]
+
+
+# ------------------------------------------------------------------------------------------------ HTML
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222;
+padding:0 1rem}
+h1{font-size:1.5rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}
+table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.2rem .5rem;
+text-align:left;vertical-align:top}th{background:#f4f4f4}
+figure{display:inline-block;margin:.5rem;vertical-align:top}figure img{max-width:100%}
+figcaption{font-size:.85rem;color:#555;max-width:520px}
+.verdict{font-weight:700;font-size:1.2rem}.promoted{color:#1a7f37}.rejected{color:#c62828}
+footer{margin-top:3rem;font-size:.8rem;color:#777}
+"""
+
+# Marks the page once every figure has decoded: the headless-browser check reads this from the DOM.
+_RENDER_CHECK = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var drawn = images.filter(function (i) { return i.complete && i.naturalWidth > 0; });
+  document.body.setAttribute("data-figures-rendered", drawn.length + "/" + images.length);
+});
+"""
+
+
+def _page(title: str, sections: list[str], recorded: dict[str, Any]) -> str:
+    numbers = json.dumps(recorded, sort_keys=True, default=str).replace("</", "<\\/")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>"
+            f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>{''.join(sections)}"
+            f"<footer>Generated by <code>loopline report</code> at {generated} from the numbers the functions "
+            f"recorded (embedded below as JSON).</footer>"
+            f"<script type=\"application/json\" id=\"recorded-numbers\">{numbers}</script>"
+            f"<script>{_RENDER_CHECK}</script></body></html>\n")
+
+
+def _figure_html(drawn: DrawnFigure) -> str:
+    buffer = io.BytesIO()
+    drawn.figure.savefig(buffer, format="png", dpi=100)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f'<figure id="figure-{drawn.name}" data-figure="{drawn.name}"><img alt="{_e(drawn.caption)}" '
+            f'src="data:image/png;base64,{data}"><figcaption>{_e(drawn.caption)}</figcaption></figure>')
+
+
+def _section(anchor: str, title: str, body: str) -> str:
+    return f'<section id="{anchor}"><h2>{_e(title)}</h2>{body}</section>'
+
+
+def _definition_list(rows: list[tuple[str, Any]]) -> str:
+    return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in rows) + "</dl>"
+
+
+def _table(header: list[str], rows: list[tuple[Any, ...]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+
+
+def _without(mapping: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k not in keys}
