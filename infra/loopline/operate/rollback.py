@@ -10,6 +10,7 @@ import getpass
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from loopline.client import StackClient
@@ -44,13 +45,19 @@ def request_rollback(stack: StackClient, *, to_version: str | None, note: str, r
     """
     payload = {"action": "rollback", "to_version": to_version, "requested_by": requested_by, "note": note}
     started = stack.sfn.start_execution(stateMachineArn=stack.state_machine_arn,
-                                        name=execution_name("rollback", to_version or "previous"),
+                                        name=rollback_execution_name(to_version),
                                         input=json.dumps(payload))
     arn = str(started["executionArn"])
     described = stack.wait_for_execution(arn, timeout=timeout, on_state=on_state)
     if described["status"] != "SUCCEEDED":
         raise RollbackRefused(f"rollback refused: {failure_reason(stack, arn)}; the champion is unchanged")
     return RollbackOutcome(arn, dict(stack.read_json(CHAMPION_KEY)))
+
+
+def rollback_execution_name(to_version: str | None) -> str:
+    """Each request is its own execution (a second rollback to the same version is a new request)."""
+    requested = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    return execution_name("rollback", f"{to_version or 'previous'}-{requested}")
 
 
 def failure_reason(stack: StackClient, execution_arn: str) -> str:
