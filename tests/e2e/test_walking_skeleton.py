@@ -59,8 +59,8 @@ def test_training_states_are_the_templates_state_machine(trained: StackClient) -
     # when its history is read
     states = trained.entered_states(execution["executionArn"])
 
-    # then it went (not a rollback) -> Train -> Evaluate -> gate -> promote
-    assert states[:4] == ["Rollback requested?", "Train challenger", "Evaluate challenger and champion", "Quality gate"]
+    # then it went Train -> Evaluate -> gate -> promote
+    assert states[:3] == ["Train challenger", "Evaluate challenger and champion", "Quality gate"]
     assert states[-1] == "Promoted"
 
 

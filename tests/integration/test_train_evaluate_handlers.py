@@ -117,7 +117,7 @@ def test_train_stands_aside_while_another_execution_holds_the_training_lease(
 
     # then it fails with an error the state machine catches into a successful "skipped" end (one run at a time)
     states = state_machine_definition["States"]
-    catches = states["Train challenger"]["Catch"]
+    catches = states[state_machine_definition["StartAt"]]["Catch"]
     (route,) = [c for c in catches if type(caught.value).__name__ in c["ErrorEquals"]]
     assert states[route["Next"]]["Type"] == "Succeed"
     assert "is still running" in str(caught.value)

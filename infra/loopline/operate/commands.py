@@ -53,7 +53,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     stack = stack_from(args)
     started = time.monotonic()
     target = args.to or "the previous champion"
-    progress(f"rolling back to {target} through {stack.state_machine_arn.rsplit(':', 1)[-1]} ...")
+    progress(f"rolling back to {target} through {stack.outputs['RollbackStateMachineArn'].rsplit(':', 1)[-1]} ...")
     outcome = request_rollback(stack, to_version=args.to, note=args.reason, requested_by=requester(stack),
                                on_state=lambda name, seconds: progress(f"  [{seconds:5.1f}s] {name}"))
     pointer = outcome.pointer
@@ -102,9 +102,9 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
 
     rollback = subparsers.add_parser(
         "rollback", help="serve the previous champion (or --to VERSION) again, through the promotion path",
-        description="Start the training state machine with a rollback request: the evaluate function verifies the "
-        "target (registered, artifact matches its sha256, same feature schema as the champion), then the same "
-        "states as a promotion append a history record (who, why) and move the champion pointer. The API serves "
+        description="Start the rollback state machine: the evaluate function verifies the target (registered, "
+        "artifact matches its sha256, same feature schema as the champion), then moves the champion pointer with "
+        "the promotion's own action (If-Match on the pointer, history record with who and why). The API serves "
         "the target from its next request. Without --to, the target is the champion's previous version.",
         epilog=_examples("loopline rollback --reason 'complaints since the last promotion'",
                          "loopline rollback --to m-20261129T184001-1a2b3c --reason 'back to the audited model'"),

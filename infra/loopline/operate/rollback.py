@@ -1,7 +1,8 @@
-"""`loopline rollback`: start the training state machine with {action: rollback} and follow it.
+"""`loopline rollback`: start the rollback state machine and follow it.
 
-The state machine verifies the target in the evaluate function and writes it with the promotion's own states
-(history record, then the champion pointer), so the CLI needs no write access to the registry.
+The state machine verifies the target in the evaluate function and moves the champion pointer with the same
+`promote` action as a gate's promotion (If-Match on the pointer's ETag, then the history record), so the CLI
+needs no write access to the registry.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def request_rollback(stack: StackClient, *, to_version: str | None, note: str, r
         RollbackRefused: the state machine refused (unknown version, failed verification, other schema, ...),
             with the evaluate function's reason.
     """
-    payload = {"action": "rollback", "to_version": to_version, "requested_by": requested_by, "note": note}
-    started = stack.sfn.start_execution(stateMachineArn=stack.state_machine_arn,
+    payload = {"to_version": to_version, "requested_by": requested_by, "note": note}
+    started = stack.sfn.start_execution(stateMachineArn=stack.outputs["RollbackStateMachineArn"],
                                         name=rollback_execution_name(to_version),
                                         input=json.dumps(payload))
     arn = str(started["executionArn"])
