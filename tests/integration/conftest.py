@@ -242,5 +242,4 @@ def ingest(load_handler: Callable[[str], ModuleType], upload: Callable[..., dict
 @pytest.fixture
 def state_machine_definition(stack: Stack) -> dict[str, Any]:
     """The training state machine's ASL (its DefinitionUri in template.yaml), substitutions applied."""
-    (logical_id,) = stack.resources_of_type("AWS::Serverless::StateMachine")
-    return json.loads(stack.state_machine_definition(logical_id))
+    return json.loads(stack.state_machine_definition("TrainingStateMachine"))
