@@ -85,7 +85,7 @@ test-fast: venv ## pytest without the emulator and e2e tests (unit + moto integr
 	$(BIN)/pytest tests -m "not e2e and not emulator"
 
 # pytest exits 5 when it collects no test: that is a failure here like any other non-zero exit.
-pytest: venv ## pytest: tests/unit, tests/integration, tests/e2e
+pytest: venv ## pytest: tests/unit, tests/integration, tests/faults, tests/e2e
 	$(BIN)/pytest tests
 
 # ---------------------------------------------------------------- run

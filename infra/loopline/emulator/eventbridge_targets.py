@@ -19,6 +19,7 @@ from moto.events.utils import EventTemplateParser
 from moto.utilities.arns import parse_arn
 
 from loopline.emulator.background import run_in_background
+from loopline.emulator.on_failure_destinations import invoke_asynchronously
 
 _moto_send_to_targets = Rule.send_to_targets
 _OUR_SERVICES = ("states", "lambda")
@@ -64,7 +65,7 @@ def invoke_lambda_asynchronously(function_arn: str, payload: str) -> None:
 
     arn = parse_arn(function_arn)
     function = get_backend(arn.account, arn.region).get_function(function_arn)
-    run_in_background(f"events-{function.function_name}", function.invoke, payload, {}, {})
+    run_in_background(f"events-{function.function_name}", invoke_asynchronously, function, payload)
 
 
 def deliver_to_states_and_lambda_targets() -> AbstractContextManager[object]:

@@ -1,4 +1,5 @@
-"""Gap: moto runs `Invoke` with InvocationType=Event synchronously; Lambda queues it and answers 202 at once."""
+"""Gap: moto runs `Invoke` with InvocationType=Event synchronously; Lambda queues it and answers 202 at once
+(retries and the on-failure destination: on_failure_destinations)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from unittest import mock
 from moto.awslambda.models import LambdaFunction
 
 from loopline.emulator.background import run_in_background
+from loopline.emulator.on_failure_destinations import invoke_asynchronously
 
 _synchronous_invoke = LambdaFunction.invoke
 
@@ -21,7 +23,7 @@ def invoke_event_type_asynchronously() -> AbstractContextManager[object]:
             "X-Amz-Invocation-Type"
         )
         if invocation_type == "Event":
-            run_in_background(f"invoke-{self.function_name}", _synchronous_invoke, self, body, {}, {})
+            run_in_background(f"invoke-{self.function_name}", invoke_asynchronously, self, body)
             return ""
         return _synchronous_invoke(self, body, request_headers, response_headers)
 

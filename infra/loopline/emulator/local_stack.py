@@ -17,6 +17,7 @@ from loopline.emulator.bucket_policies import drop_bucket_policies
 from loopline.emulator.cloudwatch_alarm_resources import create_alarms, extract_cloudwatch_alarms
 from loopline.emulator.function_layers import function_layer_dirs
 from loopline.emulator.lambda_invocation import LambdaRuntime
+from loopline.emulator.on_failure_destinations import apply_event_invoke_configs, extract_event_invoke_configs
 from loopline.emulator.packaging import package_template
 from loopline.emulator.sam_translation import translate
 from loopline.emulator.state_machine_definition import inline_state_machine_definitions
@@ -85,6 +86,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     drop_api_gateway_resources(template, local_api)
     alarms = extract_cloudwatch_alarms(template, values, settings.region, account_id)
     notifications = extract_bucket_notifications(template)
+    invoke_configs = extract_event_invoke_configs(template)
     drop_bucket_policies(template)
     layers = function_layer_dirs(template, packaged.layer_dirs_by_key)
 
@@ -100,6 +102,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
         runtime.set_layers(physical_ids[logical_id], dirs)
     create_alarms(clients.cloudwatch, alarms)
     apply_bucket_notifications(clients.s3, notifications, physical_ids, _resolver(physical_ids, clients))
+    apply_event_invoke_configs(clients.lambda_, invoke_configs, _resolver(physical_ids, clients))
     stack = clients.cloudformation.describe_stacks(StackName=settings.stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     function_names = {
@@ -116,7 +119,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
 
 class _Clients:
     def __init__(self, session: Any, endpoint_url: str) -> None:
-        for service in ("s3", "sts", "cloudformation", "cloudwatch", "apigateway", "lambda"):
+        for service in ("s3", "sts", "cloudformation", "cloudwatch", "apigateway", "lambda", "sqs"):
             setattr(self, service.replace("lambda", "lambda_"), session.client(service, endpoint_url=endpoint_url))
 
     s3: Any
@@ -125,6 +128,7 @@ class _Clients:
     cloudwatch: Any
     apigateway: Any
     lambda_: Any
+    sqs: Any
 
 
 def _create_local_api(template: dict[str, Any], stack_name: str, base_url: str, apigateway: Any) -> LocalApi:
@@ -178,11 +182,13 @@ def _resolver(physical_ids: dict[str, str], clients: _Clients) -> Callable[[Any]
             return physical_ids[value["Ref"]]
         if isinstance(value, dict) and "Fn::GetAtt" in value:
             logical_id, attribute = value["Fn::GetAtt"]
+            physical_id = physical_ids[logical_id]
+            if attribute == "Arn" and physical_id.startswith("http"):  # an SQS queue's physical id is its URL
+                attributes = clients.sqs.get_queue_attributes(QueueUrl=physical_id, AttributeNames=["QueueArn"])
+                return str(attributes["Attributes"]["QueueArn"])
             if attribute == "Arn":
-                arn: str = clients.lambda_.get_function(FunctionName=physical_ids[logical_id])["Configuration"][
-                    "FunctionArn"
-                ]
+                arn: str = clients.lambda_.get_function(FunctionName=physical_id)["Configuration"]["FunctionArn"]
                 return arn
-        raise ValueError(f"cannot resolve {value!r} for a bucket notification")
+        raise ValueError(f"cannot resolve {value!r} after creating the stack")
 
     return resolve

@@ -4,6 +4,7 @@ event, as S3 sends them)."""
 
 from __future__ import annotations
 
+import json
 from contextlib import AbstractContextManager
 from typing import Any
 from unittest import mock
@@ -11,14 +12,16 @@ from unittest import mock
 import moto.s3.notifications as s3_notifications
 
 from loopline.emulator.background import run_in_background
-
-_synchronous_invoke = s3_notifications._invoke_awslambda
+from loopline.emulator.on_failure_destinations import invoke_asynchronously
 
 
 def deliver_s3_notifications_asynchronously() -> AbstractContextManager[object]:
     """Patch moto's S3 -> Lambda notification delivery to run in the background."""
 
     def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
-        run_in_background("s3-notification", _synchronous_invoke, account_id, event_body, fn_arn, region_name)
+        from moto.awslambda.utils import get_backend
+
+        function = get_backend(account_id, region_name).get_function(fn_arn)
+        run_in_background("s3-notification", invoke_asynchronously, function, json.dumps(event_body))
 
     return mock.patch.object(s3_notifications, "_invoke_awslambda", _invoke_awslambda)
