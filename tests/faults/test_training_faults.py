@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from faults_support import CRASH, TIMEOUT, Loop, assert_invariant, failing_writes
 
-from loopline_runtime.registry import CHAMPION_KEY, FINGERPRINT_PREFIX, HISTORY_PREFIX, TRAINED_PREFIX
+from loopline_runtime.config import GateConfig
+from loopline_runtime.registry import CHAMPION_KEY, FINGERPRINT_PREFIX, HISTORY_PREFIX, TRAINED_PREFIX, ModelRegistry
 
 
 @pytest.fixture(scope="module")
@@ -143,4 +144,39 @@ def test_a_monitoring_request_failing_every_attempt_ends_in_the_on_failure_queue
     records = loop.wait_for(lambda: loop.failure_messages("EvaluateFailureQueueUrl"), what="a failure record")
     assert records[0]["requestPayload"]["action"] == "monitor"
     assert records[0]["responsePayload"]["errorType"] == "Runtime.ExitError"
+    assert_invariant(loop)
+
+
+def test_a_promotion_that_loses_the_race_ends_in_challenger_rejected(
+        loop: Loop, first_champion: str, cancer_batches: dict[str, pd.DataFrame],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # given new data, a gate that passes the challenger, and another promotion (a rollback, an operator) moving
+    # the pointer after the gate compared against it and before this run's promotion
+    _new_data(loop, cancer_batches, 52)
+    evaluate = loop.handler("EvaluateFunction")
+    monkeypatch.setattr(evaluate, "config", evaluate.config.model_copy(
+        update={"gate": GateConfig(threshold=0.0, tolerance=1.0)}))
+    original = ModelRegistry.promote
+
+    def promote_after_another(self: ModelRegistry, record: dict[str, Any], *, expected_etag: str | None) -> Any:
+        current = self.champion_pointer()
+        assert current is not None
+        self.store.put_json(CHAMPION_KEY, {**current, "reason": "moved by another promotion"})
+        return original(self, record, expected_etag=expected_etag)
+
+    monkeypatch.setattr(ModelRegistry, "promote", promote_after_another)
+    champion = loop.registry.champion_version()
+
+    # when a retraining runs
+    described = _retrain(loop, "race-52")
+
+    # then it ends in "Challenger rejected", says why, and the champion is the one the other promotion left
+    assert described["status"] == "SUCCEEDED"
+    states = loop.client.entered_states(described["executionArn"])
+    assert "Promote challenger" in states and states[-1] == "Challenger rejected"
+    challenger = json.loads(described["output"])["training"]["model_version"]
+    evaluation = loop.store.get_json(loop.registry.prefix(challenger) + "evaluation.json")
+    assert evaluation["promote"] is False
+    assert "the champion changed during evaluation" in evaluation["reasons"][-1]
+    assert loop.registry.champion_version() == champion
     assert_invariant(loop)
