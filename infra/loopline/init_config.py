@@ -55,8 +55,8 @@ DEFAULT_MAX_DROP = {"accuracy": 0.1, "f1": 0.1, "roc_auc": 0.1, "r2": 0.1, "rmse
 def max_drop_note(metric: str, max_drop: float) -> str:
     """What max_drop means for `metric`, in one phrase."""
     if higher_is_better(metric):
-        return f"{metric} {max_drop:g} below the champion's holdout {metric}"
-    return f"{metric} more than {max_drop:.0%} above the champion's holdout {metric}"
+        return f"{metric} more than {max_drop:g} below its own holdout {metric}"
+    return f"{metric} more than {max_drop:.0%} above its own holdout {metric}"
 
 
 class InitRefused(LooplineError):
@@ -225,9 +225,9 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         f"  tolerance: {GateConfig.model_fields['tolerance'].default}",
         "",
         "alarm:",
-        "  # Champion-relative: retraining starts when the champion scores, on a fresh labeled batch, further below",
-        f"  # its own holdout score than this ({max_drop_note(metric, max_drop)}). The reference moves",
-        "  # with every promotion: no threshold to guess before the first model, no redeploy after it.",
+        "  # Champion-relative: retraining starts when the champion scores, on a fresh labeled batch,",
+        f"  # {max_drop_note(metric, max_drop)}. The reference moves with every promotion:",
+        "  # no threshold to guess before the first model, no redeploy after it.",
         f"  max_drop: {max_drop}",
         f"  # Or an absolute floor: the {metric} on a fresh batch at which the alarm fires (below it; above it for",
         "  # rmse/mae). Set exactly one of max_drop and threshold (the other null).",
@@ -302,8 +302,8 @@ def summary(profile: DataProfile, output: Path) -> str:
         f"  ignored   {ignored}",
         f"  metric    {profile.metric}; gate threshold {threshold} "
         f"(trivial baseline {profile.baseline.score:.3f}: raise it after your first run)",
-        f"  alarm     retrains when the champion scores "
-        f"{max_drop_note(profile.metric, DEFAULT_MAX_DROP[profile.metric])} on a fresh labeled batch (alarm.max_drop)",
+        f"  alarm     retrains when the champion scores, on a fresh labeled batch, "
+        f"{max_drop_note(profile.metric, DEFAULT_MAX_DROP[profile.metric])} (alarm.max_drop)",
         *(f"  warning   {w}" for w in profile.warnings),
         "Next steps:",
         f"  1. Review and edit {output}, then: loopline validate --config {output}",

@@ -22,7 +22,7 @@ def test_start_execution_failure_is_finished_by_the_retry(loop: Loop, cancer_bat
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # given no champion yet, and StartExecution failing once for the ingest function
     ingest = loop.handler("IngestFunction")
-    original, calls = ingest.sfn.start_execution, []
+    original, calls = ingest.follow_ups.sfn.start_execution, []
 
     def start_execution(**kwargs: Any) -> Any:
         calls.append(kwargs["name"])
@@ -30,7 +30,7 @@ def test_start_execution_failure_is_finished_by_the_retry(loop: Loop, cancer_bat
             raise ConnectionError("injected: StartExecution failed")
         return original(**kwargs)
 
-    monkeypatch.setattr(ingest.sfn, "start_execution", start_execution)
+    monkeypatch.setattr(ingest.follow_ups.sfn, "start_execution", start_execution)
 
     # when the first upload arrives
     key = loop.upload(cancer_batches["first"], "first.csv")

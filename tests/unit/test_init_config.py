@@ -212,7 +212,7 @@ def test_the_alarm_is_champion_relative_by_default_and_says_what_the_drop_means(
         assert config.alarm.max_drop == DEFAULT_MAX_DROP[config.metric or ""]
         assert stack_parameters(config)["AlarmMetricName"] == "ModelQualityDrop"
     # and the comment says what the drop means for the metric; an absolute floor is one edit away
-    assert "r2 0.1 below the champion's holdout r2" in text
+    assert "r2 more than 0.1 below its own holdout r2" in text
     assert "Or an absolute floor" in text and "threshold: null" in text
 
 
