@@ -11,6 +11,9 @@ SHELL := bash
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
+# checkov lives in its own venv: its pins (boto3 1.35) conflict with SAM CLI's and moto's (requirements/checkov.txt)
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 BUILD_DIR := .aws-sam/build
 REGION ?= us-east-1
 PIPELINE_CONFIG ?= pipeline.yaml
@@ -75,9 +78,17 @@ lint: venv ## ruff check
 typecheck: venv ## mypy (packages and settings in pyproject.toml)
 	$(BIN)/mypy
 
-template-lint: venv ## cfn-lint and `sam validate --lint` on template.yaml (offline)
+template-lint: venv $(CHECKOV_STAMP) ## cfn-lint, `sam validate --lint` and checkov on template.yaml (offline)
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --template-file template.yaml --region $(REGION)
+	@# every failed check fails the build; a check that does not apply is skipped in the resource's Metadata, with why
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
+
+$(CHECKOV_STAMP): requirements/checkov.txt venv
+	@if [ ! -x $(CHECKOV_VENV)/bin/python ]; then $(BIN)/python -c 'import sys; print(sys._base_executable)' \
+		| xargs -I{} {} -m venv $(CHECKOV_VENV); fi
+	$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements/checkov.txt
+	@touch $@
 
 # The quick loop while editing: no emulator server, no `loopline local up` (moto in-process only). `make test`
 # stays the one full command.
@@ -131,4 +142,4 @@ clean: ## Remove build output and tool caches (keeps .venv and local emulator st
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean ## clean, and remove .venv and the local emulator state (.loopline)
-	rm -rf $(VENV) .loopline
+	rm -rf $(VENV) $(CHECKOV_VENV) .loopline
