@@ -85,8 +85,8 @@ template-lint: venv $(CHECKOV_STAMP) ## cfn-lint, `sam validate --lint` and chec
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 
 $(CHECKOV_STAMP): requirements/checkov.txt venv
-	@if [ ! -x $(CHECKOV_VENV)/bin/python ]; then $(BIN)/python -c 'import sys; print(sys._base_executable)' \
-		| xargs -I{} {} -m venv $(CHECKOV_VENV); fi
+	@if [ ! -x $(CHECKOV_VENV)/bin/python ]; then \
+		py="$$($(BIN)/python -c 'import sys; print(sys._base_executable)')"; "$$py" -m venv $(CHECKOV_VENV); fi
 	$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements/checkov.txt
 	@touch $@
 
