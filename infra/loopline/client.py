@@ -17,6 +17,7 @@ import boto3
 import pandas as pd
 
 from loopline.emulator.local_access import DUMMY_SECRET
+from loopline_runtime.bucket_layout import INCOMING_PREFIX
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -63,9 +64,9 @@ class StackClient:
 
     # ------------------------------------------------------------------ data
     def upload_csv(self, frame: pd.DataFrame | bytes, name: str) -> str:
-        """Upload a CSV to incoming/ (which starts ingestion); returns the key."""
+        """Upload a CSV under incoming/ (which starts ingestion); returns the key."""
         body = frame if isinstance(frame, bytes) else frame.to_csv(index=False).encode("utf-8")
-        key = f"incoming/{name}"
+        key = f"{INCOMING_PREFIX}{name}"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="text/csv")
         return key
 

@@ -23,6 +23,7 @@ from typing import Any
 from loopline.client import StackClient
 from loopline.emulator.local_access import free_port
 from loopline.examples import TARGET, breast_cancer, recalibrated_sensors, split_batches
+from loopline_runtime.bucket_layout import MONITORING_PREFIX
 
 
 @dataclass
@@ -155,9 +156,9 @@ def show_champion(stack: StackClient, timeline: Timeline) -> dict[str, Any]:
 
 def measure(stack: StackClient, timeline: Timeline, frame: Any, name: str, reports_before: int) -> dict[str, Any]:
     """Upload a labeled batch; wait for the champion's measurement on it."""
-    stack.upload_csv(frame, name)
-    timeline.say(f"Uploaded labeled batch incoming/{name} ({len(frame)} rows)")
-    keys = stack.wait_for_keys("monitoring/", reports_before + 1, timeout=180)
+    key = stack.upload_csv(frame, name)
+    timeline.say(f"Uploaded labeled batch {key} ({len(frame)} rows)")
+    keys = stack.wait_for_keys(MONITORING_PREFIX, reports_before + 1, timeout=180)
     if len(keys) <= reports_before:
         raise TimeoutError("the champion was not measured on the new batch within 180s")
     report = stack.read_json(sorted(keys)[-1])
@@ -181,8 +182,8 @@ def wait_for_next_alarm_period(stack: StackClient, timeline: Timeline) -> None:
 
 def act_one(stack: StackClient, timeline: Timeline, initial: Any, fresh: Any) -> str:
     print("\nAct 1: a CSV in S3 becomes a served, versioned model")
-    stack.upload_csv(initial, "breast-cancer-initial.csv")
-    timeline.say(f"Uploaded s3://{stack.bucket}/incoming/breast-cancer-initial.csv ({len(initial)} rows)", record=True)
+    key = stack.upload_csv(initial, "breast-cancer-initial.csv")
+    timeline.say(f"Uploaded s3://{stack.bucket}/{key} ({len(initial)} rows)", record=True)
     follow_training(stack, timeline, known=set())
     model = show_champion(stack, timeline)
 
@@ -201,7 +202,7 @@ def act_one(stack: StackClient, timeline: Timeline, initial: Any, fresh: Any) ->
         shown = ", ".join(f"{k} {v:.3f}" for k, v in proba.items())
         print(f"           {actual:>10}  {predicted:>10}  {shown}")
 
-    measure(stack, timeline, fresh, "breast-cancer-week-2.csv", len(stack.keys("monitoring/")))
+    measure(stack, timeline, fresh, "breast-cancer-week-2.csv", len(stack.keys(MONITORING_PREFIX)))
     alarm = stack.wait_for_alarm_state("OK", timeout=60)
     timeline.say(f"Alarm {alarm['AlarmName']}: {alarm['StateValue']}", record=True)
     return str(model["model_version"])
@@ -211,7 +212,7 @@ def act_two(stack: StackClient, timeline: Timeline, drift_a: Any, drift_b: Any) 
     print("\nAct 2: the imaging software is recalibrated (sizes read 1.5x larger); labels stay correct")
     known = {e["executionArn"] for e in stack.executions()}
     wait_for_next_alarm_period(stack, timeline)
-    report = measure(stack, timeline, drift_a, "breast-cancer-recalibrated-1.csv", len(stack.keys("monitoring/")))
+    report = measure(stack, timeline, drift_a, "breast-cancer-recalibrated-1.csv", len(stack.keys(MONITORING_PREFIX)))
     if report["value"] >= report["alarm_threshold"]:
         print("           (the drift did not hurt this champion enough to cross the threshold)")
     alarm = stack.wait_for_alarm_state("ALARM", timeout=120)
@@ -220,7 +221,7 @@ def act_two(stack: StackClient, timeline: Timeline, drift_a: Any, drift_b: Any) 
     follow_training(stack, timeline, known)
     model = show_champion(stack, timeline)
     wait_for_next_alarm_period(stack, timeline)
-    measure(stack, timeline, drift_b, "breast-cancer-recalibrated-2.csv", len(stack.keys("monitoring/")))
+    measure(stack, timeline, drift_b, "breast-cancer-recalibrated-2.csv", len(stack.keys(MONITORING_PREFIX)))
     alarm = stack.wait_for_alarm_state("OK", timeout=120)
     timeline.say(f"Alarm {alarm['AlarmName']}: {alarm['StateValue']} again", record=True)
     return str(model["model_version"])

@@ -34,6 +34,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from loopline.client import StackClient
+from loopline_runtime.bucket_layout import CHAMPION_KEY, model_prefix
 
 pytestmark = pytest.mark.e2e
 
@@ -260,9 +261,9 @@ def test_users_data_set_is_trained_promoted_and_served(
 
     # then the run succeeded and promoted a champion that passed its gate
     assert described["status"] == "SUCCEEDED", described
-    pointer = stack.read_json("registry/champion.json")
+    pointer = stack.read_json(CHAMPION_KEY)
     version = pointer["version"]
-    evaluation = stack.read_json(f"models/{version}/evaluation.json")
+    evaluation = stack.read_json(f"{model_prefix(version)}evaluation.json")
     assert evaluation["promote"] is True, evaluation
     assert evaluation["gate_threshold"] == case.config["gate"]["threshold"]
 
@@ -297,7 +298,7 @@ def test_users_data_set_is_trained_promoted_and_served(
 
     # and the holdout score is not much worse than a plain scikit-learn model trained on the same split
     holdout = pd.read_csv(io.BytesIO(stack.s3.get_object(Bucket=stack.bucket,
-                                                         Key=f"models/{version}/holdout.csv")["Body"].read()))
+                                                         Key=f"{model_prefix(version)}holdout.csv")["Body"].read()))
     uploaded = pd.read_csv(io.StringIO(case.frame.to_csv(index=False)))
     train = without_rows(uploaded, holdout)
     assert len(train) == len(uploaded) - len(holdout), "every holdout row is found in the upload"

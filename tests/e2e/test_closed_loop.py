@@ -15,6 +15,7 @@ import yaml
 
 from loopline.client import StackClient
 from loopline.examples import breast_cancer, recalibrated_sensors, split_batches
+from loopline_runtime.bucket_layout import CHAMPION_KEY, MODELS_PREFIX, MONITORING_PREFIX, REGISTRY_PREFIX
 from loopline_runtime.config import PipelineConfig
 
 pytestmark = pytest.mark.e2e
@@ -30,13 +31,13 @@ def _first_champion(stack: StackClient, initial: Any) -> str:
     stack.upload_csv(initial, "initial.csv")
     execution = stack.wait_for_new_execution(set(), timeout=180)
     assert stack.wait_for_execution(execution["executionArn"], timeout=600)["status"] == "SUCCEEDED"
-    return str(stack.read_json("registry/champion.json")["version"])
+    return str(stack.read_json(CHAMPION_KEY)["version"])
 
 
 def _measure(stack: StackClient, frame: Any, name: str) -> dict[str, Any]:
-    before = len(stack.keys("monitoring/"))
+    before = len(stack.keys(MONITORING_PREFIX))
     stack.upload_csv(frame, name)
-    keys = stack.wait_for_keys("monitoring/", before + 1, timeout=180)
+    keys = stack.wait_for_keys(MONITORING_PREFIX, before + 1, timeout=180)
     assert len(keys) == before + 1, "the champion was not measured on the new labeled batch"
     return dict(stack.read_json(sorted(keys)[-1]))
 
@@ -85,7 +86,7 @@ def test_five_alarm_events_within_a_second_yield_one_training_run(start_stack: C
     _first_champion(stack, batches[0])
     assert _measure(stack, batches[3], "fresh.csv")["value"] >= stack.alarm()["Threshold"]
     alarm = stack.alarm()
-    models_before = {k.split("/")[1] for k in stack.keys("models/")}
+    models_before = {k.split("/")[1] for k in stack.keys(MODELS_PREFIX)}
     known = {e["executionArn"] for e in stack.executions()}
     events = stack.client("events")
 
@@ -113,7 +114,7 @@ def test_five_alarm_events_within_a_second_yield_one_training_run(start_stack: C
     skipped = [p for p in paths if p[-1].startswith("Skipped:")]
     assert len(trained) == 1
     assert len(skipped) == 4
-    models_after = {k.split("/")[1] for k in stack.keys("models/")}
+    models_after = {k.split("/")[1] for k in stack.keys(MODELS_PREFIX)}
     assert len(models_after - models_before) == 1
 
 
@@ -135,8 +136,8 @@ def test_a_challenger_below_the_gate_is_rejected_with_its_reason(start_stack: Ca
     # then the run ends as rejected, nothing is promoted, and the evaluation says why
     assert described["status"] == "SUCCEEDED"
     assert stack.entered_states(execution["executionArn"])[-1] == "Challenger rejected"
-    assert stack.keys("registry/") == []
-    [evaluation_key] = [k for k in stack.keys("models/") if k.endswith("evaluation.json")]
+    assert stack.keys(REGISTRY_PREFIX) == []
+    [evaluation_key] = [k for k in stack.keys(MODELS_PREFIX) if k.endswith("evaluation.json")]
     evaluation = stack.read_json(evaluation_key)
     assert evaluation["promote"] is False
     assert "does not meet the gate threshold 0.9999" in evaluation["reasons"][0]

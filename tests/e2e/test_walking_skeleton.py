@@ -10,6 +10,7 @@ import pytest
 
 from loopline.client import StackClient
 from loopline.examples import TARGET, breast_cancer, split_batches
+from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX, QUARANTINE_PREFIX, model_prefix
 
 pytestmark = pytest.mark.e2e
 
@@ -42,13 +43,13 @@ def test_upload_trains_promotes_and_serves_with_the_version(trained: StackClient
 
     # then they come from the promoted champion, with the user's class labels and probabilities
     assert response.status == 200, response.text
-    pointer = trained.read_json("registry/champion.json")
+    pointer = trained.read_json(CHAMPION_KEY)
     assert response.body["model_version"] == pointer["version"] == model.body["model_version"]
     assert set(response.body["predictions"]) <= {"benign", "malignant"}
     assert len(response.body["probabilities"]) == 3
     assert model.body["holdout_score"] >= trained.read_json(
-        f"models/{pointer['version']}/evaluation.json")["gate_threshold"]
-    history = trained.keys("registry/history/")
+        f"{model_prefix(pointer['version'])}evaluation.json")["gate_threshold"]
+    history = trained.keys(HISTORY_PREFIX)
     assert len(history) == 1
 
 
@@ -104,13 +105,13 @@ def test_requests_without_the_api_key_are_refused(trained: StackClient, batches:
 
 def test_bad_uploads_are_quarantined_and_the_champion_is_unchanged(trained: StackClient) -> None:
     # given the serving champion
-    before = trained.read_json("registry/champion.json")
+    before = trained.read_json(CHAMPION_KEY)
     executions_before = len(trained.executions())
 
     # when an unparseable CSV and a CSV without the target are uploaded
     trained.upload_csv(b"\x89PNG\r\n\x1a\n\x00\x00binary", "scan.csv")
     trained.upload_csv(b"mean radius,mean texture\n1,2\n3,4\n", "no-target.csv")
-    reasons = trained.wait_for_keys("quarantine/", 4, timeout=120)
+    reasons = trained.wait_for_keys(QUARANTINE_PREFIX, 4, timeout=120)
 
     # then both are kept with a reason a person can act on, the originals stay, and nothing was retrained
     by_source = {}
@@ -122,13 +123,13 @@ def test_bad_uploads_are_quarantined_and_the_champion_is_unchanged(trained: Stac
     assert by_source["incoming/no-target.csv"]["reason_code"] == "missing_target"
     assert "diagnosis" in by_source["incoming/no-target.csv"]["message"]
     assert {"incoming/scan.csv", "incoming/no-target.csv"} <= set(trained.keys("incoming/"))
-    assert trained.read_json("registry/champion.json") == before
+    assert trained.read_json(CHAMPION_KEY) == before
     assert len(trained.executions()) == executions_before
 
 
 def test_a_failing_train_task_is_caught_and_the_champion_stays(trained: StackClient) -> None:
     # given the serving champion, and a train function that now times out (fault injected via the Lambda API)
-    before = trained.read_json("registry/champion.json")
+    before = trained.read_json(CHAMPION_KEY)
     resources = trained.cloudformation.describe_stack_resources(StackName=trained.stack_name)["StackResources"]
     train_name = next(r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] == "TrainFunction")
     aws = trained.client("lambda")
@@ -146,7 +147,7 @@ def test_a_failing_train_task_is_caught_and_the_champion_stays(trained: StackCli
     assert described["status"] == "FAILED"
     assert described.get("error") == "TrainingFailed"
     assert "Training failed" in trained.entered_states(arn)
-    assert trained.read_json("registry/champion.json") == before
+    assert trained.read_json(CHAMPION_KEY) == before
     assert trained.http("GET", "model").body["model_version"] == before["version"]
 
 

@@ -27,8 +27,9 @@ from moto import mock_aws
 from loopline.emulator.local_access import CREDENTIALS
 from loopline.local_lambda import import_function_app
 from loopline.params import stack_parameters
+from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX
 from loopline_runtime.config import PipelineConfig, load_config
-from loopline_runtime.registry import CHAMPION_KEY, HISTORY_PREFIX, ModelRegistry
+from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
 from tests.support.stack import Stack
 

@@ -12,9 +12,8 @@ import boto3
 import pandas as pd
 import pytest
 
+from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX, DATASETS_PREFIX, QUARANTINE_PREFIX, dataset_prefix
 from loopline_runtime.config import PipelineConfig
-from loopline_runtime.datasets import INDEX_PREFIX
-from loopline_runtime.ingest import QUARANTINE_PREFIX
 from tests.support.stack import Stack
 
 Upload = Callable[[str, "bytes | pd.DataFrame"], dict[str, Any]]
@@ -49,7 +48,7 @@ def test_good_csv_becomes_a_dataset_version_and_starts_training(
     (outcome,) = result["results"]
     assert outcome["status"] == "accepted"
     version = outcome["dataset_version"]
-    manifest = json.loads(_body(aws_stack.bucket, f"datasets/{version}/manifest.json"))
+    manifest = json.loads(_body(aws_stack.bucket, f"{dataset_prefix(version)}manifest.json"))
     assert manifest["version"] == version
     assert manifest["source_key"] == "incoming/breast-cancer.csv"
     assert manifest["rows"] == len(training_rows)
@@ -57,7 +56,7 @@ def test_good_csv_becomes_a_dataset_version_and_starts_training(
     assert manifest["schema"]["target"] == config.target
     assert set(manifest["schema"]["features"]) == set(training_rows.columns) - {config.target}
     assert set(manifest["profile"]["features"]) == set(manifest["schema"]["features"])
-    stored = pd.read_csv(io.BytesIO(_body(aws_stack.bucket, f"datasets/{version}/data.csv")))
+    stored = pd.read_csv(io.BytesIO(_body(aws_stack.bucket, f"{dataset_prefix(version)}data.csv")))
     assert len(stored) == len(training_rows)
     assert set(stored.columns) == set(training_rows.columns)
     # and, with no champion, the training state machine was started for this data
@@ -82,8 +81,8 @@ def test_duplicate_delivery_makes_no_second_version(
     # then it is recognised as the same version: nothing new is written and no second training run starts
     assert second["status"] == "duplicate"
     assert second["dataset_version"] == first["dataset_version"]
-    assert len(_keys(aws_stack.bucket, INDEX_PREFIX)) == 1
-    assert len([k for k in _keys(aws_stack.bucket, "datasets/") if k.endswith("manifest.json")]) == 1
+    assert len(_keys(aws_stack.bucket, DATASET_INDEX_PREFIX)) == 1
+    assert len([k for k in _keys(aws_stack.bucket, DATASETS_PREFIX) if k.endswith("manifest.json")]) == 1
     assert len(_executions(aws_stack)) == 1
 
 
@@ -156,7 +155,7 @@ def test_unusable_upload_is_quarantined_with_an_actionable_reason(
     assert reason["how_to_fix"]
     assert reason["sha256"] == hashlib.sha256(body).hexdigest()
     # and nothing was versioned or trained
-    assert _keys(aws_stack.bucket, "datasets/") == []
+    assert _keys(aws_stack.bucket, DATASETS_PREFIX) == []
     assert _executions(aws_stack) == []
 
 

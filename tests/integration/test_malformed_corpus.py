@@ -20,9 +20,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX, QUARANTINE_PREFIX, dataset_prefix
 from loopline_runtime.config import CONFIG_ENV_VAR, load_config
 from loopline_runtime.errors import InvalidConfig
-from loopline_runtime.ingest import FIXES, QUARANTINE_PREFIX
+from loopline_runtime.ingest import FIXES
 from tests.support.stack import Stack
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -104,7 +105,7 @@ def test_malformed_upload_is_quarantined_with_a_reason_naming_the_problem(
     assert json.loads(_body(aws_stack.bucket, f"{folder}/reason.json")) == reason
     assert reason["source_key"] == f"incoming/{name}"
     # and no dataset version was made of it (only of the good files uploaded before it)
-    assert len(_keys(aws_stack.bucket, "datasets/_index/")) == len(case.get("after", []))
+    assert len(_keys(aws_stack.bucket, DATASET_INDEX_PREFIX)) == len(case.get("after", []))
 
 
 @pytest.mark.parametrize("name", _ids(UPLOAD_CASES, "accepted"))
@@ -120,9 +121,9 @@ def test_odd_but_usable_upload_is_accepted(
     # then it becomes a dataset version; rows without a label are dropped and counted, extra columns ignored
     assert outcome["status"] == "accepted", outcome
     assert outcome["rows"] == case["rows"]
-    manifest = json.loads(_body(aws_stack.bucket, f"datasets/{outcome['dataset_version']}/manifest.json"))
+    manifest = json.loads(_body(aws_stack.bucket, f"{dataset_prefix(outcome['dataset_version'])}manifest.json"))
     assert manifest["rows_without_label"] == case["rows_without_label"]
-    stored = pd.read_csv(io.BytesIO(_body(aws_stack.bucket, f"datasets/{outcome['dataset_version']}/data.csv")))
+    stored = pd.read_csv(io.BytesIO(_body(aws_stack.bucket, f"{dataset_prefix(outcome['dataset_version'])}data.csv")))
     assert list(stored.columns) == case["columns"]
     assert len(stored) == case["rows"]
     assert set(manifest["schema"]["features"]) == set(case["columns"]) - {manifest["schema"]["target"]}

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
+from loopline_runtime.bucket_layout import MONITORING_PREFIX
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import NoChampion
 from loopline_runtime.registry import ModelRegistry
@@ -103,7 +104,7 @@ def test_monitor_writes_a_report(
     result = evaluate.lambda_handler(event, lambda_context)
 
     # then a JSON report sits under monitoring/ with the measurement, the threshold and the drift summary
-    assert result["report_key"].startswith("monitoring/")
+    assert result["report_key"].startswith(MONITORING_PREFIX)
     report = registry.store.get_json(result["report_key"])
     assert report["champion_version"] == champion
     assert report["dataset_version"] == outcome["dataset_version"]

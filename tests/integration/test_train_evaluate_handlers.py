@@ -16,10 +16,11 @@ import pytest
 import sklearn
 from sklearn.dummy import DummyClassifier
 
+from loopline_runtime.bucket_layout import MODELS_PREFIX, TRAINING_LEASE_KEY, dataset_prefix, model_prefix
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import ArtifactIntegrityError, InvalidRequest
 from loopline_runtime.modeling import build_pipeline
-from loopline_runtime.orchestration import TRAINING_LEASE_KEY, acquire_training_lease
+from loopline_runtime.orchestration import acquire_training_lease
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.schema import FeatureSchema
 from tests.support.stack import Stack
@@ -82,7 +83,7 @@ def test_train_registers_a_challenger_with_a_complete_manifest(
     assert manifest["holdout_key"] == first_training["holdout_key"]
     assert registry.store.exists(first_training["holdout_key"])
     assert manifest["training_rows"] + manifest["holdout_rows"] == registry.store.get_json(
-        f"datasets/{first_training['dataset_version']}/manifest.json")["rows"]
+        f"{dataset_prefix(first_training['dataset_version'])}manifest.json")["rows"]
     # and the configured candidate was the one searched
     assert {entry["candidate"] for entry in manifest["leaderboard"]} == {m.name for m in config.models or []}
 
@@ -122,7 +123,7 @@ def test_train_stands_aside_while_another_execution_holds_the_training_lease(
     assert states[route["Next"]]["Type"] == "Succeed"
     assert "is still running" in str(caught.value)
     assert registry.store.get_json(TRAINING_LEASE_KEY)["execution_arn"] == older
-    assert list(registry.store.list_keys("models/")) == [TRAINING_LEASE_KEY]
+    assert list(registry.store.list_keys(MODELS_PREFIX)) == [TRAINING_LEASE_KEY]
 
 
 def test_gate_passes_a_good_first_challenger_and_records_the_decision(
@@ -144,7 +145,7 @@ def test_gate_passes_a_good_first_challenger_and_records_the_decision(
     assert decision["champion_version"] is None
     # and the decision is what the Choice and promotion states read, and is kept next to the model
     assert _paths_read_from(state_machine_definition, "$.evaluation") <= set(decision)
-    stored = registry.store.get_json(f"models/{first_training['model_version']}/evaluation.json")
+    stored = registry.store.get_json(f"{model_prefix(first_training['model_version'])}evaluation.json")
     assert {k: stored[k] for k in decision} == json.loads(json.dumps(decision))
     assert datetime.fromisoformat(stored["evaluated_at"])
 

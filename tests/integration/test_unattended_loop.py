@@ -13,12 +13,13 @@ import boto3
 import pandas as pd
 import pytest
 
+from loopline_runtime.bucket_layout import CHAMPION_KEY, DATASET_INDEX_PREFIX, FINGERPRINT_PREFIX
 from loopline_runtime.config import PipelineConfig
-from loopline_runtime.datasets import INDEX_PREFIX, DatasetCatalog
+from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.errors import ChampionChanged
 from loopline_runtime.metrics import quality_drop
 from loopline_runtime.orchestration import execution_name
-from loopline_runtime.registry import CHAMPION_KEY, FINGERPRINT_PREFIX, ModelRegistry
+from loopline_runtime.registry import ModelRegistry
 from tests.support.stack import Stack
 
 
@@ -138,7 +139,7 @@ def test_a_redelivered_upload_completes_the_index_and_starts_the_training_that_d
         patch.setattr(ingest.follow_ups.sfn, "start_execution", start_execution_fails)
         with pytest.raises(RuntimeError, match="injected"):
             ingest.lambda_handler(event, lambda_context)
-    [index_key] = store.list_keys(INDEX_PREFIX)
+    [index_key] = store.list_keys(DATASET_INDEX_PREFIX)
     store.client.delete_object(Bucket=store.bucket, Key=index_key)
 
     # when S3 (or Lambda's async retry) delivers the event again, five times
@@ -146,7 +147,7 @@ def test_a_redelivered_upload_completes_the_index_and_starts_the_training_that_d
 
     # then the version is indexed again, and exactly one training execution exists, named after the version
     version = outcomes[0]["dataset_version"]
-    assert list(store.list_keys(INDEX_PREFIX)) == [index_key]
+    assert list(store.list_keys(DATASET_INDEX_PREFIX)) == [index_key]
     assert DatasetCatalog(store).latest().version == version
     (execution,) = _executions(aws_stack)
     assert execution["name"] == execution_name("new_data", version)

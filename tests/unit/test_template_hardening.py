@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from loopline_runtime.bucket_layout import QUARANTINE_PREFIX
+
 API_GATEWAY_INTEGRATION_TIMEOUT_S = 29  # REST API integration timeout (AWS quota, not configurable upwards)
 
 
@@ -75,7 +77,7 @@ def test_s3_may_invoke_ingest_only_for_this_bucket_and_account(template: dict[st
 def test_the_versioned_bucket_expires_old_versions_and_quarantine_copies(template: dict[str, Any]) -> None:
     rules = template["Resources"]["ArtifactBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     assert any("NoncurrentVersionExpiration" in rule for rule in rules)
-    assert any(rule.get("Prefix") == "quarantine/" and "ExpirationInDays" in rule for rule in rules)
+    assert any(rule.get("Prefix") == QUARANTINE_PREFIX and "ExpirationInDays" in rule for rule in rules)
 
 
 def test_metrics_may_only_be_published_to_the_project_namespace(template: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from loopline.bench.limits import FunctionLimits
 from loopline.bench.phases import Probes
 from loopline.emulator.local_access import CREDENTIALS
 from loopline.local_lambda import LocalLambdaContext, import_function_app
+from loopline_runtime.bucket_layout import CHAMPION_KEY, INCOMING_PREFIX, model_prefix  # standard library only
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUCKET = "loopline-bench-artifacts"
-UPLOAD_KEY = "incoming/bench.csv"
+UPLOAD_KEY = f"{INCOMING_PREFIX}bench.csv"
 CASES = ("train", "baseline", "imports", "predict", "train_full_search")
 
 
@@ -216,8 +217,8 @@ def child_predict(workdir: Path) -> dict[str, Any]:
         s3.create_bucket(Bucket=BUCKET)
         version = manifest["version"]
         s3.put_object(Bucket=BUCKET, Key=manifest["artifact"]["key"], Body=(workdir / "model.joblib").read_bytes())
-        s3.put_object(Bucket=BUCKET, Key=f"models/{version}/manifest.json", Body=json.dumps(manifest).encode())
-        s3.put_object(Bucket=BUCKET, Key="registry/champion.json",
+        s3.put_object(Bucket=BUCKET, Key=f"{model_prefix(version)}manifest.json", Body=json.dumps(manifest).encode())
+        s3.put_object(Bucket=BUCKET, Key=CHAMPION_KEY,
                       Body=json.dumps({"version": version, "previous_version": None}).encode())
         t0 = time.perf_counter()
         app = import_function_app("predict", "loopline_bench_predict_app")

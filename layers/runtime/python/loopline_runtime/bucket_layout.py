@@ -1,14 +1,57 @@
-"""Where things live in the artifact bucket: the one home of its key layout.
+"""Where things live in the artifact bucket: the one home of its key layout, and of who may read and write what.
 
-Keys that sort by time carry a UTC timestamp in `KEY_TIME_FORMAT` (sortable as text, microseconds kept so two
-writes in one second stay distinct).
+    incoming/<file>.csv                      uploads (S3 notifies the ingest function)
+    quarantine/<time>-<sha>/<file>           rejected uploads + reason.json
+    datasets/<version>/                      data.csv + manifest.json of a validated dataset version
+    datasets/_index/<time>_<version>         the arrival order of dataset versions
+    models/<version>/                        artifact, manifest, holdout.csv, evaluation.json, measured/<batch>.json
+    models/_trained/, models/_fingerprints/  challengers registered / gated per training data
+    models/_lease/training.json              the one-training-run lease
+    registry/champion.json                   the champion pointer
+    registry/history/                        one record per promotion
+    monitoring/<time>-<dataset version>.json one report per monitoring run
+
+Every reader and writer builds keys from here; template.yaml's IAM policies are checked against `ROLE_ACCESS` by
+tests/unit/test_bucket_layout_iam.py (moto does not enforce IAM). Keys that sort by time carry a UTC timestamp in
+`KEY_TIME_FORMAT` (sortable as text, microseconds kept so two writes in one second stay distinct).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+INCOMING_PREFIX = "incoming/"
+QUARANTINE_PREFIX = "quarantine/"
+DATASETS_PREFIX = "datasets/"
+DATASET_INDEX_PREFIX = f"{DATASETS_PREFIX}_index/"
+MODELS_PREFIX = "models/"
+# models/_trained/<fingerprint>: a challenger was registered for this data (written by the train step); one whose
+# fingerprint was never gated is handed to the gate again instead of being retrained
+TRAINED_PREFIX = f"{MODELS_PREFIX}_trained/"
+# models/_fingerprints/<fingerprint>: the gate decided on a model trained on exactly this data (written by the gate)
+FINGERPRINT_PREFIX = f"{MODELS_PREFIX}_fingerprints/"
+# held by the execution that is training; taken over only when its holder is no longer running
+TRAINING_LEASE_KEY = f"{MODELS_PREFIX}_lease/training.json"
+# one marker per (champion, batch), models/<champion>/measured/<dataset version>.json: a redelivered upload or a
+# retried invoke does not measure the batch twice
+MEASURED_FOLDER = "measured/"
+REGISTRY_PREFIX = "registry/"
+CHAMPION_KEY = f"{REGISTRY_PREFIX}champion.json"
+HISTORY_PREFIX = f"{REGISTRY_PREFIX}history/"
+MONITORING_PREFIX = "monitoring/"
+
 KEY_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
+
+
+def dataset_prefix(version: str) -> str:
+    """datasets/<version>/"""
+    return f"{DATASETS_PREFIX}{version}/"
+
+
+def model_prefix(version: str) -> str:
+    """models/<version>/"""
+    return f"{MODELS_PREFIX}{version}/"
 
 
 def key_time(moment: datetime) -> str:
@@ -19,3 +62,30 @@ def key_time(moment: datetime) -> str:
 def parse_key_time(stamp: str) -> datetime:
     """The UTC moment of a `key_time` stamp."""
     return datetime.strptime(stamp, KEY_TIME_FORMAT).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Access:
+    """The top-level prefixes a role may read (s3:GetObject) and write (s3:PutObject) in the artifact bucket."""
+
+    reads: frozenset[str] = frozenset()
+    writes: frozenset[str] = frozenset()
+
+
+# what each role of template.yaml (by the logical id of its function or state machine) may read and write
+ROLE_ACCESS: dict[str, Access] = {
+    "IngestFunction": Access(
+        reads=frozenset({INCOMING_PREFIX, DATASETS_PREFIX, REGISTRY_PREFIX}),
+        writes=frozenset({QUARANTINE_PREFIX, DATASETS_PREFIX}),
+    ),
+    "TrainFunction": Access(
+        reads=frozenset({DATASETS_PREFIX, MODELS_PREFIX}),
+        writes=frozenset({MODELS_PREFIX}),
+    ),
+    "EvaluateFunction": Access(
+        reads=frozenset({DATASETS_PREFIX, MODELS_PREFIX, REGISTRY_PREFIX}),
+        writes=frozenset({MODELS_PREFIX, MONITORING_PREFIX, REGISTRY_PREFIX}),
+    ),
+    "PredictFunction": Access(reads=frozenset({MODELS_PREFIX, REGISTRY_PREFIX})),
+    "TrainingStateMachine": Access(),
+}

@@ -16,12 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from loopline_runtime.bucket_layout import key_time, parse_key_time
+from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX, dataset_prefix, key_time, parse_key_time
 from loopline_runtime.errors import NoDatasets
 from loopline_runtime.storage import ObjectExists, ObjectNotFound, ObjectStore
-
-PREFIX = "datasets/"
-INDEX_PREFIX = "datasets/_index/"
 
 
 def version_for(upload: bytes) -> str:
@@ -36,7 +33,7 @@ class DatasetVersion:
 
     @property
     def data_key(self) -> str:
-        return f"{PREFIX}{self.version}/data.csv"
+        return f"{dataset_prefix(self.version)}data.csv"
 
 
 class DatasetCatalog:
@@ -46,7 +43,7 @@ class DatasetCatalog:
         self.store = store
 
     def manifest_key(self, version: str) -> str:
-        return f"{PREFIX}{version}/manifest.json"
+        return f"{dataset_prefix(version)}manifest.json"
 
     def exists(self, version: str) -> bool:
         return self.store.exists(self.manifest_key(version))
@@ -57,7 +54,8 @@ class DatasetCatalog:
             return False
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False)
-        self.store.put_bytes(f"{PREFIX}{version}/data.csv", buffer.getvalue().encode("utf-8"), content_type="text/csv")
+        self.store.put_bytes(f"{dataset_prefix(version)}data.csv", buffer.getvalue().encode("utf-8"),
+                             content_type="text/csv")
         received = datetime.now(UTC)
         manifest = {**manifest, "version": version, "received_at": received.isoformat()}
         try:
@@ -78,7 +76,7 @@ class DatasetCatalog:
                now: datetime | None = None) -> list[DatasetVersion]:
         """The `count` newest versions, oldest first; with max_age_days, only those received since (the newest
         version is always kept, so there is something to train on)."""
-        keys = sorted(self.store.list_keys(INDEX_PREFIX))
+        keys = sorted(self.store.list_keys(DATASET_INDEX_PREFIX))
         if not keys:
             raise NoDatasets("no dataset version has been accepted yet; upload a CSV to incoming/ first")
         if max_age_days is not None:
@@ -102,9 +100,9 @@ class DatasetCatalog:
 
 
 def _index_key(received: datetime, version: str) -> str:
-    return f"{INDEX_PREFIX}{key_time(received)}_{version}"
+    return f"{DATASET_INDEX_PREFIX}{key_time(received)}_{version}"
 
 
 def _received(index_key: str) -> datetime:
-    stamp = index_key[len(INDEX_PREFIX):].split("_", 1)[0]
+    stamp = index_key[len(DATASET_INDEX_PREFIX):].split("_", 1)[0]
     return parse_key_time(stamp)

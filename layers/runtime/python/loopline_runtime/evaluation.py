@@ -9,11 +9,12 @@ from typing import Any
 
 import pandas as pd
 
+from loopline_runtime.bucket_layout import FINGERPRINT_PREFIX
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import LooplineError
 from loopline_runtime.metrics import all_scores, at_least_as_good, meets
 from loopline_runtime.prediction import predict_with_probabilities
-from loopline_runtime.registry import FINGERPRINT_PREFIX, LoadedModel, ModelRegistry
+from loopline_runtime.registry import LoadedModel, ModelRegistry
 from loopline_runtime.report_numbers import REPORT_FILE, model_report_numbers
 from loopline_runtime.schema import FeatureSchema, coerce_target
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from loopline_runtime.bucket_layout import QUARANTINE_PREFIX
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.datasets import DatasetCatalog, version_for
 from loopline_runtime.errors import InvalidUpload, NoDatasets, NoUsableFeatures
@@ -24,7 +25,6 @@ from loopline_runtime.storage import ObjectStore
 if TYPE_CHECKING:
     from loopline_runtime.orchestration import UploadFollowUps
 
-QUARANTINE_PREFIX = "quarantine/"
 
 FIXES = {
     "unparseable_csv": "Export the data as a UTF-8 CSV with a header row, then upload it again.",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from loopline_runtime.bucket_layout import key_time
+from loopline_runtime.bucket_layout import MEASURED_FOLDER, MONITORING_PREFIX, key_time
 from loopline_runtime.config import AlarmConfig, PipelineConfig
 from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.drift import feature_distributions, measure_drift
@@ -29,10 +29,6 @@ if TYPE_CHECKING:
 QUALITY_METRIC_NAME = "ModelQuality"
 QUALITY_DROP_METRIC_NAME = "ModelQualityDrop"
 DRIFT_MIN_PSI_ROWS = 250
-MONITORING_PREFIX = "monitoring/"
-# one marker per (champion, batch), models/<champion>/measured/<dataset version>.json: a redelivered upload or a
-# retried invoke does not measure the batch twice
-MEASURED_FOLDER = "measured/"
 
 # starts a retraining for a dataset version and returns the execution ARN (see orchestration.start_training)
 Retrain = Callable[[str], str]

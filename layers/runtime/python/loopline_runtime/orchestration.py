@@ -13,6 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from loopline_runtime.bucket_layout import TRAINING_LEASE_KEY
 from loopline_runtime.errors import LooplineError
 from loopline_runtime.storage import ObjectChanged, ObjectExists, ObjectNotFound, ObjectStore
 
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_stepfunctions import SFNClient
 
-# held by the execution that is training; taken over only when its holder is no longer running
-TRAINING_LEASE_KEY = "models/_lease/training.json"
 
 
 class TrainingAlreadyRunning(LooplineError):

@@ -28,17 +28,10 @@ import pandas as pd
 import sklearn
 
 import loopline_runtime
+from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX, model_prefix
 from loopline_runtime.errors import ArtifactIntegrityError, ChampionChanged, NoChampion
 from loopline_runtime.schema import FeatureSchema
 from loopline_runtime.storage import ObjectChanged, ObjectExists, ObjectNotFound, ObjectStore
-
-CHAMPION_KEY = "registry/champion.json"
-HISTORY_PREFIX = "registry/history/"
-# models/_fingerprints/<fingerprint>: the gate decided on a model trained on exactly this data (written by the gate)
-FINGERPRINT_PREFIX = "models/_fingerprints/"
-# models/_trained/<fingerprint>: a challenger was registered for this data (written by the train step); one whose
-# gate never decided (the evaluate step failed) is handed to the gate again by the next trigger, not retrained
-TRAINED_PREFIX = "models/_trained/"
 
 
 def new_model_version(now: datetime | None = None) -> str:
@@ -76,7 +69,7 @@ class ModelRegistry:
 
     @staticmethod
     def prefix(version: str) -> str:
-        return f"models/{version}/"
+        return model_prefix(version)
 
     def register(self, version: str, pipeline: Any, manifest: dict[str, Any]) -> dict[str, Any]:
         """Persist a fitted pipeline and its manifest (artifact first, so a manifest never points at nothing)."""

@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from loopline_runtime.bucket_layout import CHAMPION_KEY
 from loopline_runtime.config import Task
 from loopline_runtime.errors import NoChampion
 from loopline_runtime.prediction import predict_with_probabilities
-from loopline_runtime.registry import CHAMPION_KEY, LoadedModel, ModelRegistry
+from loopline_runtime.registry import LoadedModel, ModelRegistry
 from loopline_runtime.schema import records_to_frame
 
 LoadFailureHandler = Callable[[dict[str, Any], Exception], None]

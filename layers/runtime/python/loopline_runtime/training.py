@@ -15,13 +15,14 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from loopline_runtime.bucket_layout import FINGERPRINT_PREFIX, TRAINED_PREFIX
 from loopline_runtime.config import PipelineConfig, Task
 from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.drift import build_profile
 from loopline_runtime.errors import TrainingFailed, TrainingUpToDate
 from loopline_runtime.modeling import SEARCH_MAX_ROWS, evaluate_pipeline, search_model
 from loopline_runtime.progress import PhaseObserver, ignore_phases
-from loopline_runtime.registry import FINGERPRINT_PREFIX, TRAINED_PREFIX, ModelRegistry, new_model_version
+from loopline_runtime.registry import ModelRegistry, new_model_version
 from loopline_runtime.schema import FeatureSchema, coerce_target
 from loopline_runtime.storage import ObjectNotFound
 
