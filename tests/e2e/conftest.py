@@ -23,14 +23,12 @@ from loopline.client import StackClient
 from loopline.demo import local_stack as run_local_stack
 from loopline.emulator.local_access import free_port
 from loopline_runtime.config import PipelineConfig
+from tests.support.markers import mark_tests_under
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test under tests/e2e is an e2e test (`-m "not e2e"` skips them)."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.e2e)
+    mark_tests_under(Path(__file__).parent, pytest.mark.e2e, items)
 
 
 @pytest.fixture(scope="session")

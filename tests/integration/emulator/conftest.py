@@ -21,16 +21,14 @@ from loopline.emulator.local_access import CREDENTIALS, free_port, local_session
 from loopline.emulator.local_up import enable_state_machine_execution
 from loopline.emulator.moto_patches import patched_moto
 from loopline.emulator.same_origin_server import SameOriginMotoServer
+from tests.support.markers import mark_tests_under
 
 REGION = "us-east-1"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test under tests/integration/emulator is an emulator test (`-m "not emulator"` skips them)."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.emulator)
+    mark_tests_under(Path(__file__).parent, pytest.mark.emulator, items)
 
 
 # module scope: the patches are undone after each emulator test module, so the other integration tests (which
