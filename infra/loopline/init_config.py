@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
+from loopline_runtime.bucket_layout import INCOMING_PREFIX
 from loopline_runtime.config import (
     DEFAULT_METRIC,
     METRICS,
@@ -308,7 +309,7 @@ def summary(profile: DataProfile, output: Path) -> str:
         "Next steps:",
         f"  1. Review and edit {output}, then: loopline validate --config {output}",
         f"  2. Run it locally:  loopline local up --config {output}",
-        f"  3. Upload the data: aws s3 cp {profile.source} s3://<ArtifactBucketName>/incoming/{Path(profile.source).name}",
+        f"  3. Upload the data: aws s3 cp {profile.source} s3://<ArtifactBucketName>/{INCOMING_PREFIX}{Path(profile.source).name}",
         f"     (on AWS: make deploy PIPELINE_CONFIG={output}; see README, 'Bring your own data')",
     ]
     return "\n".join(lines)

@@ -16,7 +16,7 @@ import yaml
 from loopline.cli import main
 from loopline.client import StackClient
 from loopline.examples import breast_cancer, split_batches
-from loopline_runtime.registry import CHAMPION_KEY, HISTORY_PREFIX
+from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX, MONITORING_PREFIX, model_prefix
 
 pytestmark = pytest.mark.e2e
 
@@ -35,9 +35,9 @@ def two_champions(start_stack: Callable[..., StackClient], local_stack_config_pa
     execution = stack.wait_for_new_execution(set(), timeout=180)
     assert stack.wait_for_execution(execution["executionArn"], timeout=600)["status"] == "SUCCEEDED"
     a = stack.read_json(CHAMPION_KEY)["version"]
-    before = len(stack.keys("monitoring/"))
+    before = len(stack.keys(MONITORING_PREFIX))
     stack.upload_csv(second, "second.csv")  # measured by the champion, then part of the training window
-    stack.wait_for_keys("monitoring/", before + 1, timeout=180)
+    stack.wait_for_keys(MONITORING_PREFIX, before + 1, timeout=180)
     known = {e["executionArn"] for e in stack.executions()}
     stack.sfn.start_execution(stateMachineArn=stack.state_machine_arn, name="manual-retrain",
                               input=json.dumps({"reason": "manual"}))
@@ -88,15 +88,18 @@ def test_rollback_refuses_unknown_tampered_and_other_schema_versions(
     stack, a, b = two_champions
     serving = stack.read_json(CHAMPION_KEY)["version"]
     other = a if serving == b else b
-    manifest = stack.read_json(f"models/{other}/manifest.json")
+    manifest = stack.read_json(f"{model_prefix(other)}manifest.json")
     artifact = stack.s3.get_object(Bucket=stack.bucket, Key=manifest["artifact"]["key"])["Body"].read()
     narrow = {**manifest, "version": "m-narrow",
               "schema": {**manifest["schema"], "features": {"mean radius": "numeric"}}}
-    stack.s3.put_object(Bucket=stack.bucket, Key="models/m-narrow/manifest.json", Body=json.dumps(narrow).encode())
+    stack.s3.put_object(Bucket=stack.bucket, Key=f"{model_prefix('m-narrow')}manifest.json",
+                        Body=json.dumps(narrow).encode())
     tampered = {**manifest, "version": "m-tampered", "artifact": {**manifest["artifact"],
-                                                                 "key": "models/m-tampered/model.joblib"}}
-    stack.s3.put_object(Bucket=stack.bucket, Key="models/m-tampered/manifest.json", Body=json.dumps(tampered).encode())
-    stack.s3.put_object(Bucket=stack.bucket, Key="models/m-tampered/model.joblib", Body=artifact[:-16] + b"\0" * 16)
+                                                                 "key": f"{model_prefix('m-tampered')}model.joblib"}}
+    stack.s3.put_object(Bucket=stack.bucket, Key=f"{model_prefix('m-tampered')}manifest.json",
+                        Body=json.dumps(tampered).encode())
+    stack.s3.put_object(Bucket=stack.bucket, Key=f"{model_prefix('m-tampered')}model.joblib",
+                        Body=artifact[:-16] + b"\0" * 16)
     history = stack.keys(HISTORY_PREFIX)
 
     for target, expected in [

@@ -24,7 +24,7 @@ from loopline.examples import breast_cancer, recalibrated_sensors, split_batches
 from loopline.operate.report.browser import find_chromium, rendered_dom, screenshot
 from loopline.operate.report.page import model_figures, monitoring_figures
 from loopline.operate.report.sources import model_inputs, monitoring_inputs
-from loopline_runtime.registry import CHAMPION_KEY
+from loopline_runtime.bucket_layout import CHAMPION_KEY, MONITORING_PREFIX, model_prefix
 from loopline_runtime.storage import ObjectStore
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +47,7 @@ def classifier(start_stack: Callable[..., StackClient]) -> tuple[StackClient, st
     initial, drifted = split_batches(breast_cancer(), [300, 150])
     version = _train(stack, initial, "initial.csv")
     stack.upload_csv(recalibrated_sensors(drifted), "recalibrated.csv")
-    stack.wait_for_keys("monitoring/", 1, timeout=180)
+    stack.wait_for_keys(MONITORING_PREFIX, 1, timeout=180)
     return stack, version
 
 
@@ -100,7 +100,7 @@ def test_classifier_report(classifier: tuple[StackClient, str], tmp_path: Path) 
     # given a breast-cancer champion and what the gate recorded for it
     stack, version = classifier
     store = ObjectStore(stack.bucket, client=stack.s3)
-    recorded = stack.read_json(f"models/{version}/report.json")
+    recorded = stack.read_json(f"{model_prefix(version)}report.json")
 
     # when
     page = _report(stack, tmp_path / "classifier.html")
@@ -111,7 +111,7 @@ def test_classifier_report(classifier: tuple[StackClient, str], tmp_path: Path) 
     assert _figures(page) == ["confusion-matrix", "roc", "precision-recall", "calibration", "permutation-importance"]
     assert _recorded(page)["numbers"] == recorded
     assert "PROMOTED" in page and "passes the gate" in page
-    assert all(entry["candidate"] in page for entry in stack.read_json(f"models/{version}/manifest.json")
+    assert all(entry["candidate"] in page for entry in stack.read_json(f"{model_prefix(version)}manifest.json")
                ["leaderboard"])
     # and each figure plots exactly the recorded numbers
     drawn = {d.name: d.figure for d in model_figures(model_inputs(store, version))}
@@ -127,7 +127,7 @@ def test_classifier_report(classifier: tuple[StackClient, str], tmp_path: Path) 
     bars = drawn["permutation-importance"].axes[0].patches
     importance = recorded["permutation_importance"]
     assert [b.get_width() for b in bars] == importance["mean"][: len(bars)]
-    assert len(importance["features"]) == len(stack.read_json(f"models/{version}/manifest.json")["schema"]
+    assert len(importance["features"]) == len(stack.read_json(f"{model_prefix(version)}manifest.json")["schema"]
                                                ["features"])
     # and a real browser renders every figure
     _in_browser(tmp_path / "classifier.html", 5, "classifier")
@@ -137,7 +137,7 @@ def test_regressor_report(regressor: tuple[StackClient, str], tmp_path: Path) ->
     # given a diabetes champion
     stack, version = regressor
     store = ObjectStore(stack.bucket, client=stack.s3)
-    recorded = stack.read_json(f"models/{version}/report.json")
+    recorded = stack.read_json(f"{model_prefix(version)}report.json")
 
     # when
     page = _report(stack, tmp_path / "regressor.html", version)
@@ -161,7 +161,7 @@ def test_monitoring_report(classifier: tuple[StackClient, str], tmp_path: Path) 
     # given a monitoring run of the champion on a drifted batch
     stack, version = classifier
     store = ObjectStore(stack.bucket, client=stack.s3)
-    [key] = stack.keys("monitoring/")
+    [key] = stack.keys(MONITORING_PREFIX)
     run = stack.read_json(key)
 
     # when
@@ -174,7 +174,7 @@ def test_monitoring_report(classifier: tuple[StackClient, str], tmp_path: Path) 
     assert figures[0] == "metric-vs-champion"
     assert len(figures) > 1 and all(f.startswith("distribution-") for f in figures[1:])
     assert _recorded(page)["run"] == run
-    assert run["champion_holdout_score"] == stack.read_json(f"models/{version}/manifest.json")["holdout_score"]
+    assert run["champion_holdout_score"] == stack.read_json(f"{model_prefix(version)}manifest.json")["holdout_score"]
     drawn = monitoring_figures(monitoring_inputs(store, key))
     metric = drawn[0].figure.axes[0]
     assert list(metric.lines[0].get_ydata()) == [run["value"]]

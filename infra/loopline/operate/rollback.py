@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loopline.client import StackClient
+from loopline_runtime.bucket_layout import CHAMPION_KEY
 from loopline_runtime.errors import RollbackRefused
 from loopline_runtime.orchestration import execution_name
-from loopline_runtime.registry import CHAMPION_KEY
 
 
 @dataclass(frozen=True)

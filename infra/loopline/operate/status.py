@@ -11,10 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loopline.client import StackClient
-from loopline_runtime.monitoring import MONITORING_PREFIX
-from loopline_runtime.registry import CHAMPION_KEY, HISTORY_PREFIX, ModelRegistry
+from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX, MODELS_PREFIX, MONITORING_PREFIX, model_prefix
 
-MODELS_PREFIX = "models/"
 RECENT_MEASUREMENTS = 3
 RECENT_EXECUTIONS = 5
 
@@ -37,7 +35,7 @@ def gather_status(stack: StackClient) -> StackStatus:
     pointer = _read_json_or_none(stack, CHAMPION_KEY)
     champion = None
     if pointer:
-        champion = _read_json_or_none(stack, ModelRegistry.prefix(pointer["version"]) + "manifest.json")
+        champion = _read_json_or_none(stack, model_prefix(pointer["version"]) + "manifest.json")
     try:
         alarm: dict[str, Any] | None = stack.alarm()
     except (KeyError, IndexError):

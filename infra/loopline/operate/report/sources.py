@@ -7,9 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX, MONITORING_PREFIX, model_prefix
 from loopline_runtime.errors import NoChampion, UnknownModelVersion
-from loopline_runtime.monitoring import MONITORING_PREFIX
-from loopline_runtime.registry import CHAMPION_KEY, HISTORY_PREFIX, ModelRegistry
 from loopline_runtime.report_numbers import REPORT_FILE
 from loopline_runtime.storage import ObjectNotFound, ObjectStore
 
@@ -41,7 +40,7 @@ def model_inputs(store: ObjectStore, version: str | None) -> ModelReportInputs:
         if pointer is None:
             raise NoChampion("no champion yet; name a model version (`loopline models` lists them)")
         version = str(pointer["version"])
-    prefix = ModelRegistry.prefix(version)
+    prefix = model_prefix(version)
     manifest = _json_or_none(store, prefix + "manifest.json")
     if manifest is None:
         raise UnknownModelVersion(f"model version {version!r} is not in the registry; `loopline models` lists them")
@@ -62,7 +61,7 @@ def monitoring_inputs(store: ObjectStore, key: str | None) -> MonitoringReportIn
     run = store.get_json(key)
     earlier = [store.get_json(k) for k in keys[max(0, keys.index(key) - 4 * RECENT_RUNS):keys.index(key)]]
     recent = [r for r in earlier if r.get("champion_version") == run["champion_version"]][-(RECENT_RUNS - 1):]
-    manifest = _json_or_none(store, ModelRegistry.prefix(run["champion_version"]) + "manifest.json")
+    manifest = _json_or_none(store, model_prefix(run["champion_version"]) + "manifest.json")
     return MonitoringReportInputs(key, run, [*recent, run], manifest)
 
 

@@ -88,4 +88,5 @@ ROLE_ACCESS: dict[str, Access] = {
     ),
     "PredictFunction": Access(reads=frozenset({MODELS_PREFIX, REGISTRY_PREFIX})),
     "TrainingStateMachine": Access(),
+    "RollbackStateMachine": Access(),
 }
