@@ -20,6 +20,7 @@ import pytest
 
 from loopline.cli import main
 from loopline.client import StackClient
+from loopline_runtime.bucket_layout import CHAMPION_KEY, MONITORING_PREFIX
 from loopline_runtime.config import load_config
 
 pytestmark = pytest.mark.e2e
@@ -57,9 +58,9 @@ CASES = {"classification": (classification, "outcome"), "regression": (regressio
 
 
 def _measure(stack: StackClient, frame: pd.DataFrame, name: str) -> dict[str, Any]:
-    before = len(stack.keys("monitoring/"))
+    before = len(stack.keys(MONITORING_PREFIX))
     stack.upload_csv(frame, name)
-    keys = stack.wait_for_keys("monitoring/", before + 1, timeout=180)
+    keys = stack.wait_for_keys(MONITORING_PREFIX, before + 1, timeout=180)
     assert len(keys) == before + 1, "the champion was not measured on the new labeled batch"
     return dict(stack.read_json(sorted(keys)[-1]))
 
@@ -84,7 +85,7 @@ def test_the_config_loopline_init_writes_retrains_when_drift_hurts_and_only_then
     stack.upload_csv(first_upload, "first.csv")
     first_run = stack.wait_for_new_execution(set(), timeout=180)
     assert stack.wait_for_execution(first_run["executionArn"], timeout=900)["status"] == "SUCCEEDED"
-    first = stack.read_json("registry/champion.json")["version"]
+    first = stack.read_json(CHAMPION_KEY)["version"]
     known = {e["executionArn"] for e in stack.executions()}
 
     # when a warmer batch arrives that keeps the relation (drift that does not hurt)

@@ -24,9 +24,9 @@ from moto.awslambda.models import LambdaFunction
 
 from loopline.client import StackClient
 from loopline.emulator.lambda_workers import InvocationResult
+from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX, QUARANTINE_PREFIX, dataset_prefix
 from loopline_runtime.config import PipelineConfig
-from loopline_runtime.datasets import INDEX_PREFIX, version_for
-from loopline_runtime.ingest import QUARANTINE_PREFIX
+from loopline_runtime.datasets import version_for
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
 
@@ -167,8 +167,8 @@ def upload_outcome(loop: Loop, key: str) -> str | None:
     queue record; None while none of them exists."""
     store = loop.store
     version = version_for(store.get_bytes(key))
-    if store.exists(f"datasets/{version}/manifest.json") and any(
-            k.endswith(f"_{version}") for k in store.list_keys(INDEX_PREFIX)):
+    if store.exists(f"{dataset_prefix(version)}manifest.json") and any(
+            k.endswith(f"_{version}") for k in store.list_keys(DATASET_INDEX_PREFIX)):
         return "dataset"
     for reason_key in (k for k in store.list_keys(QUARANTINE_PREFIX) if k.endswith("/reason.json")):
         if store.get_json(reason_key)["source_key"] == key:

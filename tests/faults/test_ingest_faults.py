@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from faults_support import CRASH, TIMEOUT, Loop, assert_invariant, failing_writes, upload_outcome
 
-from loopline_runtime.datasets import INDEX_PREFIX, version_for
+from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX, DATASETS_PREFIX, MONITORING_PREFIX, QUARANTINE_PREFIX
+from loopline_runtime.datasets import version_for
 
 
 def _batch(batches: dict[str, pd.DataFrame], tag: int) -> pd.DataFrame:
@@ -46,8 +47,9 @@ def test_start_execution_failure_is_finished_by_the_retry(loop: Loop, cancer_bat
 
 @pytest.mark.parametrize(("write", "tag"), [
     pytest.param(lambda key: key.endswith("/data.csv"), 0, id="dataset-rows"),
-    pytest.param(lambda key: key.startswith("datasets/") and key.endswith("/manifest.json"), 4, id="dataset-manifest"),
-    pytest.param(lambda key: key.startswith(INDEX_PREFIX), 8, id="dataset-index"),
+    pytest.param(lambda key: key.startswith(DATASETS_PREFIX) and key.endswith("/manifest.json"), 4,
+                 id="dataset-manifest"),
+    pytest.param(lambda key: key.startswith(DATASET_INDEX_PREFIX), 8, id="dataset-index"),
 ])
 def test_a_failed_dataset_write_is_finished_by_the_retry(loop: Loop, cancer_batches: dict[str, Any],
                                                          write: Any, tag: int) -> None:
@@ -63,7 +65,7 @@ def test_a_failed_dataset_write_is_finished_by_the_retry(loop: Loop, cancer_batc
 
 
 @pytest.mark.parametrize("write", [
-    pytest.param(lambda key: key.startswith("quarantine/") and key.endswith(".csv"), id="quarantine-copy"),
+    pytest.param(lambda key: key.startswith(QUARANTINE_PREFIX) and key.endswith(".csv"), id="quarantine-copy"),
     pytest.param(lambda key: key.endswith("/reason.json"), id="quarantine-reason"),
 ])
 def test_a_failed_quarantine_write_is_finished_by_the_retry(loop: Loop, cancer_batches: dict[str, Any],
@@ -136,7 +138,7 @@ def test_the_same_event_delivered_five_times_makes_one_version_and_one_measureme
     version = version_for(loop.store.get_bytes(key))
     measured = f"{loop.registry.prefix(loop.registry.champion_version() or '')}measured/{version}.json"
     loop.wait_for(lambda: loop.store.exists(measured), what="the measurement")
-    reports = loop.client.keys("monitoring/")
+    reports = loop.client.keys(MONITORING_PREFIX)
     executions = loop.client.executions()
 
     # when S3 delivers the same event five more times
@@ -150,8 +152,8 @@ def test_the_same_event_delivered_five_times_makes_one_version_and_one_measureme
     loop.settled()
 
     # then still one dataset version, one index entry, one measurement, and no new execution
-    assert [k for k in loop.store.list_keys(INDEX_PREFIX) if k.endswith(version)] != []
-    assert len([k for k in loop.store.list_keys(INDEX_PREFIX) if k.endswith(version)]) == 1
-    assert loop.client.keys("monitoring/") == reports
+    assert [k for k in loop.store.list_keys(DATASET_INDEX_PREFIX) if k.endswith(version)] != []
+    assert len([k for k in loop.store.list_keys(DATASET_INDEX_PREFIX) if k.endswith(version)]) == 1
+    assert loop.client.keys(MONITORING_PREFIX) == reports
     assert loop.client.executions() == executions
     assert_invariant(loop)

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from faults_support import REPO_ROOT, Loop, assert_invariant
 
+from loopline_runtime.bucket_layout import MODELS_PREFIX
 from loopline_runtime.datasets import version_for
 from loopline_runtime.orchestration import execution_name
 
@@ -48,7 +49,8 @@ def _approve_and_promote(loop: Loop, version: str, expected_etag: str | None) ->
 
 
 def _challengers(loop: Loop) -> list[str]:
-    return sorted({k.split("/")[1] for k in loop.store.list_keys("models/m-") if k.endswith("evaluation.json")})
+    keys = loop.store.list_keys(f"{MODELS_PREFIX}m-")
+    return sorted({k.split("/")[1] for k in keys if k.endswith("evaluation.json")})
 
 
 @pytest.fixture(scope="module")

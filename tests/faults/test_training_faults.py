@@ -10,8 +10,16 @@ import pandas as pd
 import pytest
 from faults_support import CRASH, TIMEOUT, Loop, assert_invariant, failing_writes
 
+from loopline_runtime.bucket_layout import (
+    CHAMPION_KEY,
+    FINGERPRINT_PREFIX,
+    HISTORY_PREFIX,
+    MODELS_PREFIX,
+    TRAINED_PREFIX,
+    TRAINING_LEASE_KEY,
+)
 from loopline_runtime.config import GateConfig
-from loopline_runtime.registry import CHAMPION_KEY, FINGERPRINT_PREFIX, HISTORY_PREFIX, TRAINED_PREFIX, ModelRegistry
+from loopline_runtime.registry import ModelRegistry
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +48,10 @@ def _new_data(loop: Loop, batches: dict[str, pd.DataFrame], tag: int) -> None:
 @pytest.mark.parametrize(("write", "tag"), [
     pytest.param(lambda key: key.endswith("/holdout.csv"), 0, id="train-holdout"),
     pytest.param(lambda key: key.endswith("/model.joblib"), 4, id="train-artifact"),
-    pytest.param(lambda key: key.startswith("models/m-") and key.endswith("/manifest.json"), 8, id="train-manifest"),
+    pytest.param(lambda key: key.startswith(f"{MODELS_PREFIX}m-") and key.endswith("/manifest.json"), 8,
+                 id="train-manifest"),
     pytest.param(lambda key: key.startswith(TRAINED_PREFIX), 12, id="train-challenger-marker"),
-    pytest.param(lambda key: key.startswith("models/_lease/"), 16, id="train-lease"),
+    pytest.param(lambda key: key == TRAINING_LEASE_KEY, 16, id="train-lease"),
     pytest.param(lambda key: key.endswith("/evaluation.json"), 20, id="gate-evaluation"),
     pytest.param(lambda key: key.startswith(FINGERPRINT_PREFIX), 24, id="gate-fingerprint"),
 ])
