@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 
 from loopline.emulator.template_loading import load_template
 from loopline.local_lambda import LocalLambdaContext
 from loopline_runtime.config import PipelineConfig, load_config
+from tests.support.configs import write_fast_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = Path(__file__).resolve().parent / "events"
@@ -45,12 +45,7 @@ def pipeline_config(pipeline_config_path: Path) -> PipelineConfig:
 @pytest.fixture
 def fast_pipeline_config_path(pipeline_config: PipelineConfig, tmp_path: Path) -> Path:
     """pipeline.yaml with a tiny model search (one candidate, one setting, the smallest budget): fast tests."""
-    data = pipeline_config.model_dump(mode="json")
-    data["training"]["time_budget_seconds"] = 5
-    data["models"] = [{"name": "linear", "params": {"C": [1.0]}}]
-    path = tmp_path / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    return write_fast_config(pipeline_config, tmp_path / "pipeline.yaml")
 
 
 @pytest.fixture(scope="session")

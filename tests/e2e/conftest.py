@@ -17,12 +17,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-import yaml
 
 from loopline.client import StackClient
 from loopline.demo import local_stack as run_local_stack
 from loopline.emulator.local_access import free_port
 from loopline_runtime.config import PipelineConfig
+from tests.support.configs import write_fast_config
 from tests.support.markers import mark_tests_under
 
 
@@ -34,12 +34,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def local_stack_config_path(pipeline_config: PipelineConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pipeline.yaml with a tiny model search (one candidate, one setting, the smallest budget): fast e2e runs."""
-    data = pipeline_config.model_dump(mode="json")
-    data["training"]["time_budget_seconds"] = 5
-    data["models"] = [{"name": "linear", "params": {"C": [1.0]}}]
-    path = tmp_path_factory.mktemp("e2e-config") / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    return write_fast_config(pipeline_config, tmp_path_factory.mktemp("e2e-config") / "pipeline.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ from pathlib import Path
 import boto3
 import pandas as pd
 import pytest
-import yaml
 from faults_support import REGION, REPO_ROOT, InProcessRuntime, Loop
 
 from loopline.client import StackClient
@@ -35,6 +34,7 @@ from loopline.emulator.same_origin_server import SameOriginMotoServer
 from loopline.emulator.template_loading import load_template
 from loopline.examples import breast_cancer
 from loopline_runtime.config import load_config
+from tests.support.configs import write_fast_config
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,12 +48,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="module")
 def fault_config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pipeline.yaml with a tiny model search (one candidate, one setting, the smallest budget)."""
-    data = yaml.safe_load((REPO_ROOT / "pipeline.yaml").read_text(encoding="utf-8"))
-    data["training"]["time_budget_seconds"] = 5
-    data["models"] = [{"name": "linear", "params": {"C": [1.0]}}]
-    path = tmp_path_factory.mktemp("faults-config") / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    config = load_config(REPO_ROOT / "pipeline.yaml")
+    return write_fast_config(config, tmp_path_factory.mktemp("faults-config") / "pipeline.yaml")
 
 
 @pytest.fixture(scope="module")
