@@ -1,4 +1,9 @@
-"""Predict: the champion behind API Gateway. POST /predict, GET /model, GET /openapi.json."""
+"""Predict: the champion behind API Gateway. POST /predict, GET /model, GET /openapi.json.
+
+Runs on the slim serving layer (onnxruntime, numpy, Powertools): the champion is served in its compiled (ONNX)
+form, no scikit-learn, pandas or pickle. With SnapStart, everything below is imported before the snapshot and the
+champion is loaded after restore (never baked into the snapshot, so a restored environment serves the current one).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
+from snapshot_restore_py import register_after_restore
 
-from loopline_runtime.errors import ArtifactIntegrityError, InvalidRequest, NoChampion
+from loopline_runtime.errors import ArtifactIntegrityError, InvalidRequest, ModelNotCompiled, NoChampion
 from loopline_runtime.openapi import openapi_document
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.request_body import parse_json_body
@@ -36,6 +42,15 @@ def keep_serving_last_champion(pointer: dict[str, Any], error: Exception) -> Non
 champion = ChampionCache(registry, check_interval=float(os.environ.get("CHAMPION_CHECK_SECONDS", "0")),
                          on_load_failure=keep_serving_last_champion)
 MAX_BATCH_RECORDS = int(os.environ.get("MAX_BATCH_RECORDS", "1000"))
+
+
+@register_after_restore
+def load_champion_after_restore() -> None:
+    """SnapStart: load the champion as soon as the environment is restored (before its first request)."""
+    try:
+        champion.get()
+    except (NoChampion, ModelNotCompiled, ArtifactIntegrityError) as exc:  # the first request answers 503
+        logger.warning("no champion loaded after restore", extra={"error": str(exc)})
 
 
 @app.post("/predict")
@@ -76,6 +91,13 @@ def bad_request(exc: InvalidRequest) -> Response:
 @app.exception_handler(NoChampion)
 def no_champion(exc: NoChampion) -> Response:
     return _error(503, str(exc))
+
+
+@app.exception_handler(ModelNotCompiled)
+def not_compiled(exc: ModelNotCompiled) -> Response:
+    # the details go to the log, not to callers
+    logger.error("champion has no compiled form", extra={"error": str(exc)})
+    return _error(503, "the serving model cannot be loaded; try again later")
 
 
 @app.exception_handler(ArtifactIntegrityError)

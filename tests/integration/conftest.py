@@ -181,15 +181,27 @@ def fitted_champion(breast_cancer: pd.DataFrame, pipeline_config: PipelineConfig
     return pipeline, manifest
 
 
+def _compiled(pipeline: Any, manifest: dict[str, Any], rows: pd.DataFrame) -> tuple[dict[str, Any], bytes | None]:
+    """Compile and parity-check a pipeline as the train step does; the manifest with its compilation record."""
+    from loopline_runtime.compilation import compile_and_check
+    from loopline_runtime.schema import FeatureSchema
+
+    compilation = compile_and_check(pipeline, FeatureSchema.from_dict(manifest["schema"]), rows)
+    return {**manifest, "compiled": compilation.record}, compilation.onnx_bytes
+
+
 @pytest.fixture
-def register_model(registry: ModelRegistry,
-                   fitted_champion: tuple[Any, dict[str, Any]]) -> Callable[..., str]:
-    """Register a model version (the session's fitted pipeline unless another is given); returns the version."""
+def register_model(registry: ModelRegistry, fitted_champion: tuple[Any, dict[str, Any]],
+                   breast_cancer: pd.DataFrame) -> Callable[..., str]:
+    """Register a model version (the session's fitted pipeline unless another is given), compiled as the train
+    step registers it; returns the version."""
 
     def register(pipeline: Any = None, **manifest_overrides: Any) -> str:
         version = f"m-test-{uuid.uuid4().hex[:8]}"
         fitted, manifest = fitted_champion
-        registry.register(version, pipeline if pipeline is not None else fitted, {**manifest, **manifest_overrides})
+        chosen = pipeline if pipeline is not None else fitted
+        compiled_manifest, compiled = _compiled(chosen, manifest, breast_cancer.iloc[200:260].astype(str))
+        registry.register(version, chosen, {**compiled_manifest, **manifest_overrides}, compiled=compiled)
         return version
 
     return register

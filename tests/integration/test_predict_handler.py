@@ -251,8 +251,8 @@ def test_a_tampered_champion_is_not_served(
     champion: str, load_handler: Callable[[str], Any], api_request: Callable[..., dict[str, Any]],
     registry: ModelRegistry, records: list[dict[str, Any]], lambda_context: Any,
 ) -> None:
-    # given the champion's artifact was replaced
-    registry.store.put_bytes(registry.manifest(champion)["artifact"]["key"], b"\x80\x04not a pickle")
+    # given the champion's served artifact (its compiled form) was replaced
+    registry.store.put_bytes(registry.manifest(champion)["compiled"]["artifact"]["key"], b"not the compiled model")
     predict = load_handler("predict")
 
     # when
@@ -261,6 +261,22 @@ def test_a_tampered_champion_is_not_served(
     # then the API refuses to load it
     assert status == 503
     assert "cannot be loaded safely" in body["message"]
+
+
+def test_the_pickled_artifact_is_never_read_by_the_api(
+    champion: str, load_handler: Callable[[str], Any], api_request: Callable[..., dict[str, Any]],
+    registry: ModelRegistry, records: list[dict[str, Any]], lambda_context: Any,
+) -> None:
+    # given the champion's scikit-learn artifact was replaced by a pickle that would run code if loaded
+    registry.store.put_bytes(registry.manifest(champion)["artifact"]["key"], b"\x80\x04not a pickle")
+    predict = load_handler("predict")
+
+    # when
+    status, body = _call(predict, api_request("POST", "/predict", {"records": records}), lambda_context)
+
+    # then the API serves the compiled model: no pickle on the serving path
+    assert status == 200, body
+    assert body["model_version"] == champion
 
 
 def test_predictions_are_counted_in_cloudwatch_metrics(

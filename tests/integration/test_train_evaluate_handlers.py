@@ -15,8 +15,10 @@ import pandas as pd
 import pytest
 import sklearn
 from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
 
 from loopline_runtime.bucket_layout import MODELS_PREFIX, TRAINING_LEASE_KEY, dataset_prefix, model_prefix
+from loopline_runtime.compilation import PROBABILITY_TOLERANCE
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import ArtifactIntegrityError, InvalidRequest
 from loopline_runtime.modeling import build_pipeline
@@ -203,3 +205,86 @@ def test_evaluate_rejects_an_unknown_action(load_handler: Callable[[str], Any], 
     expected = "unknown action 'retrain'; expected 'gate', 'promote', 'monitor' or 'rollback'"
     with pytest.raises(InvalidRequest, match=expected):
         evaluate.lambda_handler({"action": "retrain"}, lambda_context)
+
+
+# ---- compile at registration: what serves is what the gate scores
+
+class _Unconvertible(LogisticRegression):
+    """A LogisticRegression by another name: skl2onnx converts by type, so this has no converter."""
+
+
+def test_train_registers_the_compiled_model_with_its_parity_check(
+    first_training: dict[str, Any], registry: ModelRegistry,
+) -> None:
+    # given a challenger trained by the state machine's first task
+    manifest = registry.manifest(first_training["model_version"])
+
+    # when its compiled form is read from the registry
+    compiled = manifest["compiled"]
+    onnx = registry.store.get_bytes(compiled["artifact"]["key"])
+
+    # then it sits next to model.joblib, its bytes match the recorded sha256, and the parity check passed
+    assert compiled["artifact"]["key"] == registry.prefix(first_training["model_version"]) + "model.onnx"
+    assert compiled["artifact"]["sha256"] == hashlib.sha256(onnx).hexdigest()
+    assert compiled["form"] == "onnx"
+    assert set(compiled["converter"]) == {"skl2onnx", "onnx", "onnxruntime"}
+    parity = compiled["parity"]
+    assert parity["passed"] is True
+    assert parity["rows"] == manifest["holdout_rows"]
+    assert parity["label_mismatches"] == 0
+    assert parity["max_probability_diff"] <= parity["tolerance"] == PROBABILITY_TOLERANCE
+
+
+def test_the_gate_scores_the_compiled_model(
+    first_training: dict[str, Any], load_handler: Callable[[str], Any], load_event: Callable[[str], dict[str, Any]],
+    lambda_context: Any,
+) -> None:
+    # when the trained challenger is gated
+    decision = load_handler("evaluate").lambda_handler(_gate_event(load_event, first_training), lambda_context)
+
+    # then it was scored in the form that would serve
+    assert decision["scored_form"] == "onnx"
+    assert decision["compiled"]["parity"]["passed"] is True
+
+
+def test_a_challenger_that_does_not_compile_does_not_pass_the_gate(
+    first_training: dict[str, Any], load_handler: Callable[[str], Any], load_event: Callable[[str], dict[str, Any]],
+    registry: ModelRegistry, register_model: Callable[..., str], training_rows: pd.DataFrame,
+    config: PipelineConfig, lambda_context: Any,
+) -> None:
+    # given a good challenger that skl2onnx cannot convert
+    schema = FeatureSchema.from_dict(registry.manifest(first_training["model_version"])["schema"])
+    pipeline = build_pipeline(schema, _Unconvertible(max_iter=1000))
+    pipeline.fit(training_rows[list(schema.features)], training_rows[config.target])
+    challenger = register_model(pipeline, metric=config.metric)
+    assert "artifact" not in registry.manifest(challenger)["compiled"]
+
+    # when it is gated
+    event = _gate_event(load_event, {"model_version": challenger, "holdout_key": first_training["holdout_key"]})
+    decision = load_handler("evaluate").lambda_handler(event, lambda_context)
+
+    # then it does not pass, whatever its score, and evaluation.json says why
+    assert decision["challenger_score"] >= config.gate.threshold
+    assert decision["passes_gate"] is False
+    assert decision["promote"] is False
+    assert decision["scored_form"] == "scikit-learn"
+    stored = registry.store.get_json(registry.prefix(challenger) + "evaluation.json")
+    assert any("did not compile to ONNX" in reason and "_Unconvertible" in reason for reason in stored["reasons"])
+
+
+def test_a_challenger_whose_compiled_form_disagrees_does_not_pass_the_gate(
+    first_training: dict[str, Any], load_handler: Callable[[str], Any], load_event: Callable[[str], dict[str, Any]],
+    registry: ModelRegistry, register_model: Callable[..., str], config: PipelineConfig, lambda_context: Any,
+) -> None:
+    # given a challenger whose recorded parity check failed
+    failed = {"rows": 10, "label_mismatches": 2, "tied_label_mismatches": 0, "max_probability_diff": 0.3,
+              "tolerance": PROBABILITY_TOLERANCE, "passed": False}
+    challenger = register_model(metric=config.metric, compiled={"form": "onnx", "parity": failed})
+
+    # when it is gated
+    event = _gate_event(load_event, {"model_version": challenger, "holdout_key": first_training["holdout_key"]})
+    decision = load_handler("evaluate").lambda_handler(event, lambda_context)
+
+    # then it does not pass, and the reason names the disagreement
+    assert decision["passes_gate"] is False
+    assert any("does not agree with scikit-learn" in r and "2 label(s) differ" in r for r in decision["reasons"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -17,21 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loopline_runtime.errors import InvalidConfig
+from loopline_runtime.feature_schema import FeatureType, Task
 
 CONFIG_ENV_VAR = "LOOPLINE_PIPELINE_CONFIG"
 BUNDLED_CONFIG_NAME = "pipeline.json"
-
-
-class Task(StrEnum):
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
-
-
-class FeatureType(StrEnum):
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
-    BOOLEAN = "boolean"
-    DATE = "date"
 
 
 # metric name -> (task, higher_is_better)

@@ -56,6 +56,10 @@ class ArtifactIntegrityError(LooplineError):
     """A model artifact does not match the sha256 recorded in its manifest; it is never loaded."""
 
 
+class ModelNotCompiled(LooplineError):
+    """A model has no compiled (ONNX) form that passed its parity check; it cannot serve or pass the gate."""
+
+
 class InvalidRequest(LooplineError):
     """A prediction request does not match the model's schema."""
 

@@ -1,4 +1,9 @@
-"""Scoring models: the gate (challenger vs champion on the same holdout) and monitoring (champion on fresh data)."""
+"""Scoring models: the gate (challenger vs champion on the same holdout) and monitoring (champion on fresh data).
+
+Both score the compiled (ONNX) model, the form that serves, through the same numpy coercion as a prediction
+request: what is measured is what users get. A challenger without a compiled form that passed its parity check
+does not pass the gate.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,15 @@ from typing import Any
 import pandas as pd
 
 from loopline_runtime.bucket_layout import FINGERPRINT_PREFIX
+from loopline_runtime.compiled_model import CompiledModel
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import LooplineError
 from loopline_runtime.metrics import all_scores, at_least_as_good, meets
+from loopline_runtime.model_inputs import columns_to_inputs
 from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.registry import LoadedModel, ModelRegistry
 from loopline_runtime.report_numbers import REPORT_FILE, model_report_numbers
-from loopline_runtime.schema import FeatureSchema, coerce_target
+from loopline_runtime.schema import FeatureSchema, coerce_target, frame_columns
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,9 @@ class GateDecision:
     champion_score: float | None = None
     challenger_scores: dict[str, float] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    # the form the challenger was scored in: "onnx" (what would serve) or "scikit-learn" (it did not compile)
+    scored_form: str = "onnx"
+    compiled: dict[str, Any] = field(default_factory=dict)  # the manifest's compilation record (parity etc.)
 
     @property
     def promote(self) -> bool:
@@ -42,11 +52,14 @@ class GateDecision:
         return {**asdict(self), "promote": self.promote}
 
 
-def score_model(model: LoadedModel, frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, float]:
-    """Every metric of the task for `model` on labeled rows of `frame`."""
+def score_model(model: CompiledModel | LoadedModel, frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, float]:
+    """Every metric of the task for `model` on labeled rows of `frame` (the target named by `schema`)."""
     labeled = frame[frame[schema.target].notna()]
     y = coerce_target(labeled[schema.target], schema.task)
-    X = labeled.reindex(columns=list(schema.features))
+    X = labeled.reindex(columns=list(model.schema.features))  # a feature the rows lack is missing (imputed)
+    if isinstance(model, CompiledModel):
+        prediction = model.predict(columns_to_inputs(frame_columns(X), model.input_spec))
+        return all_scores(model.schema.task, y, prediction.predictions, prediction.probabilities, prediction.classes)
     predictions, proba, classes = predict_with_probabilities(model.pipeline, X)
     return all_scores(model.schema.task, y, predictions, proba, classes)
 
@@ -58,17 +71,25 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
     The decision goes to models/<version>/evaluation.json; then, and only then, the training fingerprint is
     marked as decided, so a challenger whose evaluation failed is gated by the next trigger instead of skipped.
     """
-    challenger = registry.load(model_version)
+    manifest = registry.verify(model_version)  # every artifact against its sha256 before anything is loaded
+    compiled = manifest.get("compiled") or {}
+    holdout = pd.read_csv(io.BytesIO(registry.store.get_bytes(holdout_key)), dtype=str)
+    reasons: list[str] = []
+    challenger: CompiledModel | LoadedModel
+    if "artifact" in compiled and compiled.get("parity", {}).get("passed"):
+        challenger = registry.load_compiled(model_version)
+    else:
+        reasons.append(_not_servable_reason(compiled))
+        challenger = registry.load(model_version)  # scored as trained, for the record; it cannot be promoted
     schema = challenger.schema
     metric = challenger.manifest["metric"]
-    holdout = pd.read_csv(io.BytesIO(registry.store.get_bytes(holdout_key)), dtype=str)
     challenger_scores = score_model(challenger, holdout, schema)
     challenger_score = challenger_scores[metric]
     threshold = config.gate.threshold
-    reasons: list[str] = []
     passes = meets(metric, challenger_score, threshold)
     if not passes:
         reasons.append(f"{metric} {challenger_score:.4f} does not meet the gate threshold {threshold}")
+    passes = passes and not reasons
 
     pointer, champion_etag = registry.champion_pointer_and_etag()
     champion_version = pointer["version"] if pointer else None
@@ -76,7 +97,7 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
     beats = True
     if champion_version and champion_version != model_version:
         try:
-            champion = registry.load(champion_version)
+            champion = registry.load_compiled(champion_version)
             champion_score = score_model(champion, holdout, schema).get(metric)
         except (LooplineError, KeyError, ValueError) as exc:
             # a champion that cannot score these rows (changed schema, failed verification) cannot block
@@ -100,13 +121,17 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
         champion_score=champion_score,
         challenger_scores=challenger_scores,
         reasons=reasons or ["passes the gate and is at least as good as the champion"],
+        scored_form="onnx" if isinstance(challenger, CompiledModel) else "scikit-learn",
+        compiled={key: value for key, value in compiled.items() if key in ("parity", "error", "artifact")},
     )
     registry.store.put_json(registry.prefix(model_version) + "evaluation.json",
                             {**decision.to_dict(), "evaluated_at": datetime.now(UTC).isoformat()})
     if fingerprint:
         registry.store.put_json(f"{FINGERPRINT_PREFIX}{fingerprint}",
                                 {"model_version": model_version, "promote": decision.promote})
-    record_report_numbers(registry, challenger, holdout, seed=config.training.seed)
+    # the report's numbers (permutation importance, curves) come from the trained Pipeline, not the serving form
+    trained = challenger if isinstance(challenger, LoadedModel) else registry.load(model_version)
+    record_report_numbers(registry, trained, holdout, seed=config.training.seed)
     return decision
 
 
@@ -131,3 +156,20 @@ def record_report_numbers(registry: ModelRegistry, model: LoadedModel, holdout: 
     except Exception as exc:  # a report is never a reason for the gate's task to fail
         numbers = {"error": f"{type(exc).__name__}: {exc}"[:500]}
     registry.store.put_json(registry.prefix(model.version) + REPORT_FILE, numbers)
+
+
+def _not_servable_reason(compiled: dict[str, Any]) -> str:
+    if "error" in compiled:
+        return f"the model did not compile to ONNX ({compiled['error']}); it cannot serve"
+    parity = compiled.get("parity")
+    if not parity:
+        return "the model has no compiled (ONNX) form; it cannot serve"
+    return (f"the compiled (ONNX) model does not agree with scikit-learn on the holdout ({_parity_summary(parity)}); "
+            "it cannot serve")
+
+
+def _parity_summary(parity: dict[str, Any]) -> str:
+    if "max_relative_diff" in parity:
+        return f"max relative difference {parity['max_relative_diff']:.3g} > tolerance {parity['tolerance']}"
+    return (f"{parity.get('label_mismatches')} label(s) differ, max probability difference "
+            f"{parity.get('max_probability_diff', 0.0):.3g} (tolerance {parity.get('tolerance')})")

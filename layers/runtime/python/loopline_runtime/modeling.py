@@ -17,7 +17,6 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
@@ -25,7 +24,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from loopline_runtime.config import ModelCandidate, Task, higher_is_better
 from loopline_runtime.errors import TrainingFailed
-from loopline_runtime.features import TabularCoercer, categorical_columns, numeric_columns
+from loopline_runtime.features import Float32MedianImputer, TabularCoercer, categorical_columns, numeric_columns
 from loopline_runtime.metrics import score
 from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.progress import PhaseObserver, ignore_phases
@@ -39,6 +38,9 @@ ESTIMATORS: dict[tuple[str, Task], Callable[[int], Any]] = {
     ("hist_gradient_boosting", Task.CLASSIFICATION): lambda seed: HistGradientBoostingClassifier(random_state=seed),
     ("hist_gradient_boosting", Task.REGRESSION): lambda seed: HistGradientBoostingRegressor(random_state=seed),
 }
+
+TREE_MODELS = (RandomForestClassifier, RandomForestRegressor, HistGradientBoostingClassifier,
+               HistGradientBoostingRegressor)
 
 # Small default search spaces: a handful of settings known to matter, not a grid to exhaust.
 DEFAULT_SPACES: dict[tuple[str, Task], dict[str, list[Any]]] = {
@@ -65,17 +67,18 @@ def build_pipeline(schema: FeatureSchema, estimator: Any) -> Pipeline:
     categorical = categorical_columns(schema.features)
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
-        transformers.append(
-            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                                  ("scale", StandardScaler())]), numeric)
-        )
+        steps: list[tuple[str, Any]] = [("impute", Float32MedianImputer(strategy="median", keep_empty_features=True))]
+        # Trees split on thresholds and are indifferent to scale; unscaled, the compiled model's float32 inputs
+        # are exactly the values scikit-learn's trees compare (scaling in float32 moves values across thresholds)
+        if not isinstance(estimator, TREE_MODELS):
+            steps.append(("scale", StandardScaler()))
+        transformers.append(("numeric", Pipeline(steps), numeric))
     if categorical:
         transformers.append(
-            ("categorical", Pipeline([
-                ("impute", SimpleImputer(strategy="constant", fill_value="__missing__", keep_empty_features=True)),
-                ("one_hot", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=50,
-                                          sparse_output=False)),
-            ]), categorical)
+            # TabularCoercer has already filled gaps and grouped rare categories (both convertible to ONNX);
+            # an unseen category that no rare one was grouped with encodes as all zeros
+            ("categorical", Pipeline([("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]),
+             categorical)
         )
     if not transformers:
         raise TrainingFailed("the schema has no usable feature columns; list at least one under `features`")

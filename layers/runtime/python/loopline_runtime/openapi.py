@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loopline_runtime.config import FeatureType, Task
-from loopline_runtime.registry import LoadedModel
+from loopline_runtime.compiled_model import CompiledModel
+from loopline_runtime.feature_schema import FeatureType, Task
 
 _FIELD_TYPES: dict[FeatureType, dict[str, Any]] = {
     FeatureType.NUMERIC: {"type": ["number", "null"]},
@@ -15,7 +15,7 @@ _FIELD_TYPES: dict[FeatureType, dict[str, Any]] = {
 }
 
 
-def openapi_document(model: LoadedModel, *, max_records: int) -> dict[str, Any]:
+def openapi_document(model: CompiledModel, *, max_records: int) -> dict[str, Any]:
     schema = model.schema
     properties = {}
     for name, kind in schema.features.items():

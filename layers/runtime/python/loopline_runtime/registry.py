@@ -1,6 +1,7 @@
 """The model registry in S3: versioned artifacts with manifests, and a champion pointer with history.
 
-    models/<version>/model.joblib     the fitted Pipeline
+    models/<version>/model.joblib     the fitted Pipeline (training; the gate scores it only if it did not compile)
+    models/<version>/model.onnx       the same Pipeline compiled (what serves, and what the gate and monitoring score)
     models/<version>/manifest.json    sha256, params, metrics, dataset versions, library versions, timestamps
     models/<version>/holdout.csv      the rows the gate scores challenger and champion on
     models/<version>/evaluation.json  the gate's decision and reasons
@@ -20,19 +21,21 @@ import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
-
-import joblib
-import numpy as np
-import pandas as pd
-import sklearn
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as installed_version
+from typing import TYPE_CHECKING, Any
 
 import loopline_runtime
 from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX, model_prefix
-from loopline_runtime.errors import ArtifactIntegrityError, ChampionChanged, NoChampion
-from loopline_runtime.schema import FeatureSchema
+from loopline_runtime.errors import ArtifactIntegrityError, ChampionChanged, ModelNotCompiled, NoChampion
+from loopline_runtime.feature_schema import FeatureSchema
 from loopline_runtime.storage import ObjectChanged, ObjectExists, ObjectNotFound, ObjectStore
 
+if TYPE_CHECKING:
+    from loopline_runtime.compiled_model import CompiledModel
+
+MODEL_ARTIFACT = "model.joblib"  # next to the model's manifest, under bucket_layout.model_prefix(version)
+COMPILED_ARTIFACT = "model.onnx"
 
 def new_model_version(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
@@ -41,14 +44,14 @@ def new_model_version(now: datetime | None = None) -> str:
 
 def library_versions() -> dict[str, str]:
     """What a model was trained with; serving must load it with the same scikit-learn."""
-    return {
-        "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-        "pandas": pd.__version__,
-        "numpy": np.__version__,
-        "joblib": joblib.__version__,
-        "loopline_runtime": loopline_runtime.__version__,
-    }
+    versions = {"python": platform.python_version()}
+    for name in ("scikit-learn", "pandas", "numpy", "joblib"):
+        try:
+            versions[name] = installed_version(name)
+        except PackageNotFoundError:  # not in this function's layers
+            continue
+    versions["loopline_runtime"] = loopline_runtime.__version__
+    return versions
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,22 @@ class ModelRegistry:
     def prefix(version: str) -> str:
         return model_prefix(version)
 
-    def register(self, version: str, pipeline: Any, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Persist a fitted pipeline and its manifest (artifact first, so a manifest never points at nothing)."""
+    def register(self, version: str, pipeline: Any, manifest: dict[str, Any], *,
+                 compiled: bytes | None = None) -> dict[str, Any]:
+        """Persist a fitted pipeline, its compiled form when there is one, and its manifest (artifacts first, so
+        a manifest never points at nothing). `manifest["compiled"]` (the compilation record) gets the artifact."""
+        import joblib  # training side only (see the note at the top)
+
         buffer = io.BytesIO()
         joblib.dump(pipeline, buffer, compress=3)
         artifact = buffer.getvalue()
-        key = self.prefix(version) + "model.joblib"
+        key = self.prefix(version) + MODEL_ARTIFACT
         self.store.put_bytes(key, artifact)
+        if compiled is not None:
+            compiled_key = self.prefix(version) + COMPILED_ARTIFACT
+            self.store.put_bytes(compiled_key, compiled)
+            manifest = {**manifest, "compiled": {**manifest.get("compiled", {}), "artifact": {
+                "key": compiled_key, "sha256": hashlib.sha256(compiled).hexdigest(), "bytes": len(compiled)}}}
         manifest = {
             **manifest,
             "version": version,
@@ -95,15 +107,13 @@ class ModelRegistry:
             raise NoChampion(f"model version {version!r} is not in the registry") from None
 
     def load(self, version: str) -> LoadedModel:
-        """Load a model after checking its bytes against the manifest's sha256 (never unpickle unverified bytes)."""
+        """Load the scikit-learn model after checking its bytes against the manifest's sha256 (never unpickle
+        unverified bytes). Training side only: serving, the gate's scores and monitoring use `load_compiled`."""
+        import joblib
+        import sklearn
+
         manifest = self.manifest(version)
-        artifact = self.store.get_bytes(manifest["artifact"]["key"])
-        digest = hashlib.sha256(artifact).hexdigest()
-        if digest != manifest["artifact"]["sha256"]:
-            raise ArtifactIntegrityError(
-                f"model {version} artifact sha256 {digest[:12]}… does not match its manifest "
-                f"({manifest['artifact']['sha256'][:12]}…); refusing to load it"
-            )
+        artifact = self._verified_bytes(version, manifest["artifact"])
         trained_with = manifest.get("libraries", {}).get("scikit-learn")
         if trained_with and trained_with != sklearn.__version__:
             raise ArtifactIntegrityError(
@@ -111,6 +121,36 @@ class ModelRegistry:
                 f"{sklearn.__version__}; retrain it or deploy the matching dependency layer"
             )
         return LoadedModel(version, joblib.load(io.BytesIO(artifact)), manifest)
+
+    def load_compiled(self, version: str) -> CompiledModel:
+        """Load the compiled (ONNX) model after checking its bytes against the manifest's sha256. No pickle."""
+        from loopline_runtime.compiled_model import CompiledGraph, CompiledModel
+
+        manifest = self.manifest(version)
+        compiled = manifest.get("compiled") or {}
+        if "artifact" not in compiled:
+            reason = compiled.get("error") or "it was registered before models were compiled"
+            raise ModelNotCompiled(f"model {version} has no compiled (ONNX) form: {reason}")
+        return CompiledModel(version, manifest, CompiledGraph(self._verified_bytes(version, compiled["artifact"])))
+
+    def verify(self, version: str) -> dict[str, Any]:
+        """Check every artifact of a model against its manifest's sha256 without loading any; the manifest."""
+        manifest = self.manifest(version)
+        self._verified_bytes(version, manifest["artifact"])
+        compiled = manifest.get("compiled") or {}
+        if "artifact" in compiled:
+            self._verified_bytes(version, compiled["artifact"])
+        return manifest
+
+    def _verified_bytes(self, version: str, artifact: dict[str, Any]) -> bytes:
+        data = self.store.get_bytes(artifact["key"])
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != artifact["sha256"]:
+            raise ArtifactIntegrityError(
+                f"model {version} artifact sha256 {digest[:12]}… does not match its manifest "
+                f"({artifact['sha256'][:12]}…) for {artifact['key'].rsplit('/', 1)[-1]}; refusing to load it"
+            )
+        return data
 
     def champion_pointer(self) -> dict[str, Any] | None:
         try:

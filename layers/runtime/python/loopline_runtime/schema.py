@@ -11,14 +11,13 @@ import io
 import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from loopline_runtime.config import FeatureType, PipelineConfig, Task
+from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import (
     InvalidRequest,
     MissingTarget,
@@ -27,41 +26,13 @@ from loopline_runtime.errors import (
     TooFewRows,
     UnparseableCsv,
 )
+from loopline_runtime.feature_schema import FALSE_WORDS, TRUE_WORDS, FeatureSchema, FeatureType, Task
 from loopline_runtime.request_body import PREVIEW_CHARS, preview
 
-TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
-FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
+__all__ = ["FALSE_WORDS", "TRUE_WORDS", "FeatureSchema", "FeatureType", "Task"]  # re-exported for callers
 # an integer target with at most this many distinct values is read as class labels
 MAX_CLASSES_FOR_INTEGER_TARGET = 20
 DATE_PARSE_SHARE = 0.95
-
-
-@dataclass(frozen=True)
-class FeatureSchema:
-    """What a model is trained on and served with."""
-
-    target: str
-    task: Task
-    features: dict[str, FeatureType]
-    ignored: list[str] = field(default_factory=list)
-    # categorical levels seen in training (documentation and OpenAPI enums; unseen levels are still accepted)
-    levels: dict[str, list[str]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["task"] = self.task.value
-        data["features"] = {name: kind.value for name, kind in self.features.items()}
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSchema:
-        return cls(
-            target=data["target"],
-            task=Task(data["task"]),
-            features={name: FeatureType(kind) for name, kind in data["features"].items()},
-            ignored=list(data.get("ignored", [])),
-            levels={name: list(values) for name, values in data.get("levels", {}).items()},
-        )
 
 
 def read_csv(body: bytes, *, source: str = "upload") -> pd.DataFrame:
@@ -395,6 +366,13 @@ def _unreadable_values(frame: pd.DataFrame, schema: FeatureSchema) -> list[str]:
             else:
                 found.append((int(row), name, f"{_UNREADABLE[kind]}, got {preview(raw.iloc[row])}"))
     return [f"records[{row}].{name} {message}" for row, name, message in sorted(found)]
+
+
+def frame_columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """A DataFrame's columns as plain Python values, missing as None: what the compiled model's numpy coercion
+    (`model_inputs.columns_to_inputs`) reads, as it reads a request's records."""
+    return {str(name): frame[name].astype(object).where(frame[name].notna(), None).tolist()
+            for name in frame.columns}
 
 
 def coerce_target(series: pd.Series, task: Task) -> pd.Series:

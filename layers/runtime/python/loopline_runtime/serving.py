@@ -1,4 +1,6 @@
-"""Serving the champion: loaded once per execution environment, reloaded when the pointer moves."""
+"""Serving the champion: its compiled (ONNX) form, loaded once per execution environment and reloaded when the
+pointer moves. numpy + onnxruntime only: no scikit-learn, pandas or pickle on this path (the predict function's
+slim layer has none of them)."""
 
 from __future__ import annotations
 
@@ -10,17 +12,19 @@ from typing import Any
 import numpy as np
 
 from loopline_runtime.bucket_layout import CHAMPION_KEY
-from loopline_runtime.config import Task
+from loopline_runtime.compiled_model import CompiledModel
 from loopline_runtime.errors import NoChampion
-from loopline_runtime.prediction import predict_with_probabilities
-from loopline_runtime.registry import LoadedModel, ModelRegistry
-from loopline_runtime.schema import records_to_frame
+from loopline_runtime.feature_schema import Task
+from loopline_runtime.model_inputs import records_to_inputs
+from loopline_runtime.registry import ModelRegistry
 
 LoadFailureHandler = Callable[[dict[str, Any], Exception], None]
 
 
 class ChampionCache:
-    """Holds the champion in memory; checks the pointer's ETag (a HEAD request) at most every `check_interval`s.
+    """Holds the champion in memory; checks the pointer's ETag (a HEAD request) at most every `check_interval`s:
+    requests in between make no S3 call, and a promotion is served at most `check_interval` seconds after the
+    pointer moved (the documented staleness; 0 checks on every request).
 
     When a newly promoted champion cannot be loaded (it fails verification, its artifact is gone or unreadable),
     the last champion that did load keeps serving and `on_load_failure` is told once per pointer move; a new
@@ -34,14 +38,14 @@ class ChampionCache:
         self.check_interval = check_interval
         self.clock = clock
         self.on_load_failure = on_load_failure
-        self._model: LoadedModel | None = None
+        self._model: CompiledModel | None = None
         self.pointer: dict[str, Any] | None = None  # the champion pointer the cached model was loaded from
         self._etag: str | None = None
         self._failed_etag: str | None = None  # a pointer whose model could not be loaded: not retried per request
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
 
-    def get(self) -> LoadedModel:
+    def get(self) -> CompiledModel:
         with self._lock:
             now = self.clock()
             if self._model is None or now - self._checked_at >= self.check_interval:
@@ -63,7 +67,7 @@ class ChampionCache:
         if pointer is None:
             raise NoChampion("no model has been promoted yet")
         try:
-            model = self.registry.load(pointer["version"])
+            model = self.registry.load_compiled(pointer["version"])
         except Exception as exc:  # any failure: serving the last good model beats answering 503 to everyone
             if self._model is None:
                 raise
@@ -74,21 +78,22 @@ class ChampionCache:
         self._model, self.pointer, self._etag, self._failed_etag = model, pointer, etag, None
 
 
-def predict_records(model: LoadedModel, records: Any, *, max_records: int) -> dict[str, Any]:
+def predict_records(model: CompiledModel, records: Any, *, max_records: int) -> dict[str, Any]:
     """Validate records against the model's schema and predict; classifiers also return class probabilities."""
-    frame = records_to_frame(records, model.schema, max_records=max_records)
-    predictions, proba, classes = predict_with_probabilities(model.pipeline, frame)
-    response: dict[str, Any] = {"model_version": model.version, "predictions": [_plain(v) for v in predictions]}
-    if proba is not None and classes is not None and model.schema.task is Task.CLASSIFICATION:
-        plain = [_plain(c) for c in classes]
+    prediction = model.predict(records_to_inputs(records, model.input_spec, max_records=max_records))
+    response: dict[str, Any] = {"model_version": model.version,
+                                "predictions": [_plain(v) for v in prediction.predictions]}
+    if prediction.probabilities is not None and prediction.classes is not None \
+            and model.schema.task is Task.CLASSIFICATION:
+        plain = [_plain(c) for c in prediction.classes]
         response["classes"] = plain
         response["probabilities"] = [
-            {str(c): round(float(p), 6) for c, p in zip(plain, row, strict=True)} for row in proba
+            {str(c): round(float(p), 6) for c, p in zip(plain, row, strict=True)} for row in prediction.probabilities
         ]
     return response
 
 
-def model_summary(model: LoadedModel, pointer: dict[str, Any] | None) -> dict[str, Any]:
+def model_summary(model: CompiledModel, pointer: dict[str, Any] | None) -> dict[str, Any]:
     """What `GET /model` shows: enough to know what is serving and how good it was at promotion."""
     manifest = model.manifest
     summary = {
@@ -106,6 +111,9 @@ def model_summary(model: LoadedModel, pointer: dict[str, Any] | None) -> dict[st
         "dataset_versions": manifest.get("dataset_versions"),
         "trained_at": manifest.get("registered_at"),
         "libraries": manifest.get("libraries"),
+        # which form answers POST /predict, and how it was checked against the trained pipeline
+        "serving_form": model.form,
+        "parity": (manifest.get("compiled") or {}).get("parity"),
     }
     if pointer:
         summary["promoted_at"] = pointer.get("promoted_at")

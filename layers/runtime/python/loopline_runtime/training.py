@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from loopline_runtime.bucket_layout import FINGERPRINT_PREFIX, TRAINED_PREFIX
+from loopline_runtime.compilation import compile_and_check
 from loopline_runtime.config import PipelineConfig, Task
 from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.drift import build_profile
@@ -26,7 +27,7 @@ from loopline_runtime.registry import ModelRegistry, new_model_version
 from loopline_runtime.schema import FeatureSchema, coerce_target
 from loopline_runtime.storage import ObjectNotFound
 
-# keep this much of the Lambda's time for registering the model after the search
+# keep this much of the Lambda's time for compiling and registering the model after the search
 REGISTER_MARGIN_SECONDS = 60
 
 
@@ -105,6 +106,10 @@ def train_challenger(
     on_phase("holdout_start", "score the holdout")
     holdout_score = evaluate_pipeline(result.pipeline, X_holdout, y_holdout, metric)
     on_phase("holdout_end", "score the holdout")
+    # compiled at registration and checked on the same holdout; a model that fails is registered, never served
+    on_phase("compile_start", "compile to ONNX + parity check")
+    compilation = compile_and_check(result.pipeline, schema, X_holdout)
+    on_phase("compile_end", "compile to ONNX + parity check")
 
     version = new_model_version()
     holdout = X_holdout.copy()
@@ -141,7 +146,8 @@ def train_challenger(
         "trigger": trigger,
         "started_at": started.isoformat(),
         "training_seconds": round(time.monotonic() - clock_start, 3),
-    })
+        "compiled": compilation.record,
+    }, compiled=compilation.onnx_bytes)
     on_phase("register_end", "register (joblib dump + S3)")
     trained = TrainingResult(version, holdout_key, metric, result.cv_score, result.candidate, fingerprint)
     # the "already trained on this data" fingerprint is written by the gate once it has decided
