@@ -151,6 +151,14 @@ def show_champion(stack: StackClient, timeline: Timeline) -> dict[str, Any]:
         f"{len(model['dataset_versions'])} dataset version(s)",
         record=True,
     )
+    parity = model.get("parity") or {}
+    if "max_probability_diff" in parity:
+        agreement = f"max probability difference {parity['max_probability_diff']:.1e}"
+    else:
+        agreement = f"max relative difference {parity.get('max_relative_diff', 0):.1e}"
+    print(f"           serving form: {model.get('serving_form')} (no scikit-learn, no pickle in the predict function); "
+          f"parity with scikit-learn on {parity.get('rows')} holdout rows: {agreement}, "
+          f"{'passed' if parity.get('passed') else 'FAILED'}")
     return model
 
 

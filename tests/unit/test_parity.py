@@ -216,3 +216,23 @@ def test_request_validation_names_every_problem(served_model: tuple[FeatureSchem
     assert "records[1] is missing field(s) d" in message
     with pytest.raises(InvalidRequest, match="send at most 1 per request"):
         records_to_inputs(records, spec, max_records=1)
+
+
+def test_integer_class_labels_are_scored_like_scikit_learns() -> None:
+    # given a classifier trained on integer labels (wine's cultivars 0, 1, 2), compiled
+    from loopline_runtime.metrics import all_scores
+
+    frame, schema = _example("wine")
+    y = coerce_target(frame[schema.target], schema.task)
+    X = frame[list(schema.features)]
+    pipeline = build_pipeline(schema, ESTIMATORS[("linear", schema.task)](SEED)).fit(X, y)
+    graph = CompiledGraph(compile_pipeline(pipeline, schema))
+
+    # when its predictions are scored
+    served = graph.run(columns_to_inputs(frame_columns(X), InputSpec(schema, graph.inputs, graph.levels)))
+    scores = all_scores(schema.task, y, served.predictions, served.probabilities, served.classes)
+
+    # then every metric of the task is there, as for scikit-learn's own predictions
+    expected = all_scores(schema.task, y, *predict_with_probabilities(pipeline, X))
+    assert scores.keys() == expected.keys() == {"accuracy", "f1", "roc_auc"}
+    assert scores == pytest.approx(expected)

@@ -19,6 +19,8 @@ start, and its peak memory is the child's RSS high-water mark (VmHWM; the parent
 - imports: `import sklearn, pandas` alone (the floor of any predict cold start).
 - predict: functions/predict/app.py imported fresh, serving the model the train case registered: the imports,
   the first request (champion load + prediction), then warm single-record requests (median of N).
+- serving_onnx, serving_sklearn (`serving`): the compiled predict path next to the scikit-learn path it replaced:
+  cold start from process start, warm handler median next to the bare model call, 1,000-record requests.
 
 The package: `data` (the synthetic table), `limits` (template facts), `cases` (the children and running one),
 `phases` (the progress file), `report` (docs/benchmarks.md), `__main__` (the command). Its modules import only the

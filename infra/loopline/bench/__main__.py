@@ -18,6 +18,7 @@ from loopline.bench.data import DATE_COLUMN, TARGET, adapted_config, generate_da
 from loopline.bench.limits import function_limits
 from loopline.bench.phases import phases_from_events, read_events
 from loopline.bench.report import Report, handler_seconds, machine_facts, render
+from loopline.bench.serving import CASES as SERVING_CASES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,16 +74,17 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         "warm_requests": args.warm_requests}))
     (workdir / "train_progress.jsonl").unlink(missing_ok=True)
     (workdir / "train_full_search_progress.jsonl").unlink(missing_ok=True)
-    for stale in ("model.joblib", "manifest.json"):
+    for stale in ("model.joblib", "model.onnx", "manifest.json"):
         (workdir / stale).unlink(missing_ok=True)
     columns = len(frame.columns)
     del frame, sample
 
     runs: dict[str, CaseRun] = {}
     # the handler is killed at its Timeout (SIGALRM in the child); the parent's limit only guards a hung setup
-    for case in ("train", "baseline", "imports", "predict", *(["train_full_search"] if args.with_full_search else [])):
-        if case == "predict" and not (workdir / "model.joblib").is_file():
-            print("predict: skipped (the train case registered no model)", flush=True)
+    for case in ("train", "baseline", "imports", "predict", *SERVING_CASES,
+                 *(["train_full_search"] if args.with_full_search else [])):
+        if case in ("predict", *SERVING_CASES) and not (workdir / "model.onnx").is_file():
+            print(f"{case}: skipped (the train case registered no compiled model)", flush=True)
             continue
         print(f"{case}: running ...", flush=True)
         run = run_case(case, workdir,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loopline.bench import serving
 from loopline.bench.data import CATEGORICAL_LEVELS, DATE_COLUMN, TARGET
 from loopline.bench.limits import FunctionLimits
 from loopline.bench.phases import Probes
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUCKET = "loopline-bench-artifacts"
 UPLOAD_KEY = f"{INCOMING_PREFIX}bench.csv"
-CASES = ("train", "baseline", "imports", "predict", "train_full_search")
+CASES = ("train", "baseline", "imports", "predict", "train_full_search", *serving.CASES)
 
 
 def vm_hwm_kib() -> int | None:
@@ -136,6 +137,8 @@ def child_train(workdir: Path, *, full_search: bool = False) -> dict[str, Any]:
         manifest = registry.manifest(response["model_version"])
         if not full_search:
             (workdir / "model.joblib").write_bytes(app.store.get_bytes(manifest["artifact"]["key"]))
+            if "artifact" in manifest.get("compiled", {}):
+                (workdir / "model.onnx").write_bytes(app.store.get_bytes(manifest["compiled"]["artifact"]["key"]))
             (workdir / "manifest.json").write_text(json.dumps(manifest, default=str))
         result["response"] = response
         result["search_rows"] = [manifest["search_rows"]]
@@ -217,6 +220,8 @@ def child_predict(workdir: Path) -> dict[str, Any]:
         s3.create_bucket(Bucket=BUCKET)
         version = manifest["version"]
         s3.put_object(Bucket=BUCKET, Key=manifest["artifact"]["key"], Body=(workdir / "model.joblib").read_bytes())
+        s3.put_object(Bucket=BUCKET, Key=manifest["compiled"]["artifact"]["key"],
+                      Body=(workdir / "model.onnx").read_bytes())
         s3.put_object(Bucket=BUCKET, Key=f"{model_prefix(version)}manifest.json", Body=json.dumps(manifest).encode())
         s3.put_object(Bucket=BUCKET, Key=CHAMPION_KEY,
                       Body=json.dumps({"version": version, "previous_version": None}).encode())
@@ -251,7 +256,7 @@ def child_predict(workdir: Path) -> dict[str, Any]:
 
 CHILDREN: dict[str, Callable[[Path], dict[str, Any]]] = {
     "train": child_train, "baseline": child_baseline, "imports": child_imports, "predict": child_predict,
-    "train_full_search": lambda workdir: child_train(workdir, full_search=True)}
+    "train_full_search": lambda workdir: child_train(workdir, full_search=True), **serving.CHILDREN}
 
 
 @dataclass
@@ -278,8 +283,9 @@ def run_case(case: str, workdir: Path, *, kill_after_s: float | None = None) -> 
     load_before = os.getloadavg()[0]
     with log.open("w") as sink:
         started = time.perf_counter()
+        environment = {**os.environ, serving.SPAWNED_AT_ENV: repr(time.time())}  # cold starts count from here
         proc = subprocess.Popen([sys.executable, "-m", "loopline.bench", "--child", case, "--workdir", str(workdir)],
-                                stdout=sink, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+                                stdout=sink, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=environment)
         timer = threading.Timer(kill_after_s, proc.kill) if kill_after_s else None
         if timer:
             timer.start()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loopline.bench import serving
 from loopline.bench.cases import CaseRun
 from loopline.bench.data import TARGET
 from loopline.bench.limits import LAMBDA_MAX_MEMORY_MB, LAMBDA_MAX_TIMEOUT_S, FunctionLimits
@@ -219,7 +220,7 @@ def render(report: Report) -> str:
                 ["imports", f"{seconds(p['boto3_import_s'] + p['app_import_s'])} (boto3 "
                  f"{seconds(p['boto3_import_s'])} + app {seconds(p['app_import_s'])})", seconds(imports.result.get(
                      "import_s"))],
-                ["first request (load champion from S3, verify, unpickle, predict)", seconds(p["first_request_s"]),
+                ["first request (load champion from S3, verify, load ONNX, predict)", seconds(p["first_request_s"]),
                  ""],
                 ["cold start total (imports + first request)", seconds(cold), seconds(imports.result.get("import_s"))],
                 ["peak RSS", megabytes(predict.maxrss_kib), megabytes(imports.maxrss_kib)],
@@ -230,6 +231,7 @@ def render(report: Report) -> str:
         ]
     else:
         lines.append("Not measured: the train case registered no model.")
+    lines += ["", *serving.render_section(report.runs)]
     lines += ["", "## Reading it", "", *report_notes(report, handler_s, peak_mb), ""]
     return "\n".join(lines)
 

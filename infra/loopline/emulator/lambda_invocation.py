@@ -20,6 +20,7 @@ from unittest import mock
 from moto.awslambda.models import LambdaFunction
 
 from loopline.emulator.lambda_workers import InvocationResult, WorkerPool, WorkerSpec
+from loopline.emulator.layer_sites import runtime_site
 
 Echo = Callable[[str, str], None]  # (function name, captured output)
 
@@ -32,6 +33,7 @@ class LambdaRuntime:
         self.workdir = workdir
         self.echo = echo
         self._layer_dirs: dict[str, tuple[Path, ...]] = {}
+        self._runtime_site = runtime_site(workdir)
         self._pools: dict[WorkerSpec, WorkerPool] = {}
         self._lock = threading.Lock()
 
@@ -85,6 +87,7 @@ class LambdaRuntime:
             memory_mb=int(function.memory_size or 128),
             region=function.region,
             aws_endpoint_url=self.aws_endpoint_url,
+            runtime_site=self._runtime_site,
         )
 
     def _extract_code(self, function: LambdaFunction) -> Path:

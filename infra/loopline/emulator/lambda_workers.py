@@ -1,8 +1,10 @@
 """Emulated Lambda execution environments: a small pool of worker processes per function version.
 
 A worker is a child process of the venv's python (lambda_worker_main) with the function's environment and
-sys.path. It is reused across invocations (warm start), replaced when it crashes, and killed when an
-invocation outlives the function's Timeout. Nothing a handler does can take the emulator down.
+sys.path: with `runtime_site` set (as LambdaRuntime does) it runs `python -S`, without the venv's site-packages,
+and sees only its code, its layers and what the Lambda runtime provides (layer_sites). It is reused across
+invocations (warm start), replaced when it crashes, and killed when an invocation outlives the function's Timeout.
+Nothing a handler does can take the emulator down.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from loopline.emulator.local_access import CREDENTIALS
 
 MAX_WORKERS_PER_FUNCTION = 3
 _WORKER_MODULE = "loopline.emulator.lambda_worker_main"
+_WORKER_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `loopline` package
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,20 @@ class WorkerSpec:
     memory_mb: int
     region: str
     aws_endpoint_url: str
+    # the Lambda runtime's own packages (boto3...); set: the worker does not see the venv's site-packages
+    runtime_site: Path | None = None
+
+    def python_command(self) -> list[str]:
+        """The interpreter and flags of the worker process (-S: no site-packages, as /opt/python alone)."""
+        return [sys.executable, "-S"] if self.runtime_site is not None else [sys.executable]
 
     def process_environment(self) -> dict[str, str]:
         """The child's environment: like Lambda's, with dummy credentials pointed at the emulator."""
         inherited = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT") if k in os.environ}
         python_path = [str(self.code_dir)] + [str(d / "python") for d in self.layer_dirs]
+        if self.runtime_site is not None:
+            # last: the worker's own module (stdlib only), found without exposing the rest of the venv
+            python_path += [str(self.runtime_site), str(_WORKER_ROOT)]
         return {
             **inherited,
             "LAMBDA_TASK_ROOT": str(self.code_dir),
@@ -87,7 +99,7 @@ class Worker:
         self.spec = spec
         parent_socket, child_socket = socket.socketpair()
         self._process = subprocess.Popen(
-            [sys.executable, "-c", f"from {_WORKER_MODULE} import main; main()", str(child_socket.fileno())],
+            [*spec.python_command(), "-c", f"from {_WORKER_MODULE} import main; main()", str(child_socket.fileno())],
             env=spec.process_environment(),
             cwd=spec.code_dir,
             pass_fds=(child_socket.fileno(),),

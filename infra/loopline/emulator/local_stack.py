@@ -16,6 +16,7 @@ from loopline.emulator.bucket_notifications import apply_bucket_notifications, e
 from loopline.emulator.bucket_policies import drop_bucket_policies
 from loopline.emulator.cloudwatch_alarm_resources import create_alarms, extract_cloudwatch_alarms
 from loopline.emulator.function_layers import function_layer_dirs
+from loopline.emulator.lambda_aliases import replace_lambda_aliases
 from loopline.emulator.lambda_invocation import LambdaRuntime
 from loopline.emulator.on_failure_destinations import apply_event_invoke_configs, extract_event_invoke_configs
 from loopline.emulator.packaging import package_template
@@ -75,6 +76,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     overrides = {k: v for k, v in stack_parameters(config).items() if k in sam_template.get("Parameters", {})}
     progress("translating SAM to CloudFormation (" + ", ".join(f"{k}={v}" for k, v in overrides.items()) + ")")
     template = translate(packaged.template, overrides, settings.region)
+    replace_lambda_aliases(template)
 
     account_id = clients.sts.get_caller_identity()["Account"]
     values = {

@@ -1,8 +1,8 @@
 """Package the working tree like `sam package`: zip local CodeUri/ContentUri dirs and upload local files to S3.
 
 The RuntimeLayer ships the validated pipeline config (pipeline.json) next to `loopline_runtime`, as `sam build`
-does. The DependenciesLayer (a requirements.txt) is uploaded as is and never pip-installed locally: workers run
-on the project venv, whose site-packages already hold the same pinned libraries.
+does. A requirements-only layer (ServingLayer, DependenciesLayer) is uploaded as is and never pip-installed
+locally: its staged copy gets a `python/` view of exactly the venv distributions it names (layer_sites).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loopline.emulator.layer_sites import stage_requirements_layer
 from loopline_runtime.config import PipelineConfig, bundle_config
 
 RUNTIME_PACKAGE = "loopline_runtime"
@@ -79,6 +80,7 @@ def package_template(
             staged = stage_layer(template_dir / properties["ContentUri"], staging_dir / "layers", config)
             key = _upload(s3_client, bucket, logical_id, zip_directory(staged), "zip")
             properties["ContentUri"] = f"s3://{bucket}/{key}"
+            stage_requirements_layer(staged)  # after zipping: the view is symlinks into the venv
             packaged.layer_dirs_by_key[key] = staged
         elif kind == "AWS::Serverless::StateMachine" and _is_local(properties.get("DefinitionUri")):
             body = (template_dir / properties["DefinitionUri"]).read_bytes()

@@ -53,8 +53,8 @@ class CompiledGraph:
         # outputs: label, probabilities; like predict_with_probabilities, the prediction is the most probable class
         probabilities = np.asarray(self.session.run(self._outputs[1:2], feeds)[0], dtype=np.float64)
         classes = list(self.classes or [])
-        return Prediction(np.asarray(classes, dtype=object)[np.argmax(probabilities, axis=1)], probabilities,
-                          classes)
+        # an array of the classes' own type (int64 for integer labels), as scikit-learn's predict returns
+        return Prediction(np.asarray(classes)[np.argmax(probabilities, axis=1)], probabilities, classes)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,112 @@
+"""moto gap: requirement-only layers are not pip-installed. The emulator gives each one a view of exactly the venv
+distributions it names, and workers run without the venv's site-packages: a function sees what its layers hold,
+as on AWS. The predict function, on ServingLayer, cannot import scikit-learn."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from loopline.emulator.lambda_workers import Worker, WorkerSpec
+from loopline.emulator.layer_sites import requirement_names, runtime_site, stage_requirements_layer
+
+REPO = Path(__file__).resolve().parents[3]
+TRAINING_ONLY = ("sklearn", "pandas", "scipy", "joblib", "skl2onnx", "onnx")
+
+
+def _staged_layer(name: str, tmp_path: Path) -> Path:
+    staged = tmp_path / "layers" / name
+    shutil.copytree(REPO / "layers" / name, staged, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    stage_requirements_layer(staged)
+    return staged
+
+
+def _run(tmp_path: Path, code: str, layers: tuple[Path, ...], event: dict[str, object],
+         environment: tuple[tuple[str, str], ...] = ()) -> dict[str, object]:
+    code_dir = tmp_path / "code"
+    code_dir.mkdir(exist_ok=True)
+    (code_dir / "probe.py").write_text(textwrap.dedent(code), encoding="utf-8")
+    spec = WorkerSpec(function_name="probe", function_arn="arn:aws:lambda:us-east-1:123456789012:function:probe",
+                      handler="probe.lambda_handler", code_dir=code_dir, layer_dirs=layers,
+                      environment=environment, timeout_seconds=60, memory_mb=256, region="us-east-1",
+                      aws_endpoint_url="http://127.0.0.1:9", runtime_site=runtime_site(tmp_path / "runtime"))
+    worker = Worker(spec)
+    try:
+        result = worker.invoke(event, "request-1")
+    finally:
+        worker.kill()
+    assert not result.errored, result.payload + result.logs
+    payload: dict[str, object] = json.loads(result.payload)
+    return payload
+
+
+PROBE = """
+    import importlib.util
+    def lambda_handler(event, context):
+        return {name: importlib.util.find_spec(name) is not None for name in event["modules"]}
+"""
+
+
+@pytest.mark.slow
+def test_the_serving_layer_alone_has_no_scikit_learn_and_runs_onnx(tmp_path: Path) -> None:
+    # given a worker with the runtime layer and the serving layer, as the predict function is deployed
+    layers = (REPO / "layers" / "runtime", _staged_layer("serving", tmp_path))
+
+    # when it looks for packages
+    found = _run(tmp_path, PROBE, layers, {"modules": [*TRAINING_ONLY, "onnxruntime", "numpy",
+                                                       "aws_lambda_powertools", "boto3", "loopline_runtime"]})
+
+    # then the training stack is not importable, and what serving needs is
+    assert {name: found[name] for name in TRAINING_ONLY} == dict.fromkeys(TRAINING_ONLY, False)
+    assert found["onnxruntime"] and found["numpy"] and found["aws_lambda_powertools"] and found["boto3"]
+    assert found["loopline_runtime"]
+
+
+@pytest.mark.slow
+def test_the_predict_handler_initialises_on_the_serving_layer_without_training_modules(tmp_path: Path) -> None:
+    # given the predict function's code next to a probe, on its deployed layers
+    layers = (REPO / "layers" / "runtime", _staged_layer("serving", tmp_path))
+    probe = """
+        import sys
+        def lambda_handler(event, context):
+            import app  # the predict function's init: every import it makes, as at a cold start
+            return {"loaded": sorted({m.split(".")[0] for m in sys.modules})}
+    """
+    (tmp_path / "code").mkdir()
+    shutil.copy(REPO / "functions" / "predict" / "app.py", tmp_path / "code" / "app.py")
+
+    # when its module is imported
+    loaded = _run(tmp_path, probe, layers, {}, environment=(("ARTIFACT_BUCKET", "bucket"),))["loaded"]
+
+    # then it imported onnxruntime and nothing of the training stack
+    assert isinstance(loaded, list)
+    assert "onnxruntime" in loaded
+    assert not set(TRAINING_ONLY) & set(loaded)
+
+
+def test_the_two_layers_agree_on_the_pins_they_share() -> None:
+    # given the serving layer's and the dependencies layer's requirements
+    serving = _pins(REPO / "layers" / "serving" / "requirements.txt")
+    dependencies = _pins(REPO / "layers" / "dependencies" / "requirements.txt")
+    makefile = (REPO / "layers" / "dependencies" / "Makefile").read_text(encoding="utf-8")
+    provided = next(line for line in makefile.splitlines() if line.startswith("PROVIDED_BY_SERVING_LAYER"))
+
+    # when / then a package in both has one version, and the dependencies layer removes exactly those
+    shared = serving.keys() & dependencies.keys()
+    assert {name: serving[name] for name in shared} == {name: dependencies[name] for name in shared}
+    assert {_normal(name) for name in provided.split(":=")[1].split()} == shared
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def _pins(requirements: Path) -> dict[str, str]:
+    names = requirement_names(requirements)
+    lines = [line.split("#")[0].strip() for line in requirements.read_text(encoding="utf-8").splitlines()]
+    versions = [line.split("==")[1] for line in lines if "==" in line]
+    return {_normal(name): version for name, version in zip(names, versions, strict=True)}
