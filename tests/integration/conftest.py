@@ -256,3 +256,22 @@ def ingest(load_handler: Callable[[str], ModuleType], upload: Callable[..., dict
 def state_machine_definition(stack: Stack) -> dict[str, Any]:
     """The training state machine's ASL (its DefinitionUri in template.yaml), substitutions applied."""
     return json.loads(stack.state_machine_definition("TrainingStateMachine"))
+
+
+class ManualClock:
+    """A monotonic clock that moves only when told: lets a test step past the predict function's documented
+    staleness (CHAMPION_CHECK_SECONDS) without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    return ManualClock()

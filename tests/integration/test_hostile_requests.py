@@ -106,9 +106,9 @@ def test_a_503_tells_callers_nothing_about_internals(
     champion: str, load_handler: Callable[[str], Any], api_request: Callable[..., dict[str, Any]],
     registry: ModelRegistry, record: dict[str, Any], lambda_context: Any,
 ) -> None:
-    # given the only champion's artifact was replaced (nothing verified to fall back to)
+    # given the only champion's served (compiled) artifact was replaced (nothing verified to fall back to)
     manifest = registry.manifest(champion)
-    registry.store.put_bytes(manifest["artifact"]["key"], b"\x80\x04not a pickle")
+    registry.store.put_bytes(manifest["compiled"]["artifact"]["key"], b"not the compiled model")
 
     # when
     status, body = _call(load_handler("predict"), api_request("POST", "/predict", {"records": [record]}),
@@ -116,8 +116,8 @@ def test_a_503_tells_callers_nothing_about_internals(
 
     # then a 503 without keys, hashes or library versions
     assert status == 503
-    assert manifest["artifact"]["key"] not in body["message"]
-    assert manifest["artifact"]["sha256"][:8] not in body["message"]
+    assert manifest["compiled"]["artifact"]["key"] not in body["message"]
+    assert manifest["compiled"]["artifact"]["sha256"][:8] not in body["message"]
     assert "scikit-learn" not in body["message"]
 
 
@@ -125,19 +125,22 @@ def test_the_last_good_champion_keeps_serving_when_a_new_one_cannot_be_loaded(
     champion: str, load_handler: Callable[[str], Any], api_request: Callable[..., dict[str, Any]],
     register_model: Callable[..., str], promote: Callable[[str], Any], registry: ModelRegistry,
     record: dict[str, Any], lambda_context: Any, capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, manual_clock: Any,
 ) -> None:
     # given a warm function serving the champion
     predict = load_handler("predict")
+    predict.champion.clock = manual_clock
     request = api_request("POST", "/predict", {"records": [record]})
     assert _call(predict, request, lambda_context)[1]["model_version"] == champion
 
     # when a successor whose artifact does not verify is promoted
     successor = register_model()
-    registry.store.put_bytes(registry.manifest(successor)["artifact"]["key"], b"\x80\x04tampered")
+    registry.store.put_bytes(registry.manifest(successor)["compiled"]["artifact"]["key"], b"tampered")
     promote(successor)
+    manual_clock.advance(predict.champion.check_interval)  # past the documented staleness
     capsys.readouterr()
     status, body = _call(predict, request, lambda_context)
+    manual_clock.advance(predict.champion.check_interval)
     second_status, second = _call(predict, request, lambda_context)
 
     # then the previous champion answers, and the failure is logged and counted once per pointer move

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -228,20 +229,26 @@ def test_model_route_summarises_the_champion(
 def test_a_promotion_is_picked_up_without_reloading_the_function(
     champion: str, load_handler: Callable[[str], Any], api_request: Callable[..., dict[str, Any]],
     register_model: Callable[..., str], promote: Callable[[str], Any], records: list[dict[str, Any]],
-    lambda_context: Any,
+    lambda_context: Any, manual_clock: Any,
 ) -> None:
     # given a warm function that has served the champion
     predict = load_handler("predict")
+    predict.champion.clock = manual_clock
     _, before = _call(predict, api_request("POST", "/predict", {"records": records}), lambda_context)
 
     # when the state machine moves the pointer to a new version
     successor = register_model()
     promote(successor)
+    _, stale = _call(predict, api_request("POST", "/predict", {"records": records}), lambda_context)
+    manual_clock.advance(predict.champion.check_interval)  # the documented staleness (CHAMPION_CHECK_SECONDS)
     _, after = _call(predict, api_request("POST", "/predict", {"records": records}), lambda_context)
     _, summary = _call(predict, api_request("GET", "/model"), lambda_context)
 
-    # then the same loaded module answers with the new version
+    # then the same loaded module answers with the new version once the staleness bound has passed, and not
+    # before it (no S3 call between checks)
     assert before["model_version"] == champion
+    assert predict.champion.check_interval == float(os.environ["CHAMPION_CHECK_SECONDS"]) > 0
+    assert stale["model_version"] == champion
     assert after["model_version"] == successor
     assert summary["model_version"] == successor
     assert summary["previous_version"] == champion
