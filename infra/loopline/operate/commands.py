@@ -105,7 +105,8 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
         description="Start the rollback state machine: the evaluate function verifies the target (registered, "
         "artifact matches its sha256, same feature schema as the champion), then moves the champion pointer with "
         "the promotion's own action (If-Match on the pointer, history record with who and why). The API serves "
-        "the target from its next request. Without --to, the target is the champion's previous version.",
+        "the target within CHAMPION_CHECK_SECONDS (5 s) of the pointer move. Without --to, the target is the "
+        "champion's previous version.",
         epilog=_examples("loopline rollback --reason 'complaints since the last promotion'",
                          "loopline rollback --to m-20261129T184001-1a2b3c --reason 'back to the audited model'"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
