@@ -190,7 +190,23 @@ def assert_invariant(loop: Loop) -> None:
         model = loop.registry.load(pointer["version"])  # raises unless the artifact matches its manifest
         evaluation = loop.store.get_json(loop.registry.prefix(model.version) + "evaluation.json")
         assert evaluation["passes_gate"] and evaluation["beats_champion"], evaluation["reasons"]
-        assert loop.client.http("GET", "model").body["model_version"] == pointer["version"]
+        loop.registry.load_compiled(pointer["version"])  # the served (compiled) artifact checks out too
+        assert _served_within_staleness(loop, pointer["version"]) == pointer["version"]
+
+
+def _served_within_staleness(loop: Loop, expected: str) -> str:
+    """GET /model's version once a pointer move is picked up: the predict function checks the pointer at most every
+    CHAMPION_CHECK_SECONDS (template.yaml), so it may still answer with the previous champion until then."""
+    from loopline.emulator.template_loading import load_template
+
+    variables = load_template(REPO_ROOT / "template.yaml")["Resources"]["PredictFunction"]["Properties"][
+        "Environment"]["Variables"]
+    deadline = time.monotonic() + float(variables["CHAMPION_CHECK_SECONDS"]) + 2.0
+    served = loop.client.http("GET", "model").body["model_version"]
+    while served != expected and time.monotonic() < deadline:
+        time.sleep(0.25)
+        served = loop.client.http("GET", "model").body["model_version"]
+    return str(served)
 
 
 @contextlib.contextmanager
