@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 logger = Logger()
 config = runtime_config()
 store = ObjectStore.from_env()
-PROMOTION_FIELDS = ("version", "previous_version", "metric", "score", "promoted_at", "execution_arn", "reason")
+# pins: the S3 versions and sha256 the gate (or the rollback check) verified; the pointer records them for every loader
+PROMOTION_FIELDS = ("version", "previous_version", "metric", "score", "promoted_at", "execution_arn", "reason",
+                    "pins")
 PROMOTION_OPTIONAL_FIELDS = ("requested_by", "note")  # a rollback's who and why
 
 

@@ -56,6 +56,9 @@ def aws_stack(stack: Stack, fast_pipeline_config_path: Path, monkeypatch: pytest
     monkeypatch.setenv("LOOPLINE_PIPELINE_CONFIG", str(fast_pipeline_config_path))
     with mock_aws(config=MOTO_CONFIG):
         boto3.client("s3").create_bucket(Bucket=stack.bucket)
+        versioning = stack.template["Resources"]["ArtifactBucket"]["Properties"].get("VersioningConfiguration")
+        if versioning:  # as the template declares it: champion pins name S3 object versions
+            boto3.client("s3").put_bucket_versioning(Bucket=stack.bucket, VersioningConfiguration=versioning)
         role = boto3.client("iam").create_role(RoleName="loopline-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         for logical_id in stack.resources_of_type("AWS::Serverless::StateMachine"):
             machine_arn = stack.physical_ids[logical_id]
@@ -214,7 +217,8 @@ def promote(registry: ModelRegistry) -> Callable[[str], dict[str, Any]]:
     def move(version: str) -> dict[str, Any]:
         promoted_at = datetime.now(UTC).isoformat()
         record = {"version": version, "previous_version": registry.champion_version(), "metric": "f1",
-                  "score": 1.0, "promoted_at": promoted_at, "execution_arn": "manual", "reason": "test"}
+                  "score": 1.0, "promoted_at": promoted_at, "execution_arn": "manual", "reason": "test",
+                  "pins": registry.pins(version)}
         registry.store.put_json(f"{HISTORY_PREFIX}{promoted_at}-{version}.json", record)
         registry.store.put_bytes(CHAMPION_KEY, json.dumps(record).encode("utf-8"), content_type="application/json")
         return record

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from loopline_runtime.config import PipelineConfig
-from loopline_runtime.registry import ModelRegistry
+from loopline_runtime.registry import CHAMPION_KEY, ModelRegistry
 from loopline_runtime.request_body import PREVIEW_CHARS
 
 # A 400's message names the problem in a few lines; it never grows with what the caller sent.
@@ -106,9 +106,11 @@ def test_a_503_tells_callers_nothing_about_internals(
     champion: str, load_handler: Callable[[str], Any], api_request: Callable[..., dict[str, Any]],
     registry: ModelRegistry, record: dict[str, Any], lambda_context: Any,
 ) -> None:
-    # given the only champion's served (compiled) artifact was replaced (nothing verified to fall back to)
+    # given the only champion's pointer names no pinned artifacts (nothing verified to load or fall back to)
     manifest = registry.manifest(champion)
-    registry.store.put_bytes(manifest["compiled"]["artifact"]["key"], b"not the compiled model")
+    pointer = registry.champion_pointer()
+    assert pointer is not None
+    registry.store.put_json(CHAMPION_KEY, {k: v for k, v in pointer.items() if k != "pins"})
 
     # when
     status, body = _call(load_handler("predict"), api_request("POST", "/predict", {"records": [record]}),
@@ -133,10 +135,10 @@ def test_the_last_good_champion_keeps_serving_when_a_new_one_cannot_be_loaded(
     request = api_request("POST", "/predict", {"records": [record]})
     assert _call(predict, request, lambda_context)[1]["model_version"] == champion
 
-    # when a successor whose artifact does not verify is promoted
+    # when a successor is promoted whose pinned artifact is then gone (its S3 version deleted)
     successor = register_model()
-    registry.store.put_bytes(registry.manifest(successor)["compiled"]["artifact"]["key"], b"tampered")
-    promote(successor)
+    pin = promote(successor)["pins"]["compiled"]
+    registry.store.client.delete_object(Bucket=registry.store.bucket, Key=pin["key"], VersionId=pin["version_id"])
     manual_clock.advance(predict.champion.check_interval)  # past the documented staleness
     capsys.readouterr()
     status, body = _call(predict, request, lambda_context)

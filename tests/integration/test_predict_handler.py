@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 
 from loopline_runtime.config import PipelineConfig
-from loopline_runtime.registry import ModelRegistry
+from loopline_runtime.registry import CHAMPION_KEY, ModelRegistry
 from tests.support.stack import Stack
 
 
@@ -258,14 +259,39 @@ def test_a_tampered_champion_is_not_served(
     champion: str, load_handler: Callable[[str], Any], api_request: Callable[..., dict[str, Any]],
     registry: ModelRegistry, records: list[dict[str, Any]], lambda_context: Any,
 ) -> None:
-    # given the champion's served artifact (its compiled form) was replaced
-    registry.store.put_bytes(registry.manifest(champion)["compiled"]["artifact"]["key"], b"not the compiled model")
+    # given the champion's served artifact (its compiled form) and its manifest were overwritten after the
+    # promotion, the manifest claiming the new bytes' sha256
+    manifest = registry.manifest(champion)
+    key = manifest["compiled"]["artifact"]["key"]
+    forged = b"not the compiled model"
+    registry.store.put_bytes(key, forged)
+    manifest["compiled"]["artifact"].update(sha256=hashlib.sha256(forged).hexdigest(), version_id=None)
+    registry.store.put_json(registry.prefix(champion) + "manifest.json", manifest)
     predict = load_handler("predict")
 
     # when
     status, body = _call(predict, api_request("POST", "/predict", {"records": records}), lambda_context)
 
-    # then the API refuses to load it
+    # then the API answers from the versions the pointer pinned, not from the forged bytes
+    assert status == 200, body
+    assert body["model_version"] == champion
+
+
+def test_a_champion_whose_pinned_bytes_do_not_verify_is_refused(
+    champion: str, load_handler: Callable[[str], Any], api_request: Callable[..., dict[str, Any]],
+    registry: ModelRegistry, records: list[dict[str, Any]], lambda_context: Any,
+) -> None:
+    # given a pointer whose pinned sha256 does not match the pinned version's bytes
+    pointer = registry.champion_pointer()
+    assert pointer is not None
+    pointer["pins"]["compiled"]["sha256"] = "0" * 64
+    registry.store.put_json(CHAMPION_KEY, pointer)
+    predict = load_handler("predict")
+
+    # when
+    status, body = _call(predict, api_request("POST", "/predict", {"records": records}), lambda_context)
+
+    # then nothing is loaded and the API says so without internals
     assert status == 503
     assert "cannot be loaded safely" in body["message"]
 

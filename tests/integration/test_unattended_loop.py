@@ -214,9 +214,11 @@ def test_the_pointer_moves_only_if_the_champion_is_still_the_one_the_gate_compar
     event = {**load_event("evaluate_promote_task.json"), "promoted_at": datetime.now(UTC).isoformat()}
 
     # when both promotions run, one after the other
-    evaluate.lambda_handler({**event, "version": first, "expected_etag": etag}, lambda_context)
+    evaluate.lambda_handler({**event, "version": first, "expected_etag": etag, "pins": registry.pins(first)},
+                            lambda_context)
     with pytest.raises(ChampionChanged, match="the champion changed during evaluation") as lost:
-        evaluate.lambda_handler({**event, "version": second, "expected_etag": etag}, lambda_context)
+        evaluate.lambda_handler({**event, "version": second, "expected_etag": etag, "pins": registry.pins(second)},
+                                lambda_context)
 
     # then the first is the champion, the second is rejected with the reason on its evaluation
     assert registry.champion_version() == first
@@ -234,7 +236,8 @@ def test_a_retried_promotion_finishes_the_history_without_moving_the_pointer_twi
 ) -> None:
     # given a first promotion (no champion yet)
     version = register_model()
-    event = {**load_event("evaluate_promote_task.json"), "version": version, "expected_etag": None}
+    event = {**load_event("evaluate_promote_task.json"), "version": version, "expected_etag": None,
+             "pins": registry.pins(version)}
     evaluate = load_handler("evaluate")
 
     # when it is delivered twice (a Lambda retry after the pointer was written)

@@ -14,6 +14,7 @@ from loopline.emulator.api_gateway_resources import LocalApi, drop_api_gateway_r
 from loopline.emulator.api_server import ApiRoute, routes_from_sam_template
 from loopline.emulator.bucket_notifications import apply_bucket_notifications, extract_bucket_notifications
 from loopline.emulator.bucket_policies import drop_bucket_policies
+from loopline.emulator.bucket_versioning import apply_bucket_versioning, extract_bucket_versioning
 from loopline.emulator.cloudwatch_alarm_resources import create_alarms, extract_cloudwatch_alarms
 from loopline.emulator.function_layers import function_layer_dirs
 from loopline.emulator.lambda_aliases import replace_lambda_aliases
@@ -89,6 +90,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     alarms = extract_cloudwatch_alarms(template, values, settings.region, account_id)
     notifications = extract_bucket_notifications(template)
     invoke_configs = extract_event_invoke_configs(template)
+    versioning = extract_bucket_versioning(template)
     drop_bucket_policies(template)
     layers = function_layer_dirs(template, packaged.layer_dirs_by_key)
 
@@ -103,6 +105,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     for logical_id, dirs in layers.items():
         runtime.set_layers(physical_ids[logical_id], dirs)
     create_alarms(clients.cloudwatch, alarms)
+    apply_bucket_versioning(clients.s3, versioning, physical_ids)
     apply_bucket_notifications(clients.s3, notifications, physical_ids, _resolver(physical_ids, clients))
     apply_event_invoke_configs(clients.lambda_, invoke_configs, _resolver(physical_ids, clients))
     stack = clients.cloudformation.describe_stacks(StackName=settings.stack_name)["Stacks"][0]

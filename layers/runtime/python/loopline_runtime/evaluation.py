@@ -43,6 +43,8 @@ class GateDecision:
     # the form the challenger was scored in: "onnx" (what would serve) or "scikit-learn" (it did not compile)
     scored_form: str = "onnx"
     compiled: dict[str, Any] = field(default_factory=dict)  # the manifest's compilation record (parity etc.)
+    # the S3 versions and sha256 of the manifest and compiled artifact the gate scored: what a promotion pins
+    pins: dict[str, Any] | None = None
 
     @property
     def promote(self) -> bool:
@@ -76,8 +78,10 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
     holdout = pd.read_csv(io.BytesIO(registry.store.get_bytes(holdout_key)), dtype=str)
     reasons: list[str] = []
     challenger: CompiledModel | LoadedModel
+    pins: dict[str, Any] | None = None
     if "artifact" in compiled and compiled.get("parity", {}).get("passed"):
-        challenger = registry.load_compiled(model_version)
+        pins = registry.pins(model_version)
+        challenger = registry.load_pinned(model_version, pins)  # what is scored is what a promotion pins
     else:
         reasons.append(_not_servable_reason(compiled))
         challenger = registry.load(model_version)  # scored as trained, for the record; it cannot be promoted
@@ -95,9 +99,9 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
     champion_version = pointer["version"] if pointer else None
     champion_score: float | None = None
     beats = True
-    if champion_version and champion_version != model_version:
+    if pointer is not None and champion_version != model_version:
         try:
-            champion = registry.load_compiled(champion_version)
+            champion = registry.load_champion(pointer)
             champion_score = score_model(champion, holdout, schema).get(metric)
         except (LooplineError, KeyError, ValueError) as exc:
             # a champion that cannot score these rows (changed schema, failed verification) cannot block
@@ -123,6 +127,7 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
         reasons=reasons or ["passes the gate and is at least as good as the champion"],
         scored_form="onnx" if isinstance(challenger, CompiledModel) else "scikit-learn",
         compiled={key: value for key, value in compiled.items() if key in ("parity", "error", "artifact")},
+        pins=pins,
     )
     registry.store.put_json(registry.prefix(model_version) + "evaluation.json",
                             {**decision.to_dict(), "evaluated_at": datetime.now(UTC).isoformat()})

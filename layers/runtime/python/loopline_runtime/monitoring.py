@@ -65,7 +65,7 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Clo
         return {**store.get_json(marker), "status": "already_measured"}
     except ObjectNotFound:
         pass
-    champion = registry.load_compiled(pointer["version"])  # the form that serves is the form measured
+    champion = registry.load_champion(pointer)  # the form that serves (pinned, checked) is the form measured
     frame = catalog.load(dataset)
     schema = champion.schema
     metric = champion.manifest["metric"]

@@ -5,8 +5,10 @@
     models/<version>/manifest.json    sha256, params, metrics, dataset versions, library versions, timestamps
     models/<version>/holdout.csv      the rows the gate scores challenger and champion on
     models/<version>/evaluation.json  the gate's decision and reasons
-    registry/champion.json            {version, previous_version, promoted_at, ...} (moved by `ModelRegistry.promote`
-                                      only if it still has the ETag the gate compared against)
+    registry/champion.json            {version, previous_version, promoted_at, pins, ...} (moved by
+                                      `ModelRegistry.promote` only if it still has the ETag the gate compared against;
+                                      `pins`: the manifest's and the compiled artifact's S3 VersionId and sha256 as
+                                      the gate saw them; every champion loader reads exactly those and checks them)
     registry/history/<time>-<version>.json   one record per promotion
     models/_trained/<fingerprint>     a challenger registered for that training data (train step)
     models/_fingerprints/<fingerprint>  the gate decided on it: "already trained on this data" (gate step)
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,16 +87,18 @@ class ModelRegistry:
         joblib.dump(pipeline, buffer, compress=3)
         artifact = buffer.getvalue()
         key = self.prefix(version) + MODEL_ARTIFACT
-        self.store.put_bytes(key, artifact)
+        artifact_version = self.store.put_version(key, artifact)
         if compiled is not None:
             compiled_key = self.prefix(version) + COMPILED_ARTIFACT
-            self.store.put_bytes(compiled_key, compiled)
+            compiled_version = self.store.put_version(compiled_key, compiled)
             manifest = {**manifest, "compiled": {**manifest.get("compiled", {}), "artifact": {
-                "key": compiled_key, "sha256": hashlib.sha256(compiled).hexdigest(), "bytes": len(compiled)}}}
+                "key": compiled_key, "sha256": hashlib.sha256(compiled).hexdigest(), "bytes": len(compiled),
+                "version_id": compiled_version}}}
         manifest = {
             **manifest,
             "version": version,
-            "artifact": {"key": key, "sha256": hashlib.sha256(artifact).hexdigest(), "bytes": len(artifact)},
+            "artifact": {"key": key, "sha256": hashlib.sha256(artifact).hexdigest(), "bytes": len(artifact),
+                         "version_id": artifact_version},
             "libraries": library_versions(),
             "registered_at": datetime.now(UTC).isoformat(),
         }
@@ -142,8 +147,71 @@ class ModelRegistry:
             self._verified_bytes(version, compiled["artifact"])
         return manifest
 
+    def pins(self, version: str) -> dict[str, dict[str, Any]]:
+        """What a promotion pins: the manifest and the compiled artifact exactly as stored now (S3 VersionId and
+        sha256), the artifact checked against the manifest. The gate and a rollback's verification call this and
+        score or check what it names; the promotion writes it into the champion pointer.
+
+        Raises:
+            NoChampion: the version is not registered.
+            ModelNotCompiled: it has no compiled form, so it cannot serve.
+            ArtifactIntegrityError: the compiled artifact does not match the manifest.
+        """
+        key = self.prefix(version) + "manifest.json"
+        try:
+            body, manifest_version = self.store.get_version(key)
+        except ObjectNotFound:
+            raise NoChampion(f"model version {version!r} is not in the registry") from None
+        manifest = json.loads(body)
+        compiled = (manifest.get("compiled") or {}).get("artifact")
+        if not compiled:
+            reason = (manifest.get("compiled") or {}).get("error") or "it was registered before models were compiled"
+            raise ModelNotCompiled(f"model {version} has no compiled (ONNX) form: {reason}")
+        pinned = {"key": compiled["key"], "version_id": compiled.get("version_id"), "sha256": compiled["sha256"]}
+        _, found = self._pinned_bytes(version, pinned)
+        return {
+            "manifest": {"key": key, "version_id": manifest_version, "sha256": hashlib.sha256(body).hexdigest()},
+            "compiled": {**pinned, "version_id": found},
+        }
+
+    def load_pinned(self, version: str, pins: dict[str, dict[str, Any]]) -> CompiledModel:
+        """The compiled model exactly as `pins` name it: the pinned S3 versions of manifest and artifact, each
+        checked against the pinned sha256, never against a file that sits next to the artifact. No pickle."""
+        from loopline_runtime.compiled_model import CompiledGraph, CompiledModel
+
+        manifest_bytes, _ = self._pinned_bytes(version, pins["manifest"])
+        graph_bytes, _ = self._pinned_bytes(version, pins["compiled"])
+        return CompiledModel(version, json.loads(manifest_bytes), CompiledGraph(graph_bytes))
+
+    def load_champion(self, pointer: dict[str, Any]) -> CompiledModel:
+        """The model the champion pointer names, by its pins. A pointer without pins is refused."""
+        pins = pointer.get("pins")
+        if not isinstance(pins, dict) or not {"manifest", "compiled"} <= pins.keys():
+            raise ArtifactIntegrityError(
+                f"the champion pointer names {pointer.get('version')} without pinned artifacts; promote it again "
+                "(loopline rollback --to VERSION) so the pointer records what was verified"
+            )
+        return self.load_pinned(str(pointer["version"]), pins)
+
+    def _pinned_bytes(self, version: str, pin: dict[str, Any]) -> tuple[bytes, str | None]:
+        """The bytes of exactly the pinned S3 version (or the current object when the bucket is not versioned),
+        checked against the pinned sha256."""
+        try:
+            data, found = self.store.get_version(pin["key"], pin.get("version_id"))
+        except ObjectNotFound:
+            raise ArtifactIntegrityError(
+                f"model {version}: the pinned {pin['key'].rsplit('/', 1)[-1]} is gone; refusing to serve it"
+            ) from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != pin["sha256"]:
+            raise ArtifactIntegrityError(
+                f"model {version}: {pin['key'].rsplit('/', 1)[-1]} has sha256 {digest[:12]}…, not the pinned "
+                f"{pin['sha256'][:12]}…; refusing to load it"
+            )
+        return data, found
+
     def _verified_bytes(self, version: str, artifact: dict[str, Any]) -> bytes:
-        data = self.store.get_bytes(artifact["key"])
+        data, _ = self.store.get_version(artifact["key"], artifact.get("version_id"))
         digest = hashlib.sha256(data).hexdigest()
         if digest != artifact["sha256"]:
             raise ArtifactIntegrityError(
@@ -173,6 +241,9 @@ class ModelRegistry:
         very version finishes the history record. Raises ChampionChanged when another promotion got there first.
         """
         version = record["version"]
+        pins = record.get("pins")
+        if not isinstance(pins, dict) or not {"manifest", "compiled"} <= pins.keys():
+            raise ArtifactIntegrityError(f"the promotion of {version} pins no verified artifacts; it is not written")
         try:
             if expected_etag is None:
                 self.store.put_json(CHAMPION_KEY, record, create_only=True)

@@ -24,6 +24,7 @@ def rollback_record(registry: ModelRegistry, *, to_version: str | None, requeste
     Raises:
         RollbackRefused: no champion, no previous version, the target already serves, or its schema differs.
         UnknownModelVersion: the target is not in the registry.
+        ModelNotCompiled: the target has no compiled form, so it cannot serve.
         ArtifactIntegrityError: the target's artifact fails verification (it is never loaded).
     """
     pointer, etag = registry.champion_pointer_and_etag()
@@ -44,7 +45,8 @@ def rollback_record(registry: ModelRegistry, *, to_version: str | None, requeste
         raise UnknownModelVersion(
             f"model version {target!r} is not in the registry; `loopline models` lists the versions"
         ) from None
-    registry.load(target)  # verifies the artifact against its manifest (sha256, scikit-learn) before it may serve
+    registry.verify(target)  # every artifact against its manifest's sha256, none loaded (nothing unpickled)
+    pins = registry.pins(target)  # what the promotion pins: the S3 versions and sha256 checked here
     _check_same_schema(target, manifest, current, registry.manifest(current))
     return {
         "version": target,
@@ -52,6 +54,7 @@ def rollback_record(registry: ModelRegistry, *, to_version: str | None, requeste
         "metric": manifest["metric"],
         "score": manifest.get("holdout_score"),
         "expected_etag": etag,
+        "pins": pins,
         "reason": ROLLBACK_REASON,
         "requested_by": requested_by or "unknown",
         "note": note or "",

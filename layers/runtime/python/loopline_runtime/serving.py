@@ -67,7 +67,7 @@ class ChampionCache:
         if pointer is None:
             raise NoChampion("no model has been promoted yet")
         try:
-            model = self.registry.load_compiled(pointer["version"])
+            model = self.registry.load_champion(pointer)  # by the pins the pointer names, checked
         except Exception as exc:  # any failure: serving the last good model beats answering 503 to everyone
             if self._model is None:
                 raise

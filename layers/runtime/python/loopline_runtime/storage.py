@@ -49,6 +49,34 @@ class ObjectStore:
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
 
+    def get_version(self, key: str, version_id: str | None = None) -> tuple[bytes, str | None]:
+        """An object's bytes and their S3 VersionId; with `version_id`, exactly that version (None when the bucket
+        is not versioned)."""
+        extra: dict[str, Any] = {"VersionId": version_id} if version_id else {}
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}:
+                raise ObjectNotFound(key) from None
+            raise
+        found = response.get("VersionId")
+        return response["Body"].read(), (None if found in (None, "null") else str(found))
+
+    def put_version(self, key: str, body: bytes, *, content_type: str = "application/octet-stream",
+                    create_only: bool = False) -> str | None:
+        """Write an object and return the S3 VersionId of what was written (None when the bucket is not versioned);
+        with create_only the write fails with ObjectExists if the key is taken."""
+        extra: dict[str, Any] = {"IfNoneMatch": "*"} if create_only else {}
+        try:
+            response = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                                              **extra)
+        except ClientError as exc:
+            if _code(exc) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+                raise ObjectExists(key) from None
+            raise
+        found = response.get("VersionId")
+        return None if found in (None, "null") else str(found)
+
     def put_bytes(self, key: str, body: bytes, *, content_type: str = "application/octet-stream",
                   create_only: bool = False, if_match: str | None = None) -> str:
         """Write an object and return its ETag.
