@@ -37,11 +37,13 @@ def local_stack_config_path(pipeline_config: PipelineConfig, tmp_path_factory: p
     return write_fast_config(pipeline_config, tmp_path_factory.mktemp("e2e-config") / "pipeline.yaml")
 
 
-@pytest.fixture(scope="session")
+# module scope: a module's stacks (an emulator and its Lambda workers each, a few hundred MB) stop when the module
+# ends instead of all staying up until the end of the session
+@pytest.fixture(scope="module")
 def start_stack(local_stack_config_path: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[Callable[..., StackClient]]:
     """A factory of fresh stacks (own emulator, ports and in-memory state), seen through the public StackClient;
-    all are stopped at the end of the session."""
+    all are stopped at the end of the test module."""
     workdir = tmp_path_factory.mktemp("stacks")
     with ExitStack() as stacks:
 

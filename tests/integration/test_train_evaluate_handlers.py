@@ -183,10 +183,15 @@ def test_registry_refuses_a_tampered_artifact(
     first_training: dict[str, Any], registry: ModelRegistry, load_handler: Callable[[str], Any],
     load_event: Callable[[str], dict[str, Any]], lambda_context: Any,
 ) -> None:
-    # given a model whose artifact was replaced after registration
+    # given a model whose artifact was replaced after registration: the registry reads the S3 version it
+    # registered, so the replacement is ignored
     version = first_training["model_version"]
     manifest = registry.manifest(version)
     registry.store.put_bytes(manifest["artifact"]["key"], b"not the model that was trained")
+    assert registry.load(version).version == version
+    # and a manifest whose sha256 no longer matches the registered bytes
+    registry.store.put_json(registry.prefix(version) + "manifest.json",
+                            {**manifest, "artifact": {**manifest["artifact"], "sha256": "0" * 64}})
 
     # when / then it is never loaded: not by the registry
     with pytest.raises(ArtifactIntegrityError, match=f"model {version} artifact sha256 .* does not match"):
