@@ -19,6 +19,7 @@ REGION ?= us-east-1
 PIPELINE_CONFIG ?= pipeline.yaml
 DEMO_ARGS ?=
 BENCH_ARGS ?=
+LOAD_BENCH_ARGS ?=
 DEPLOY_ARGS ?=
 
 # SAM CLI: no telemetry (CI and offline machines). Its commands run with the venv first on PATH, so `python3.12`
@@ -53,7 +54,7 @@ export FIND_PYTHON312
 help: ## List the targets
 	@echo "Loopline - make targets:"
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
-	@echo "Variables: PIPELINE_CONFIG=$(PIPELINE_CONFIG) DEMO_ARGS=... BENCH_ARGS=... DEPLOY_ARGS=... (e.g. --guided)"
+	@echo "Variables: PIPELINE_CONFIG=$(PIPELINE_CONFIG) DEMO_ARGS=... BENCH_ARGS=... LOAD_BENCH_ARGS=... DEPLOY_ARGS=... (e.g. --guided)"
 
 venv: $(STAMP) ## Create/update .venv (Python 3.12, requirements/dev.txt, loopline editable)
 
@@ -103,10 +104,11 @@ pytest: venv ## pytest: tests/unit, tests/integration, tests/faults, tests/e2e
 demo: venv ## Run the offline end-to-end demo (loopline demo + DEMO_ARGS)
 	$(BIN)/loopline demo $(DEMO_ARGS)
 
-bench: venv ## Run the benchmarks (python -m loopline.bench + BENCH_ARGS)
+bench: venv ## Run the benchmarks (loopline.bench + BENCH_ARGS; the API load benchmark + LOAD_BENCH_ARGS)
 	@if ! $(BIN)/python -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("loopline.bench") is None)'; then \
 		echo "no benchmarks yet: loopline.bench does not exist" >&2; exit 1; fi
 	$(BIN)/python -m loopline.bench $(BENCH_ARGS)
+	$(BIN)/python -m loopline.load_bench $(LOAD_BENCH_ARGS)
 
 # ---------------------------------------------------------------- AWS
 # SAM's cached build (samconfig.toml) hashes only a layer's ContentUri folder. pipeline.yaml lives outside
