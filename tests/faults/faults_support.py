@@ -212,21 +212,25 @@ def _served_within_staleness(loop: Loop, expected: str) -> str:
 @contextlib.contextmanager
 def failing_writes(match: Callable[[str], bool], times: int = 1) -> Iterator[list[str]]:
     """Make ObjectStore writes to keys matching `match` fail (the first `times` of them); yields the keys hit."""
-    original = ObjectStore.put_bytes
     hit: list[str] = []
     lock = threading.Lock()
 
-    def put_bytes(self: ObjectStore, key: str, body: bytes, **kwargs: Any) -> str:
-        with lock:
-            fail = match(key) and len(hit) < times
+    def failing(original: Callable[..., Any]) -> Callable[..., Any]:
+        def write(self: ObjectStore, key: str, body: bytes, **kwargs: Any) -> Any:
+            with lock:
+                fail = match(key) and len(hit) < times
+                if fail:
+                    hit.append(key)
             if fail:
-                hit.append(key)
-        if fail:
-            raise InjectedFault(f"injected: PutObject {key} failed")
-        return original(self, key, body, **kwargs)
+                raise InjectedFault(f"injected: PutObject {key} failed")
+            return original(self, key, body, **kwargs)
+
+        return write
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ObjectStore, "put_bytes", put_bytes)
+        # every ObjectStore write path: put_bytes (ETag) and put_version (VersionId, for pinned artifacts)
+        for name in ("put_bytes", "put_version"):
+            patch.setattr(ObjectStore, name, failing(getattr(ObjectStore, name)))
         yield hit
 
 

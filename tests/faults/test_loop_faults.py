@@ -42,7 +42,8 @@ def _approve_and_promote(loop: Loop, version: str, expected_etag: str | None) ->
                               "promote": True, "reasons": ["passed an earlier gate"]})
     event = {"action": "promote", "version": version, "previous_version": loop.registry.champion_version(),
              "expected_etag": expected_etag, "metric": "f1", "score": 0.95,
-             "promoted_at": datetime.now(UTC).isoformat(), "execution_arn": "manual", "reason": "test"}
+             "promoted_at": datetime.now(UTC).isoformat(), "execution_arn": "manual", "reason": "test",
+             "pins": loop.registry.pins(version)}
     response = loop.client.client("lambda").invoke(FunctionName=loop.function_names["EvaluateFunction"],
                                                    Payload=json.dumps(event).encode())
     return {"error": response.get("FunctionError"), "payload": json.loads(response["Payload"].read())}

@@ -211,7 +211,13 @@ class ModelRegistry:
         return data, found
 
     def _verified_bytes(self, version: str, artifact: dict[str, Any]) -> bytes:
-        data, _ = self.store.get_version(artifact["key"], artifact.get("version_id"))
+        try:
+            data, _ = self.store.get_version(artifact["key"], artifact.get("version_id"))
+        except ObjectNotFound:
+            raise ArtifactIntegrityError(
+                f"model {version} artifact {artifact['key'].rsplit('/', 1)[-1]} does not match its manifest: the "
+                "registered S3 version is not there; refusing to load it"
+            ) from None
         digest = hashlib.sha256(data).hexdigest()
         if digest != artifact["sha256"]:
             raise ArtifactIntegrityError(
