@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from loopline_runtime.config import FeatureType, ModelCandidate, Task
 from loopline_runtime.errors import TrainingFailed
 from loopline_runtime.modeling import build_pipeline, search_model
+from tests.support.tables import every_feature_type_pipeline
 
 ROWS = 60
 SEED = 42
@@ -213,16 +214,7 @@ ODD_VALUES = [None, True, 0, -0.0, 1e308, 2**70, "", " ", "NaN", "inf", "1e400",
 @pytest.fixture(scope="module")
 def served_pipeline() -> Any:
     """A fitted pipeline over every feature type (module-scoped: fitted once for the value sweep)."""
-    from loopline_runtime.schema import FeatureSchema
-
-    schema = FeatureSchema(target="y", task=Task.CLASSIFICATION, features={
-        "n": FeatureType.NUMERIC, "c": FeatureType.CATEGORICAL, "b": FeatureType.BOOLEAN, "d": FeatureType.DATE})
-    rng = np.random.default_rng(SEED)
-    X = pd.DataFrame({"n": rng.normal(size=40).astype(str), "c": rng.choice(["a", "b"], 40),
-                      "b": rng.choice(["yes", "no"], 40), "d": [f"2024-01-{i % 28 + 1:02d}" for i in range(40)]},
-                     dtype=object)
-    y = pd.Series(rng.choice(["p", "q"], 40))
-    return schema, build_pipeline(schema, LogisticRegression()).fit(X, y)
+    return every_feature_type_pipeline(SEED)
 
 
 @pytest.mark.parametrize("field", ["n", "c", "b", "d"])

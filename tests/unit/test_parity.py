@@ -27,6 +27,7 @@ from loopline_runtime.model_inputs import InputSpec, columns_to_inputs, records_
 from loopline_runtime.modeling import ESTIMATORS, build_pipeline
 from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.schema import coerce_target, frame_columns, infer_schema, read_csv
+from tests.support.tables import every_feature_type_pipeline
 
 SEED = 7
 FAMILIES = ("linear", "random_forest", "hist_gradient_boosting")
@@ -167,13 +168,7 @@ ODD_VALUES = [None, True, 0, -0.0, 1e308, 2**70, "", " ", "NaN", "inf", "1e400",
 @pytest.fixture(scope="module")
 def served_model() -> tuple[FeatureSchema, Any, CompiledGraph]:
     """A fitted and compiled pipeline over every feature type (module-scoped: fitted once for the value sweep)."""
-    schema = FeatureSchema(target="y", task=Task.CLASSIFICATION, features={
-        "n": FeatureType.NUMERIC, "c": FeatureType.CATEGORICAL, "b": FeatureType.BOOLEAN, "d": FeatureType.DATE})
-    rng = np.random.default_rng(SEED)
-    X = pd.DataFrame({"n": rng.normal(size=40).astype(str), "c": rng.choice(["a", "b"], 40),
-                      "b": rng.choice(["yes", "no"], 40), "d": [f"2024-01-{i % 28 + 1:02d}" for i in range(40)]},
-                     dtype=object)
-    pipeline = build_pipeline(schema, LogisticRegression()).fit(X, pd.Series(rng.choice(["p", "q"], 40)))
+    schema, pipeline = every_feature_type_pipeline(SEED)
     return schema, pipeline, CompiledGraph(compile_pipeline(pipeline, schema))
 
 

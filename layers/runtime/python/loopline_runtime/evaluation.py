@@ -80,8 +80,7 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
     challenger: CompiledModel | LoadedModel
     pins: dict[str, Any] | None = None
     if "artifact" in compiled and compiled.get("parity", {}).get("passed"):
-        pins = registry.pins(model_version)
-        challenger = registry.load_pinned(model_version, pins)  # what is scored is what a promotion pins
+        challenger, pins = registry.load_for_promotion(model_version)  # what is scored is what a promotion pins
     else:
         reasons.append(_not_servable_reason(compiled))
         challenger = registry.load(model_version)  # scored as trained, for the record; it cannot be promoted

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -63,7 +63,18 @@ class InputSpec:
 
 def records_to_inputs(records: Any, spec: InputSpec, *, max_records: int) -> dict[str, np.ndarray]:
     """Validate a request's records against the schema and coerce them to the compiled model's feeds."""
-    schema = spec.schema
+    check_records(records, spec.schema, max_records=max_records, value_check=value_problem)
+    columns = {name: [record[name] for record in records] for name in spec.schema.features}
+    return columns_to_inputs(columns, spec)
+
+
+ValueCheck = Callable[[Any, FeatureType], "str | None"]
+
+
+def check_records(records: Any, schema: FeatureSchema, *, max_records: int, value_check: ValueCheck) -> None:
+    """The request's shape, whichever model serves it: a non-empty list of at most `max_records` objects, each
+    with exactly the schema's fields (ignored columns and the target tolerated), each value passing
+    `value_check`. Raises InvalidRequest naming up to MAX_PROBLEMS problems, echoed names cut to a preview."""
     if not isinstance(records, list):
         raise InvalidRequest('"records" must be a list of objects, one per row to predict')
     if not records:
@@ -84,15 +95,13 @@ def records_to_inputs(records: Any, spec: InputSpec, *, max_records: int) -> dic
         if extra:
             problems.append(f"records[{index}] has unknown field(s) {_names([str(name) for name in extra])}")
         for name in sorted(expected & record.keys()):
-            problem = value_problem(record[name], schema.features[name])
+            problem = value_check(record[name], schema.features[name])
             if problem:
                 problems.append(f"records[{index}].{name} {problem}")
         if len(problems) >= MAX_PROBLEMS:
             break
     if problems:
         raise InvalidRequest("; ".join(problems[:MAX_PROBLEMS]))
-    columns = {name: [record[name] for record in records] for name in schema.features}
-    return columns_to_inputs(columns, spec)
 
 
 def columns_to_inputs(columns: Mapping[str, Sequence[Any]], spec: InputSpec) -> dict[str, np.ndarray]:

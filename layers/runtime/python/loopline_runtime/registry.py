@@ -149,14 +149,25 @@ class ModelRegistry:
 
     def pins(self, version: str) -> dict[str, dict[str, Any]]:
         """What a promotion pins: the manifest and the compiled artifact exactly as stored now (S3 VersionId and
-        sha256), the artifact checked against the manifest. The gate and a rollback's verification call this and
-        score or check what it names; the promotion writes it into the champion pointer.
+        sha256), the artifact checked against the manifest. A rollback's verification calls this; the promotion
+        writes it into the champion pointer.
 
         Raises:
             NoChampion: the version is not registered.
             ModelNotCompiled: it has no compiled form, so it cannot serve.
             ArtifactIntegrityError: the compiled artifact does not match the manifest.
         """
+        return self._read_for_promotion(version)[0]
+
+    def load_for_promotion(self, version: str) -> tuple[CompiledModel, dict[str, dict[str, Any]]]:
+        """The compiled model as stored now and its pins, each object read once: what the gate scores is exactly
+        what its promotion pins. Raises as `pins`."""
+        from loopline_runtime.compiled_model import CompiledGraph, CompiledModel
+
+        pins, manifest, graph_bytes = self._read_for_promotion(version)
+        return CompiledModel(version, manifest, CompiledGraph(graph_bytes)), pins
+
+    def _read_for_promotion(self, version: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any], bytes]:
         key = self.prefix(version) + "manifest.json"
         try:
             body, manifest_version = self.store.get_version(key)
@@ -167,20 +178,20 @@ class ModelRegistry:
         if not compiled:
             reason = (manifest.get("compiled") or {}).get("error") or "it was registered before models were compiled"
             raise ModelNotCompiled(f"model {version} has no compiled (ONNX) form: {reason}")
-        pinned = {"key": compiled["key"], "version_id": compiled.get("version_id"), "sha256": compiled["sha256"]}
-        _, found = self._pinned_bytes(version, pinned)
-        return {
+        graph_bytes, found = self._checked_bytes(version, compiled, "its manifest")
+        pins = {
             "manifest": {"key": key, "version_id": manifest_version, "sha256": hashlib.sha256(body).hexdigest()},
-            "compiled": {**pinned, "version_id": found},
+            "compiled": {"key": compiled["key"], "version_id": found, "sha256": compiled["sha256"]},
         }
+        return pins, manifest, graph_bytes
 
     def load_pinned(self, version: str, pins: dict[str, dict[str, Any]]) -> CompiledModel:
         """The compiled model exactly as `pins` name it: the pinned S3 versions of manifest and artifact, each
         checked against the pinned sha256, never against a file that sits next to the artifact. No pickle."""
         from loopline_runtime.compiled_model import CompiledGraph, CompiledModel
 
-        manifest_bytes, _ = self._pinned_bytes(version, pins["manifest"])
-        graph_bytes, _ = self._pinned_bytes(version, pins["compiled"])
+        manifest_bytes, _ = self._checked_bytes(version, pins["manifest"], "the pinned")
+        graph_bytes, _ = self._checked_bytes(version, pins["compiled"], "the pinned")
         return CompiledModel(version, json.loads(manifest_bytes), CompiledGraph(graph_bytes))
 
     def load_champion(self, pointer: dict[str, Any]) -> CompiledModel:
@@ -193,38 +204,28 @@ class ModelRegistry:
             )
         return self.load_pinned(str(pointer["version"]), pins)
 
-    def _pinned_bytes(self, version: str, pin: dict[str, Any]) -> tuple[bytes, str | None]:
-        """The bytes of exactly the pinned S3 version (or the current object when the bucket is not versioned),
-        checked against the pinned sha256."""
+    def _checked_bytes(self, version: str, expected: dict[str, Any], against: str) -> tuple[bytes, str | None]:
+        """The bytes of the S3 version `expected` names (the current object when it names none, or the bucket is
+        not versioned) and that version's id, checked against `expected["sha256"]`; `against` says whose hash
+        that is in the error ("its manifest", "the pinned")."""
+        name = expected["key"].rsplit("/", 1)[-1]
         try:
-            data, found = self.store.get_version(pin["key"], pin.get("version_id"))
+            data, found = self.store.get_version(expected["key"], expected.get("version_id"))
         except ObjectNotFound:
             raise ArtifactIntegrityError(
-                f"model {version}: the pinned {pin['key'].rsplit('/', 1)[-1]} is gone; refusing to serve it"
+                f"model {version} artifact {name} does not match {against}: the registered S3 version is not "
+                "there; refusing to load it"
             ) from None
         digest = hashlib.sha256(data).hexdigest()
-        if digest != pin["sha256"]:
+        if digest != expected["sha256"]:
             raise ArtifactIntegrityError(
-                f"model {version}: {pin['key'].rsplit('/', 1)[-1]} has sha256 {digest[:12]}…, not the pinned "
-                f"{pin['sha256'][:12]}…; refusing to load it"
+                f"model {version} artifact sha256 {digest[:12]}… does not match {against} "
+                f"({expected['sha256'][:12]}…) for {name}; refusing to load it"
             )
         return data, found
 
     def _verified_bytes(self, version: str, artifact: dict[str, Any]) -> bytes:
-        try:
-            data, _ = self.store.get_version(artifact["key"], artifact.get("version_id"))
-        except ObjectNotFound:
-            raise ArtifactIntegrityError(
-                f"model {version} artifact {artifact['key'].rsplit('/', 1)[-1]} does not match its manifest: the "
-                "registered S3 version is not there; refusing to load it"
-            ) from None
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != artifact["sha256"]:
-            raise ArtifactIntegrityError(
-                f"model {version} artifact sha256 {digest[:12]}… does not match its manifest "
-                f"({artifact['sha256'][:12]}…) for {artifact['key'].rsplit('/', 1)[-1]}; refusing to load it"
-            )
-        return data
+        return self._checked_bytes(version, artifact, "its manifest")[0]
 
     def champion_pointer(self) -> dict[str, Any] | None:
         try:

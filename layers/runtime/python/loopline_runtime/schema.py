@@ -27,7 +27,8 @@ from loopline_runtime.errors import (
     UnparseableCsv,
 )
 from loopline_runtime.feature_schema import FALSE_WORDS, TRUE_WORDS, FeatureSchema, FeatureType, Task
-from loopline_runtime.request_body import PREVIEW_CHARS, preview
+from loopline_runtime.model_inputs import MAX_PROBLEMS, check_records
+from loopline_runtime.request_body import preview
 
 __all__ = ["FALSE_WORDS", "TRUE_WORDS", "FeatureSchema", "FeatureType", "Task"]  # re-exported for callers
 # an integer target with at most this many distinct values is read as class labels
@@ -282,50 +283,12 @@ def records_to_frame(records: Any, schema: FeatureSchema, *, max_records: int) -
     A value passes only if the model's own coercion (`coerce_column`) reads it: anything it would turn into a
     missing value ("1_000", digits of other scripts, "12abc") is refused rather than silently imputed.
     """
-    if not isinstance(records, list):
-        raise InvalidRequest('"records" must be a list of objects, one per row to predict')
-    if not records:
-        raise InvalidRequest('"records" is empty; send at least one record')
-    if len(records) > max_records:
-        raise InvalidRequest(f'"records" has {len(records)} items; send at most {max_records} per request')
-    expected = set(schema.features)
-    accepted_extra = set(schema.ignored)
-    problems: list[str] = []
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            problems.append(f"records[{index}] must be an object of feature values, got {type(record).__name__}")
-            continue
-        missing = sorted(expected - record.keys())
-        extra = sorted(record.keys() - expected - accepted_extra - {schema.target})
-        if missing:
-            problems.append(f"records[{index}] is missing field(s) {_names(missing)}")
-        if extra:
-            problems.append(f"records[{index}] has unknown field(s) {_names(extra)}")
-        for name in sorted(expected & record.keys()):
-            problem = _shape_problem(record[name], schema.features[name])
-            if problem:
-                problems.append(f"records[{index}].{name} {problem}")
-        if len(problems) >= MAX_REPORTED_PROBLEMS:
-            break
-    if problems:
-        raise InvalidRequest("; ".join(problems[:MAX_REPORTED_PROBLEMS]))
+    check_records(records, schema, max_records=max_records, value_check=_shape_problem)
     frame = pd.DataFrame.from_records(records, columns=list(schema.features))
     problems = _unreadable_values(frame, schema)
     if problems:
-        raise InvalidRequest("; ".join(problems[:MAX_REPORTED_PROBLEMS]))
+        raise InvalidRequest("; ".join(problems[:MAX_PROBLEMS]))
     return frame
-
-
-MAX_REPORTED_PROBLEMS = 10
-_NAMES_SHOWN = 5
-
-
-def _names(names: list[str]) -> str:
-    shown = ", ".join(
-        name if len(name) <= PREVIEW_CHARS else f"{name[:PREVIEW_CHARS]}... ({len(name):,} characters)"
-        for name in names[:_NAMES_SHOWN]
-    )
-    return shown if len(names) <= _NAMES_SHOWN else f"{shown} and {len(names) - _NAMES_SHOWN} more"
 
 
 def _shape_problem(value: Any, kind: FeatureType) -> str | None:
@@ -360,7 +323,7 @@ def _unreadable_values(frame: pd.DataFrame, schema: FeatureSchema) -> list[str]:
         infinite = np.zeros(len(raw), dtype=bool)
         if kind is FeatureType.NUMERIC:
             infinite = raw.notna().to_numpy() & ~np.isfinite(read.fillna(0.0).to_numpy(dtype=float))
-        for row in np.flatnonzero(unreadable | infinite)[:MAX_REPORTED_PROBLEMS]:
+        for row in np.flatnonzero(unreadable | infinite)[:MAX_PROBLEMS]:
             if infinite[row]:
                 found.append((int(row), name, "must be a finite number (within about ±1.8e308)"))
             else:
