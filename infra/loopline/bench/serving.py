@@ -56,14 +56,7 @@ def child_serving(workdir: Path, form: str) -> dict[str, Any]:
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=cases.BUCKET)
-        version = manifest["version"]
-        s3.put_object(Bucket=cases.BUCKET, Key=manifest["artifact"]["key"],
-                      Body=(workdir / "model.joblib").read_bytes())
-        s3.put_object(Bucket=cases.BUCKET, Key=manifest["compiled"]["artifact"]["key"],
-                      Body=(workdir / "model.onnx").read_bytes())
-        s3.put_object(Bucket=cases.BUCKET, Key=f"models/{version}/manifest.json", Body=json.dumps(manifest).encode())
-        s3.put_object(Bucket=cases.BUCKET, Key="registry/champion.json",
-                      Body=json.dumps({"version": version, "previous_version": None}).encode())
+        cases.stage_champion(s3, workdir, manifest)
         setup_s = time.time() - setup_started
         context = cases._context(limits)
 
