@@ -15,6 +15,7 @@ import pytest
 
 from loopline.client import StackClient
 from loopline.examples import TARGET, breast_cancer, split_batches
+from loopline_runtime.bucket_layout import MONITORING_PREFIX
 from loopline_runtime.registry import CHAMPION_KEY
 
 pytestmark = pytest.mark.e2e
@@ -95,9 +96,9 @@ def test_overwritten_artifacts_and_manifest_are_never_unpickled_nor_served(
     _restart_function(stack, "PredictFunction")
     _restart_function(stack, "EvaluateFunction")
     response = stack.predict(_records(batches[1]))
-    reports_before = len(stack.keys("monitoring/"))
+    reports_before = len(stack.keys(MONITORING_PREFIX))
     stack.upload_csv(batches[2], "fresh.csv")
-    (report_key,) = stack.wait_for_keys("monitoring/", reports_before + 1, timeout=180)[reports_before:]
+    (report_key,) = stack.wait_for_keys(MONITORING_PREFIX, reports_before + 1, timeout=180)[reports_before:]
     report = stack.read_json(report_key)
 
     # then nothing unpickled the attacker's bytes, and both paths used the pinned champion
