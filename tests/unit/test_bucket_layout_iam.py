@@ -19,7 +19,7 @@ from loopline_runtime.config import PipelineConfig
 from tests.support.stack import REGION
 from tests.support.translated import translated_template
 
-READ_ACTIONS = {"s3:GetObject"}
+READ_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion"}  # the second: a pinned artifact, by VersionId
 WRITE_ACTIONS = {"s3:PutObject"}
 OWNER_TYPES = {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}
 
