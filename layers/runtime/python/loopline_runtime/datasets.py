@@ -8,17 +8,24 @@ Layout in the artifact bucket:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX, dataset_prefix, key_time, parse_key_time
+from loopline_runtime.config import FeatureType
 from loopline_runtime.errors import NoDatasets
+from loopline_runtime.schema import FeatureSchema, coerce_column
 from loopline_runtime.storage import ObjectExists, ObjectNotFound, ObjectStore
+
+LOAD_CHUNK_ROWS = 100_000  # rows parsed at a time by a compact load
 
 
 def version_for(upload: bytes) -> str:
@@ -94,9 +101,33 @@ class DatasetCatalog:
     def latest(self) -> DatasetVersion:
         return self.newest(1)[-1]
 
-    def load(self, dataset: DatasetVersion) -> pd.DataFrame:
-        # read every column as text: the pipeline's coercion step owns type conversion, as at serving time
-        return pd.read_csv(io.BytesIO(self.store.get_bytes(dataset.data_key)), dtype=str, keep_default_na=True)
+    def load(self, dataset: DatasetVersion, *, compact: bool = False) -> pd.DataFrame:
+        """The version's rows, every column as text: the pipeline's coercion step owns type conversion, as at
+        serving time.
+
+        With compact=True (training on a large table), the CSV is streamed in chunks and held compactly: numeric
+        features as float64 (read exactly as the pipeline's coercion reads them, so the model sees the same
+        numbers), every other column as a pandas Categorical (one copy of each distinct text, small integer
+        codes). A million rows of 30 text columns are about 30 million Python strings otherwise (GBs).
+        """
+        if not compact:
+            return pd.read_csv(io.BytesIO(self.store.get_bytes(dataset.data_key)), dtype=str, keep_default_na=True)
+        kinds = FeatureSchema.from_dict(dataset.manifest["schema"]).features
+        parts: dict[str, list[Any]] = {}
+        with contextlib.closing(self.store.open(dataset.data_key)) as body:
+            for chunk in pd.read_csv(body, dtype=str, keep_default_na=True, chunksize=LOAD_CHUNK_ROWS):
+                for name in chunk.columns:
+                    if kinds.get(name) is FeatureType.NUMERIC:
+                        values: Any = coerce_column(chunk[name], FeatureType.NUMERIC).to_numpy()
+                    else:
+                        values = pd.Categorical(chunk[name].astype(object))
+                    parts.setdefault(name, []).append(values)
+        columns = {
+            name: (np.concatenate(values) if kinds.get(name) is FeatureType.NUMERIC
+                   else union_categoricals(values, sort_categories=True))
+            for name, values in parts.items()
+        }
+        return pd.DataFrame(columns)
 
 
 def _index_key(received: datetime, version: str) -> str:

@@ -20,7 +20,7 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from loopline_runtime.config import ModelCandidate, Task, higher_is_better
 from loopline_runtime.errors import TrainingFailed
@@ -62,23 +62,36 @@ SEARCH_MAX_ROWS = 20_000
 
 
 def build_pipeline(schema: FeatureSchema, estimator: Any) -> Pipeline:
-    """The unit that is trained, persisted and served."""
+    """The unit that is trained, persisted and served.
+
+    Tree ensembles get a lean representation: categories as one float32 ordinal code per column (unseen and
+    missing levels share a code of their own) and numbers unscaled (a split does not care about scale). A dense
+    float64 one-hot of a 1,500-level column is 12 KB per row and what made a million rows overflow the train
+    function. Linear models keep scaling and one-hot encoding, which they need. Both representations use only
+    transformers that skl2onnx converts (OrdinalEncoder with handle_unknown="use_encoded_value", not
+    HistGradientBoosting's native categorical_features).
+    """
     numeric = numeric_columns(schema.features)
     categorical = categorical_columns(schema.features)
+    tree = is_tree_model(estimator)
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
         steps: list[tuple[str, Any]] = [("impute", Float32MedianImputer(strategy="median", keep_empty_features=True))]
         # Trees split on thresholds and are indifferent to scale; unscaled, the compiled model's float32 inputs
         # are exactly the values scikit-learn's trees compare (scaling in float32 moves values across thresholds)
-        if not isinstance(estimator, TREE_MODELS):
+        if not tree:
             steps.append(("scale", StandardScaler()))
         transformers.append(("numeric", Pipeline(steps), numeric))
     if categorical:
+        encode: tuple[str, Any] = (
+            ("ordinal", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float32))
+            if tree else
+            ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))
+        )
         transformers.append(
-            # TabularCoercer has already filled gaps and grouped rare categories (both convertible to ONNX);
-            # an unseen category that no rare one was grouped with encodes as all zeros
-            ("categorical", Pipeline([("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]),
-             categorical)
+            # TabularCoercer has already filled gaps and grouped rare categories (both convertible to ONNX). One-hot:
+            # an unseen category that no rare one was grouped with encodes as all zeros; ordinal: as its own code
+            ("categorical", Pipeline([encode]), categorical)
         )
     if not transformers:
         raise TrainingFailed("the schema has no usable feature columns; list at least one under `features`")
@@ -88,6 +101,11 @@ def build_pipeline(schema: FeatureSchema, estimator: Any) -> Pipeline:
         ("columns", ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)),
         ("model", estimator),
     ])
+
+
+def is_tree_model(estimator: Any) -> bool:
+    """Tree ensembles split on thresholds: they need neither scaling nor one-hot columns."""
+    return isinstance(estimator, TREE_MODELS)
 
 
 @dataclass

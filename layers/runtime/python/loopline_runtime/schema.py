@@ -196,14 +196,26 @@ def _missing_target_message(target: str, columns: Sequence[str]) -> str:
 
 
 def coerce_column(series: pd.Series, kind: FeatureType) -> pd.Series:
-    """A column as the model consumes it. Values that cannot be read become missing (NaN)."""
+    """A column as the model consumes it. Values that cannot be read become missing (NaN).
+
+    Booleans, dates and categories are read once per distinct value, not once per cell: a million rows hold a
+    few thousand distinct dates, and parsing a date in the "mixed" format costs as much as a thousand lookups.
+    """
     if kind is FeatureType.NUMERIC:
+        if pd.api.types.is_float_dtype(series.dtype):
+            return series.astype(float)
         return pd.to_numeric(series, errors="coerce").astype(float)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
     if kind is FeatureType.BOOLEAN:
-        return series.map(_bool_or_nan).astype(float)
+        read = pd.Series(uniques).map(_bool_or_nan).to_numpy(dtype=float)
+        out = np.append(read, np.nan)[codes]  # code -1 (missing) picks the appended NaN
+        return pd.Series(out, index=series.index, dtype=float)
     if kind is FeatureType.DATE:
-        return pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
-    return series.map(lambda v: None if _is_missing(v) else str(v)).astype(object)
+        parsed = pd.to_datetime(pd.Series(uniques, dtype=object), errors="coerce", format="mixed", utc=True)
+        dates = pd.DatetimeIndex(parsed).take(codes, allow_fill=True, fill_value=pd.NaT)
+        return pd.Series(dates, index=series.index)
+    texts = np.asarray([str(v) for v in uniques] + [None], dtype=object)
+    return pd.Series(texts[codes], index=series.index, dtype=object)
 
 
 def _bool_or_nan(value: Any) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
 from botocore.exceptions import ClientError
@@ -45,6 +45,34 @@ class ObjectStore:
             if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
                 raise ObjectNotFound(key) from None
             raise
+
+    def open(self, key: str) -> BinaryIO:
+        """The object's body as a stream: read it in pieces, never whole (bounded memory for large uploads)."""
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]  # type: ignore[return-value]
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                raise ObjectNotFound(key) from None
+            raise
+
+    def size(self, key: str) -> int:
+        """The object's size in bytes (a HEAD request: nothing is downloaded)."""
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                raise ObjectNotFound(key) from None
+            raise
+
+    def copy(self, source_key: str, key: str) -> None:
+        """A server-side copy inside the bucket: the bytes never pass through this process (multipart above 8 MB,
+        so objects past S3's 5 GB single-copy limit copy too)."""
+        self.client.copy({"Bucket": self.bucket, "Key": source_key}, self.bucket, key)
+
+    def put_file(self, key: str, path: str | os.PathLike[str], *,
+                 content_type: str = "application/octet-stream") -> None:
+        """Upload a local file in parts (bounded memory whatever its size)."""
+        self.client.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))

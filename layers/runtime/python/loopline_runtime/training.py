@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import io
 import json
+import os
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,12 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+from pandas.api.types import union_categoricals
 from sklearn.model_selection import train_test_split
 
 from loopline_runtime.bucket_layout import FINGERPRINT_PREFIX, TRAINED_PREFIX
 from loopline_runtime.compilation import compile_and_check
 from loopline_runtime.config import PipelineConfig, Task
-from loopline_runtime.datasets import DatasetCatalog
+from loopline_runtime.datasets import DatasetCatalog, DatasetVersion
 from loopline_runtime.drift import build_profile
 from loopline_runtime.errors import TrainingFailed, TrainingUpToDate
 from loopline_runtime.modeling import SEARCH_MAX_ROWS, evaluate_pipeline, search_model
@@ -29,6 +32,10 @@ from loopline_runtime.storage import ObjectNotFound
 
 # keep this much of the Lambda's time for compiling and registering the model after the search
 REGISTER_MARGIN_SECONDS = 60
+# The largest training table measured within the TrainFunction's memory (make bench --rows 1000000): model-input
+# cells (rows x (features + target)) and the memory it ran in. check_training_size scales it to other sizes.
+MEASURED_CELLS = 1_000_000 * 30
+MEASURED_MEMORY_MB = 3008
 
 
 @dataclass(frozen=True)
@@ -84,13 +91,14 @@ def train_challenger(
         orphan = registry.store.get_json(f"{TRAINED_PREFIX}{fingerprint}")
         return TrainingResult(**{**orphan, "fingerprint": fingerprint, "resumed": True})
     schema = FeatureSchema.from_dict(datasets[-1].manifest["schema"])
+    check_training_size(datasets, schema)
     on_phase("load_start", "load dataset CSV from S3")
-    frames = [catalog.load(dataset) for dataset in datasets]
+    frames = [catalog.load(dataset, compact=True) for dataset in datasets]
     on_phase("load_end", "load dataset CSV from S3")
-    frame = pd.concat([f[[c for c in f.columns if c in (*schema.features, schema.target)]] for f in frames],
-                      ignore_index=True)
+    frame = _concat([f[[c for c in f.columns if c in (*schema.features, schema.target)]] for f in frames])
+    del frames
     frame = frame[frame[schema.target].notna()].reset_index(drop=True)
-    y = coerce_target(frame[schema.target], schema.task)
+    y = coerce_target(frame[schema.target].astype(object), schema.task)
     X = frame[list(schema.features)]
     X_train, X_holdout, y_train, y_holdout = _split(X, y, schema.task, config)
     metric = config.metric_for(schema.task)
@@ -147,6 +155,8 @@ def train_challenger(
         "started_at": started.isoformat(),
         "training_seconds": round(time.monotonic() - clock_start, 3),
         "compiled": compilation.record,
+        # the process's RSS high-water mark so far (Lambda reuses warm environments: an upper bound for this run)
+        "peak_memory_mb": peak_memory_mb(),
     }, compiled=compilation.onnx_bytes)
     on_phase("register_end", "register (joblib dump + S3)")
     trained = TrainingResult(version, holdout_key, metric, result.cv_score, result.candidate, fingerprint)
@@ -154,6 +164,47 @@ def train_challenger(
     registry.store.put_json(f"{TRAINED_PREFIX}{fingerprint}",
                             {k: v for k, v in trained.to_dict().items() if k not in {"fingerprint", "resumed"}})
     return trained
+
+
+def check_training_size(datasets: list[DatasetVersion], schema: FeatureSchema, *,
+                        memory_mb: int | None = None) -> None:
+    """Refuse, before any data is loaded, a window larger than this function's memory is measured to train.
+
+    The limit scales the largest table measured (MEASURED_CELLS cells trained within MEASURED_MEMORY_MB, see
+    docs/benchmarks.md) by the function's configured memory: above it, a clear error instead of an out-of-memory
+    kill after minutes of work.
+    """
+    memory = memory_mb or int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", MEASURED_MEMORY_MB))
+    rows = sum(int(d.manifest.get("rows", 0)) for d in datasets)
+    columns = len(schema.features) + 1
+    limit = int(MEASURED_CELLS * memory / MEASURED_MEMORY_MB)
+    if rows * columns > limit:
+        raise TrainingFailed(
+            f"the training window holds {rows:,} rows x {columns} columns ({rows * columns:,} cells); this train "
+            f"function ({memory:,} MB) is measured to train at most {limit:,} cells within its memory. Lower "
+            f"training.window (or window_days), raise the TrainFunction's MemorySize (Lambda allows 10,240 MB), "
+            f"or sample the uploads"
+        )
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate compact frames, keeping text columns categorical (plain pd.concat turns Categoricals with
+    different levels into object columns, one Python string per cell)."""
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    columns: dict[str, Any] = {}
+    for name in frames[-1].columns:
+        pieces = [f[name] if name in f.columns else pd.Series([None] * len(f), dtype=object) for f in frames]
+        if all(isinstance(p.dtype, pd.CategoricalDtype) or p.isna().all() for p in pieces):
+            columns[name] = union_categoricals([pd.Categorical(p) for p in pieces], sort_categories=True)
+        else:
+            columns[name] = pd.concat(pieces, ignore_index=True)
+    return pd.DataFrame(columns)
 
 
 def training_fingerprint(dataset_versions: list[str], config: PipelineConfig) -> str:
