@@ -31,7 +31,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for record in event.get("Records", []):
         bucket = record["s3"]["bucket"]["name"]
         key = unquote_plus(record["s3"]["object"]["key"])  # S3 events carry URL-encoded keys
-        outcome = process_upload(ObjectStore(bucket, s3), key, config, follow_ups)
+        # the event carries the size: an over-large upload is quarantined without a byte read (no HEAD needed)
+        outcome = process_upload(ObjectStore(bucket, s3), key, config, follow_ups,
+                                 size=record["s3"]["object"].get("size"))
         logger.info("upload processed", extra=outcome)
         results.append(outcome)
     return {"results": results}

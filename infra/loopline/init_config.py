@@ -27,6 +27,7 @@ from loopline_runtime.config import (
     AlarmConfig,
     FeatureType,
     GateConfig,
+    IngestConfig,
     ModelCandidate,
     PipelineConfig,
     Task,
@@ -186,7 +187,7 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
     threshold = suggested_threshold(profile.baseline)
     metric = profile.metric
     max_drop = DEFAULT_MAX_DROP[metric]
-    training, alarm = TrainingConfig(), AlarmConfig(max_drop=max_drop)
+    training, alarm, ingest = TrainingConfig(), AlarmConfig(max_drop=max_drop), IngestConfig()
     lines = [
         f"# Loopline pipeline config, written by `{command}` from {profile.rows} rows of {profile.source}.",
         "# Review it (types, ignored columns, thresholds), then check it: loopline validate --config <this file>.",
@@ -260,6 +261,15 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         f"  # Model search budget in seconds{_bounds(TrainingConfig, 'time_budget_seconds')}; "
         "the train Lambda's timeout is 900 s.",
         f"  time_budget_seconds: {training.time_budget_seconds}",
+        "",
+        "ingest:",
+        "  # Caps checked before an upload is parsed; over one, the upload is quarantined with its own reason.",
+        f"  # Uploads larger than this many MB: too_large (split the file){_bounds(IngestConfig, 'max_upload_mb')}.",
+        f"  max_upload_mb: {ingest.max_upload_mb}",
+        f"  # More header columns than this: too_many_columns{_bounds(IngestConfig, 'max_columns')}.",
+        f"  max_columns: {ingest.max_columns}",
+        f"  # A line longer than this many KB: line_too_long{_bounds(IngestConfig, 'max_line_kb')}.",
+        f"  max_line_kb: {ingest.max_line_kb}",
         "",
         "# Model candidates and their search spaces; omitted: the defaults, "
         f"{', '.join(_literal_values(ModelCandidate, 'name'))}.",

@@ -88,6 +88,19 @@ class TrainingConfig(_Strict):
     time_budget_seconds: int = Field(default=300, ge=5, le=780)
 
 
+class IngestConfig(_Strict):
+    """Caps on an upload, checked before it is parsed; over a cap it is quarantined with its own reason code."""
+
+    # Ingest streams the upload in bounded memory, so the cap is set by time: the IngestFunction parses about
+    # 9 MB/s (make bench, docs/benchmarks.md) within its 900 s Timeout; the default keeps a 2x margin.
+    max_upload_mb: int = Field(default=4000, ge=1, le=50_000,
+                               description="Uploads larger than this (MB) are quarantined as too_large, unread.")
+    max_columns: int = Field(default=1000, ge=2, le=100_000,
+                             description="Uploads with more header columns are quarantined as too_many_columns.")
+    max_line_kb: int = Field(default=1024, ge=1, le=100_000,
+                             description="Uploads with a longer line (KB) are quarantined as line_too_long.")
+
+
 class ModelCandidate(_Strict):
     name: Literal["linear", "random_forest", "hist_gradient_boosting"]
     params: dict[str, list[Any]] = Field(default_factory=dict, description="Search space: parameter -> values.")
@@ -103,6 +116,7 @@ class PipelineConfig(_Strict):
     gate: GateConfig
     alarm: AlarmConfig
     training: TrainingConfig = TrainingConfig()
+    ingest: IngestConfig = IngestConfig()
     models: list[ModelCandidate] | None = None
 
     @field_validator("metric")

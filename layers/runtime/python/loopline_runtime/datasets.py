@@ -13,6 +13,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,8 +62,17 @@ class DatasetCatalog:
             return False
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False)
-        self.store.put_bytes(f"{dataset_prefix(version)}data.csv", buffer.getvalue().encode("utf-8"),
-                             content_type="text/csv")
+        self.store.put_bytes(f"{dataset_prefix(version)}data.csv", buffer.getvalue().encode("utf-8"), content_type="text/csv")
+        return self._commit(version, manifest)
+
+    def write_file(self, version: str, data_path: Path, manifest: dict[str, Any]) -> bool:
+        """Store a new version whose rows are in a local CSV file (uploaded in parts: bounded memory)."""
+        if self.exists(version):
+            return False
+        self.store.put_file(f"{dataset_prefix(version)}data.csv", data_path, content_type="text/csv")
+        return self._commit(version, manifest)
+
+    def _commit(self, version: str, manifest: dict[str, Any]) -> bool:
         received = datetime.now(UTC)
         manifest = {**manifest, "version": version, "received_at": received.isoformat()}
         try:

@@ -395,7 +395,10 @@ def _level(value: Any, kind: str) -> str | None:
 
 
 def _levels(column: pd.Series, kind: str) -> pd.Series:
-    return pd.Series([_level(v, kind) for v in column.tolist()], index=column.index, dtype=object)
+    # once per distinct value, not per cell: a profiled column has many rows and few levels
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    levels = np.asarray([_level(v, kind) for v in uniques] + [None], dtype=object)
+    return pd.Series(levels[codes], index=column.index, dtype=object)
 
 
 def _profile_levels(column: pd.Series, *, kind: str, top_k: int) -> dict[str, Any]:

@@ -85,3 +85,15 @@ class UnknownModelVersion(LooplineError):
 class RollbackRefused(LooplineError):
     """A rollback target may not serve: it is already the champion, there is no previous champion, or it was
     trained with another feature schema than the champion's (callers send the champion's fields)."""
+
+
+class TooLarge(InvalidUpload):
+    reason_code = "too_large"
+
+
+class TooManyColumns(InvalidUpload):
+    reason_code = "too_many_columns"
+
+
+class LineTooLong(InvalidUpload):
+    reason_code = "line_too_long"

@@ -5,22 +5,27 @@ The upload itself is never deleted: a rejected file is copied to quarantine/ nex
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from loopline_runtime.bucket_layout import QUARANTINE_PREFIX
 from loopline_runtime.config import PipelineConfig
-from loopline_runtime.datasets import DatasetCatalog, version_for
-from loopline_runtime.errors import InvalidUpload, NoDatasets, NoUsableFeatures
+from loopline_runtime.datasets import DatasetCatalog
+from loopline_runtime.errors import InvalidUpload, LineTooLong, NoDatasets, NoUsableFeatures, TooLarge, TooManyColumns
 from loopline_runtime.registry import ModelRegistry
-from loopline_runtime.schema import FeatureSchema, infer_schema, read_csv, validate_training_frame
+from loopline_runtime.schema import FeatureSchema, infer_schema
 from loopline_runtime.storage import ObjectStore
+from loopline_runtime.upload_checks import UploadChecks
+from loopline_runtime.upload_stream import CheckedText, HashingReader, open_csv, typed
 
 if TYPE_CHECKING:
     from loopline_runtime.orchestration import UploadFollowUps
@@ -34,7 +39,12 @@ FIXES = {
     "single_class": "Include rows of at least two classes, or check that the target column is the right one.",
     "no_usable_features": "Add at least one feature column besides the target and the ignored or id-like columns "
                           "(or list the feature columns under `features` in pipeline.yaml), then upload again.",
+    "too_large": "Split the file into smaller CSVs (each with the header row) and upload them one by one, or raise "
+                 "ingest.max_upload_mb in the pipeline config.",
+    "too_many_columns": "Upload only the feature columns and the target, or raise ingest.max_columns.",
+    "line_too_long": "Check that the file is a CSV with one row per line, or raise ingest.max_line_kb.",
 }
+MB = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -50,16 +60,20 @@ class IngestOutcome:
         return {k: v for k, v in self.__dict__.items() if v not in (None, {})}
 
 
-def expected_schema(catalog: DatasetCatalog, config: PipelineConfig, frame: pd.DataFrame) -> FeatureSchema:
-    """The schema an upload must match: the newest accepted version's while the config agrees with it
-    (same target, same configured features), else the one the config and this upload define."""
+def prior_schema(catalog: DatasetCatalog, config: PipelineConfig) -> FeatureSchema | None:
+    """The newest accepted version's schema while the config agrees with it (same target and features)."""
     try:
         prior = FeatureSchema.from_dict(catalog.latest().manifest["schema"])
     except NoDatasets:
-        prior = None
+        return None
     # an empty schema is never inherited (it would make every later upload untrainable)
-    if prior and prior.features and prior.target == config.target and config.features in (None, prior.features):
+    if prior.features and prior.target == config.target and config.features in (None, prior.features):
         return prior
+    return None
+
+
+def inferred_schema(frame: pd.DataFrame, config: PipelineConfig) -> FeatureSchema:
+    """The schema the config and this upload define; NoUsableFeatures when it has no feature to learn from."""
     schema = infer_schema(frame, config)
     if not schema.features:
         others = [c for c in frame.columns if c != schema.target]
@@ -71,42 +85,61 @@ def expected_schema(catalog: DatasetCatalog, config: PipelineConfig, frame: pd.D
     return schema
 
 
-def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig) -> IngestOutcome:
-    """Validate `key` and write a dataset version, or quarantine it. Idempotent for repeated deliveries."""
-    body = store.get_bytes(key)
-    version = version_for(body)
+def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig, *, size: int | None = None) -> IngestOutcome:
+    """Validate `key` and write a dataset version, or quarantine it. Idempotent for repeated deliveries.
+
+    The upload is streamed in chunks (memory bounded by the chunk, time linear in the size); `size` (from the S3
+    event, else a HEAD) is checked against ingest.max_upload_mb before a byte is read.
+    """
+    source = posixpath.basename(key)
+    size = store.size(key) if size is None else size
+    limit_mb = config.ingest.max_upload_mb
+    if size > limit_mb * MB:
+        return quarantine(store, key, TooLarge(
+            f"{source} is {size / MB:,.1f} MB; the pipeline ingests at most {limit_mb:,} MB per upload "
+            f"(ingest.max_upload_mb). Split it into files of at most {limit_mb:,} MB, each with the header row "
+            f"(e.g. `split -C {limit_mb}m` on the rows, then prepend the header), and upload them one by one: "
+            "each becomes a dataset version and training uses the newest training.window of them"
+        ))
     catalog = DatasetCatalog(store)
-    if catalog.exists(version):
-        catalog.ensure_indexed(version)  # a first delivery may have stopped between the manifest and the index
-        return IngestOutcome("duplicate", key, dataset_version=version)
-    try:
-        frame = read_csv(body, source=posixpath.basename(key))
-        schema = expected_schema(catalog, config, frame)
-        labeled = validate_training_frame(frame, schema, min_rows=config.training.min_rows,
-                                          holdout_fraction=config.training.holdout_fraction)
-    except InvalidUpload as exc:
-        return quarantine(store, key, body, exc)
-    from loopline_runtime.drift import build_profile  # local: only accepted uploads pay for scipy
+    with contextlib.closing(store.open(key)) as body, tempfile.TemporaryDirectory(prefix="ingest-") as scratch:
+        raw = HashingReader(body, max_line_bytes=config.ingest.max_line_kb * 1024, source=source)
+        data_path = Path(scratch) / "data.csv"
+        try:
+            checks, columns, schema = _read(raw, catalog, config, source, data_path)
+        except InvalidUpload as exc:
+            # the caps stop reading where they trip; otherwise the rest is read (not kept) to name the upload
+            sha256 = None if isinstance(exc, LineTooLong | TooManyColumns) else raw.drain()
+            return quarantine(store, key, exc, sha256=sha256)
+        sha256 = raw.drain()
+        version = "ds-" + sha256[:20]  # = datasets.version_for(the whole upload)
+        if catalog.exists(version):
+            catalog.ensure_indexed(version)  # a first delivery may have stopped between the manifest and the index
+            return IngestOutcome("duplicate", key, dataset_version=version)
+        from loopline_runtime.drift import build_profile  # local: only accepted uploads pay for scipy
 
-    features = {name: kind.value for name, kind in schema.features.items()}
-    manifest = {
-        "source_key": key,
-        "sha256": hashlib.sha256(body).hexdigest(),
-        "rows": len(labeled),
-        "rows_without_label": len(frame) - len(labeled),
-        "columns": list(frame.columns),
-        "schema": schema.to_dict(),
-        "null_ratios": {c: round(float(frame[c].isna().mean()), 6) for c in frame.columns},
-        "profile": build_profile(labeled, features),
-    }
-    columns = [c for c in labeled.columns if c in schema.features or c == schema.target]
-    created = catalog.write(version, labeled[columns], manifest)
-    return IngestOutcome("accepted" if created else "duplicate", key, dataset_version=version, rows=len(labeled))
+        features = {name: kind.value for name, kind in schema.features.items()}
+        profile = build_profile(checks.profile_rows(), features)
+        profile["sampled_rows"], profile["rows"] = profile["rows"], checks.labeled
+        manifest = {
+            "source_key": key,
+            "sha256": sha256,
+            "bytes": raw.bytes_read,
+            "rows": checks.labeled,
+            "rows_without_label": checks.rows - checks.labeled,
+            "columns": columns,
+            "schema": schema.to_dict(),
+            "null_ratios": checks.null_ratios(),
+            "profile": profile,
+        }
+        created = catalog.write_file(version, data_path, manifest)
+    return IngestOutcome("accepted" if created else "duplicate", key, dataset_version=version, rows=checks.labeled)
 
 
-def process_upload(store: ObjectStore, key: str, config: PipelineConfig, follow_ups: UploadFollowUps) -> dict[str, Any]:
+def process_upload(store: ObjectStore, key: str, config: PipelineConfig, follow_ups: UploadFollowUps, *,
+                   size: int | None = None) -> dict[str, Any]:
     """One uploaded object: a dataset version (or quarantine), then training or monitoring (see `follow_up`)."""
-    return follow_up(ingest_upload(store, key, config), ModelRegistry(store),
+    return follow_up(ingest_upload(store, key, config, size=size), ModelRegistry(store),
                      start_training=follow_ups.start_training, request_monitoring=follow_ups.request_monitoring)
 
 
@@ -133,10 +166,35 @@ def follow_up(outcome: IngestOutcome, registry: ModelRegistry, *, start_training
     return result
 
 
-def quarantine(store: ObjectStore, key: str, body: bytes, error: InvalidUpload) -> IngestOutcome:
-    """Keep a copy of the rejected upload with a machine-readable reason next to it."""
+def _read(raw: HashingReader, catalog: DatasetCatalog, config: PipelineConfig, source: str,
+          data_path: Path) -> tuple[UploadChecks, list[str], FeatureSchema]:
+    """Parse and check every chunk, writing the labeled rows of the schema's columns to `data_path`."""
+    text = CheckedText(raw, source=source)
+    csv_chunks = open_csv(text, source=source, max_columns=config.ingest.max_columns)
+    checks: UploadChecks | None = None
+    keep: list[str] = []
+    with data_path.open("w", encoding="utf-8", newline="") as out:
+        for chunk in csv_chunks.chunks:
+            if checks is None:
+                prior = prior_schema(catalog, config)
+                schema = prior or inferred_schema(typed(chunk), config)
+                checks = UploadChecks(schema, config.training.min_rows, config.training.holdout_fraction,
+                                      track_levels=prior is None, seed=config.training.seed)
+                checks.check_columns(csv_chunks.columns)
+                keep = [c for c in csv_chunks.columns if c in schema.features or c == schema.target]
+            labeled = checks.add(chunk)
+            labeled[keep].to_csv(out, index=False, header=out.tell() == 0)
+    assert checks is not None  # open_csv yields at least the (possibly empty) first chunk
+    schema = checks.finish()
+    return checks, csv_chunks.columns, schema
+
+
+def quarantine(store: ObjectStore, key: str, error: InvalidUpload, *, sha256: str | None = None) -> IngestOutcome:
+    """Keep a copy of the rejected upload (a server-side copy: its bytes never pass through this function)
+    with a machine-readable reason next to it."""
     now = datetime.now(UTC)
-    folder = f"{QUARANTINE_PREFIX}{now.strftime('%Y%m%dT%H%M%S')}-{hashlib.sha256(body).hexdigest()[:8]}/"
+    tag = sha256[:8] if sha256 else hashlib.sha256(f"{key}:{store.etag(key)}".encode()).hexdigest()[:8]
+    folder = f"{QUARANTINE_PREFIX}{now.strftime('%Y%m%dT%H%M%S')}-{tag}/"
     copy_key = folder + posixpath.basename(key)
     reason = {
         "source_key": key,
@@ -146,8 +204,9 @@ def quarantine(store: ObjectStore, key: str, body: bytes, error: InvalidUpload) 
         "how_to_fix": FIXES.get(error.reason_code, "Fix the file and upload it again."),
         "quarantined_copy": copy_key,
         "received_at": now.isoformat(),
-        "sha256": hashlib.sha256(body).hexdigest(),
     }
-    store.put_bytes(copy_key, body, content_type="text/csv")
+    if sha256:
+        reason["sha256"] = sha256
+    store.copy(key, copy_key)
     store.put_json(folder + "reason.json", reason)
     return IngestOutcome("quarantined", key, quarantine_key=copy_key, reason=reason)
