@@ -148,7 +148,7 @@ class CsvChunks:
     chunks: Iterator[pd.DataFrame] = field(default_factory=lambda: iter(()))
 
 
-def open_csv(text: CheckedText, *, source: str, max_columns: int, chunk_rows: int = CHUNK_ROWS) -> CsvChunks:
+def open_csv(text: CheckedText, *, source: str, max_columns: int, chunk_rows: int | None = None) -> CsvChunks:
     """Parse the header (checked like a whole-file read would check it) and return the rows as chunks."""
     head = text.read_header()
     header = [name.strip() for name in next(csv.reader(io.StringIO(head.lstrip("\r\n"))), [])]
@@ -161,7 +161,7 @@ def open_csv(text: CheckedText, *, source: str, max_columns: int, chunk_rows: in
     if duplicated:
         names = ", ".join(duplicated)
         raise UnparseableCsv(f"{source} repeats column names ({names}); give every column a unique name")
-    reader = _reader(text, source, chunk_rows)
+    reader = _reader(text, source, chunk_rows or CHUNK_ROWS)
     try:
         first = next(reader)
     except StopIteration:
