@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(subparsers)
     _add_params(subparsers)
     add_operate_commands(subparsers)
+    from loopline.score_command import add_score
+
+    add_score(subparsers)
     return parser
 
 

@@ -97,3 +97,7 @@ class TooManyColumns(InvalidUpload):
 
 class LineTooLong(InvalidUpload):
     reason_code = "line_too_long"
+
+
+class InvalidBatch(LooplineError):
+    """A batch scoring upload cannot be scored at all (not a CSV, or it lacks the model's feature columns)."""

@@ -64,6 +64,15 @@ class ObjectStore:
                 raise ObjectNotFound(key) from None
             raise
 
+    def metadata(self, key: str) -> dict[str, str]:
+        """The object's user metadata (x-amz-meta-*), from a HEAD request."""
+        try:
+            return dict(self.client.head_object(Bucket=self.bucket, Key=key).get("Metadata", {}))
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                raise ObjectNotFound(key) from None
+            raise
+
     def copy(self, source_key: str, key: str) -> None:
         """A server-side copy inside the bucket: the bytes never pass through this process (multipart above 8 MB,
         so objects past S3's 5 GB single-copy limit copy too)."""

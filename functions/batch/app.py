@@ -1,0 +1,62 @@
+"""Batch scoring: an upload under batch/incoming/ starts the batch scoring state machine, whose tasks run here
+(split the file into chunks, score one chunk, write the predictions and the summary)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
+
+import boto3
+from aws_lambda_powertools import Logger
+
+from loopline_runtime.batch import ModelCache, finalize_run, score_chunk, split_upload
+from loopline_runtime.batch_layout import run_id_for
+from loopline_runtime.registry import ModelRegistry
+from loopline_runtime.storage import ObjectStore
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+store = ObjectStore.from_env()
+registry = ModelRegistry(store)
+models = ModelCache(registry)
+sfn = boto3.client("stepfunctions")
+
+
+def start_runs(event: dict[str, Any]) -> dict[str, Any]:
+    """One execution per uploaded object, named after the object's version: a redelivered event starts none."""
+    started = []
+    for record in event["Records"]:
+        key = unquote_plus(record["s3"]["object"]["key"])  # S3 events carry URL-encoded keys
+        if not key.lower().endswith(".csv"):  # the notification has no suffix filter (S3's is case-sensitive)
+            logger.info("not a CSV: ignored", extra={"source_key": key})
+            continue
+        obj = record["s3"]["object"]
+        run_id = run_id_for(key, obj.get("versionId") or obj.get("eTag"))  # an unversioned bucket: the ETag
+        try:
+            sfn.start_execution(stateMachineArn=os.environ["BATCH_STATE_MACHINE_ARN"], name=run_id,
+                                input=json.dumps({"source_key": key}))
+        except sfn.exceptions.ExecutionAlreadyExists:
+            logger.info("batch run already started", extra={"run_id": run_id, "source_key": key})
+            continue
+        started.append(run_id)
+        logger.info("batch run started", extra={"run_id": run_id, "source_key": key})
+    return {"started": started}
+
+
+TASKS = {
+    "split": lambda e: split_upload(store, registry, e["source_key"], e["run_id"], chunk_rows=e.get("chunk_rows")),
+    "score": lambda e: score_chunk(store, models, e["run_id"], e["chunk_key"], e["model_version"]),
+    # the Map's Catch adds map_error to the state when more chunks failed than tolerated
+    "finalize": lambda e: finalize_run(store, e["run_id"], map_error=e.get("state", {}).get("map_error")),
+}
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:
+        return start_runs(event)
+    return TASKS[event["action"]](event)

@@ -1,0 +1,371 @@
+"""Batch scoring: a CSV under batch/incoming/ is scored by the champion of the moment, whatever its size.
+
+The batch scoring state machine runs three steps of this module (the BatchFunction):
+
+    split     pin the champion version, stream the file into chunk objects (input row numbers added)
+    score     one chunk, with the pinned version (a Distributed Map child per chunk)
+    finalize  predictions/<run>/part-*.csv, rejected.csv and summary.json
+
+Layout in the artifact bucket:
+    batch/incoming/<file>.csv                   uploads (each starts a run)
+    batch/runs/<run>/run.json                   the pinned model version, the chunks, counts and times of the split
+    batch/runs/<run>/chunks/<n>.csv             the input rows, `input_row` first (what the Distributed Map reads)
+    batch/runs/<run>/scored/<n>.csv             predictions of chunk n
+    batch/runs/<run>/rejected/<n>.csv           rows of chunk n that could not be scored, with reasons
+    batch/runs/<run>/results/<n>.json           chunk n's counts (written last: its presence means "chunk done")
+    predictions/<run>/part-<k>.csv, rejected.csv, summary.json   the run's output
+
+Every input row ends up exactly once in a part or in rejected.csv: rows with the wrong number of fields at the
+split, invalid values at scoring, and the rows of a chunk that failed after its retries (within the tolerated
+failure rate) as `scoring_failed`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loopline_runtime.batch_layout import (
+    CHUNK_ROWS_METADATA,
+    DEFAULT_CHUNK_ROWS,
+    PART_ROWS,
+    PREDICTIONS_PREFIX,
+    ROW_COLUMN,
+    chunk_prefix,
+    run_prefix,
+)
+from loopline_runtime.config import FeatureType, Task
+from loopline_runtime.errors import InvalidBatch, InvalidRequest, NoChampion
+from loopline_runtime.registry import LoadedModel, ModelRegistry
+from loopline_runtime.schema import FeatureSchema, coerce_column
+from loopline_runtime.serving import predict_records
+from loopline_runtime.storage import ObjectNotFound, ObjectStore
+from loopline_runtime.upload_stream import HashingReader
+
+MAX_LINE_BYTES = 1 << 20
+
+REASONS = {
+    "wrong_field_count": "the row has a different number of values than the header has columns",
+    "not_a_number": "a numeric feature holds a value that is not a finite number",
+    "not_a_boolean": "a boolean feature holds a value that is not true/false (yes/no, 1/0, ...)",
+    "not_a_date": "a date feature holds a value that is not a date",
+    "invalid_row": "the prediction API's validation rejected the row",
+    "scoring_failed": "the chunk holding the row failed after its retries (within the tolerated failure rate)",
+}
+_KIND_REASON = {FeatureType.NUMERIC: "not_a_number", FeatureType.BOOLEAN: "not_a_boolean",
+                FeatureType.DATE: "not_a_date"}
+MAX_VALUE_ECHO = 60  # characters of a bad value quoted in a rejection message
+
+
+def _chunk_name(index: int) -> str:
+    return f"{index:06d}"
+
+
+# ---------------------------------------------------------------------------------------------------- split
+
+
+def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, run_id: str, *,
+                 chunk_rows: int | None = None) -> dict[str, Any]:
+    """Pin the champion version for the run and stream the upload into chunk objects of `chunk_rows` rows."""
+    started, started_at = time.monotonic(), datetime.now(UTC)
+    pointer = registry.champion_pointer()
+    if pointer is None:
+        raise NoChampion("no model has been promoted yet; batch scoring needs a champion (train one first)")
+    model_version = pointer["version"]
+    schema = FeatureSchema.from_dict(registry.manifest(model_version)["schema"])
+    chunk_rows = chunk_rows or int(store.metadata(source_key).get(CHUNK_ROWS_METADATA) or DEFAULT_CHUNK_ROWS)
+    rejected: list[list[Any]] = []
+    chunks = rows_in = 0
+    with contextlib.closing(store.open(source_key)) as body:
+        raw = HashingReader(body, max_line_bytes=MAX_LINE_BYTES, source=source_key)
+        text = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8-sig", newline="")
+        reader = csv.reader(text)
+        try:
+            header = [name.strip() for name in next(reader)]
+        except (StopIteration, UnicodeDecodeError):
+            raise InvalidBatch(f"{source_key} is empty or not UTF-8 CSV; upload a CSV with a header row") from None
+        missing = [name for name in schema.features if name not in header]
+        if missing:
+            raise InvalidBatch(
+                f"{source_key} lacks the model's feature column(s) {', '.join(map(repr, missing))} (model "
+                f"{model_version}); add them (empty values are fine)")
+        passthrough = _passthrough(header, schema)
+        pending: list[list[str]] = []
+        try:
+            for row in reader:
+                if not row:
+                    continue  # a blank line is not a row
+                rows_in += 1
+                if len(row) != len(header):
+                    values = dict(zip(header, row, strict=False))
+                    rejected.append([rows_in, *(values.get(c, "") for c in passthrough), "wrong_field_count",
+                                     f"{len(row)} values for {len(header)} columns"])
+                    continue
+                pending.append([str(rows_in), *row])
+                if len(pending) >= chunk_rows:
+                    chunks += 1
+                    _put_csv(store, f"{chunk_prefix(run_id)}{_chunk_name(chunks)}.csv", [ROW_COLUMN, *header], pending)
+                    pending = []
+        except UnicodeDecodeError:
+            raise InvalidBatch(f"{source_key} is not UTF-8 text after row {rows_in:,}; save it as UTF-8 CSV") from None
+        if pending:
+            chunks += 1
+            _put_csv(store, f"{chunk_prefix(run_id)}{_chunk_name(chunks)}.csv", [ROW_COLUMN, *header], pending)
+    _put_csv(store, f"{run_prefix(run_id)}rejected/split.csv", [ROW_COLUMN, *passthrough, "reason", "message"],
+             rejected)
+    run = {
+        "run_id": run_id, "source_key": source_key, "model_version": model_version, "chunk_rows": chunk_rows,
+        "chunks": chunks, "rows_in": rows_in, "rejected_at_split": len(rejected), "passthrough_columns": passthrough,
+        "started_at": started_at.isoformat(), "split_seconds": round(time.monotonic() - started, 3),
+    }
+    store.put_json(f"{run_prefix(run_id)}run.json", run)
+    return {"run_id": run_id, "model_version": model_version, "chunk_prefix": chunk_prefix(run_id), "chunks": chunks,
+            "rows_in": rows_in}
+
+
+def _passthrough(header: list[str], schema: FeatureSchema) -> list[str]:
+    """Input columns copied to the output next to the predictions: ids and anything that is not a feature."""
+    return [c for c in header if c not in schema.features and c != schema.target and c != ROW_COLUMN]
+
+
+def _put_csv(store: ObjectStore, key: str, header: list[str], rows: list[list[Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    store.put_bytes(key, buffer.getvalue().encode("utf-8"), content_type="text/csv")
+
+
+# ---------------------------------------------------------------------------------------------------- score
+
+
+class ModelCache:
+    """Pinned model versions loaded once per execution environment (warm Lambda invocations reuse them)."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+        self._models: dict[str, LoadedModel] = {}
+
+    def get(self, version: str) -> LoadedModel:
+        if version not in self._models:
+            self._models = {version: self.registry.load(version)}  # keep one: a run pins one version
+        return self._models[version]
+
+
+def score_chunk(store: ObjectStore, models: ModelCache, run_id: str, chunk_key: str, model_version: str
+                ) -> dict[str, Any]:
+    """Score one chunk with the run's pinned model version through the serving path (predict_records)."""
+    started = time.monotonic()
+    name = chunk_key.rsplit("/", 1)[-1].removesuffix(".csv")
+    model = models.get(model_version)
+    schema = model.schema
+    frame = pd.read_csv(io.BytesIO(store.get_bytes(chunk_key)), dtype=str, keep_default_na=True)
+    frame[ROW_COLUMN] = frame[ROW_COLUMN].astype(int)
+    passthrough = _passthrough([c for c in frame.columns if c != ROW_COLUMN], schema)
+    reasons = invalid_rows(frame, schema)
+    valid = frame[reasons["reason"].isna().to_numpy()]
+    rejected = frame.loc[reasons["reason"].notna().to_numpy(), [ROW_COLUMN, *passthrough]].assign(
+        reason=reasons["reason"].dropna().to_numpy(), message=reasons["message"].dropna().to_numpy())
+    scored, refused = _predict(model, valid, passthrough)
+    rejected = pd.concat([rejected, refused], ignore_index=True).sort_values(ROW_COLUMN)
+    prefix = run_prefix(run_id)
+    store.put_bytes(f"{prefix}scored/{name}.csv", scored.to_csv(index=False).encode("utf-8"), content_type="text/csv")
+    store.put_bytes(f"{prefix}rejected/{name}.csv", rejected.to_csv(index=False).encode("utf-8"),
+                    content_type="text/csv")
+    result = {"chunk": name, "rows": len(frame), "scored": len(scored), "rejected": len(rejected),
+              "rejected_by_reason": dict(Counter(rejected["reason"])), "model_version": model.version,
+              "seconds": round(time.monotonic() - started, 3)}
+    store.put_json(f"{prefix}results/{name}.json", result)
+    return {"chunk": name, "scored": len(scored), "rejected": len(rejected)}
+
+
+def invalid_rows(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
+    """Per row: the first reason it cannot be scored (None when it can) and a message naming the column and
+    value. Values are read with the model's own coercion: a value it would turn into a missing one is invalid."""
+    reason = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    message = reason.copy()
+    for name, kind in schema.features.items():
+        code = _KIND_REASON.get(kind)
+        if code is None:
+            continue  # any text is a category
+        present = frame[name].notna()
+        coerced = coerce_column(frame[name], kind)
+        bad = present & coerced.isna()
+        if kind is FeatureType.NUMERIC:
+            bad |= present & ~np.isfinite(coerced.fillna(0.0))
+        new = bad & reason.isna()
+        if new.any():
+            reason[new] = code
+            message[new] = [f"{name}: {str(v)[:MAX_VALUE_ECHO]!r} is not {_kind_words(kind)}"
+                            for v in frame.loc[new, name]]
+    return pd.DataFrame({"reason": reason, "message": message})
+
+
+def _kind_words(kind: FeatureType) -> str:
+    return {FeatureType.NUMERIC: "a finite number", FeatureType.BOOLEAN: "true or false",
+            FeatureType.DATE: "a date"}.get(kind, kind.value)
+
+
+def _predict(model: LoadedModel, valid: pd.DataFrame, passthrough: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions for the valid rows through serving's own predict_records (so batch follows serving when it
+    changes, e.g. to a compiled model); rows serving still refuses are returned as rejected."""
+    schema = model.schema
+    features = list(schema.features)
+    empty_refused = pd.DataFrame(columns=[ROW_COLUMN, *passthrough, "reason", "message"])
+    if valid.empty:
+        return _scored_frame(valid, passthrough, {"predictions": []}, schema), empty_refused
+    records = _records(valid[features])
+    try:
+        response = predict_records(model, records, max_records=len(records))
+    except InvalidRequest:
+        # a row our checks let through but serving's validation does not: find it (and its peers) row by row
+        keep, refused = [], []
+        for index, record in zip(valid.index, records, strict=True):
+            try:
+                predict_records(model, [record], max_records=1)
+                keep.append(index)
+            except InvalidRequest as exc:
+                refused.append([valid.at[index, ROW_COLUMN], *(valid.at[index, c] for c in passthrough),
+                                "invalid_row", str(exc)[:300]])
+        scored, _ = _predict(model, valid.loc[keep], passthrough)
+        return scored, pd.DataFrame(refused, columns=empty_refused.columns)
+    return _scored_frame(valid, passthrough, response, schema), empty_refused
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as the JSON records a client would send: missing cells are null."""
+    values = frame.astype(object).where(frame.notna(), None)
+    return values.to_dict(orient="records")
+
+
+def _scored_frame(valid: pd.DataFrame, passthrough: list[str], response: dict[str, Any],
+                  schema: FeatureSchema) -> pd.DataFrame:
+    out = valid[[ROW_COLUMN, *passthrough]].reset_index(drop=True)
+    out["prediction"] = response["predictions"]
+    if schema.task is Task.CLASSIFICATION and response.get("classes"):
+        for cls in response["classes"]:
+            out[f"probability_{cls}"] = [row[str(cls)] for row in response["probabilities"]]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- finalize
+
+
+def finalize_run(store: ObjectStore, run_id: str, *, map_error: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write predictions/<run>/ (parts in input order, rejected.csv, summary.json) from the chunks' outputs."""
+    started = time.monotonic()
+    prefix = run_prefix(run_id)
+    run = store.get_json(f"{prefix}run.json")
+    out = f"{PREDICTIONS_PREFIX}{run_id}/"
+    results: dict[str, dict[str, Any]] = {}
+    for key in store.list_keys(f"{prefix}results/"):
+        result = store.get_json(key)
+        results[result["chunk"]] = result
+    versions = {r["model_version"] for r in results.values()}
+    if versions - {run["model_version"]}:
+        raise RuntimeError(f"run {run_id} pinned {run['model_version']} but chunks report {sorted(versions)}")
+    names = [_chunk_name(i) for i in range(1, run["chunks"] + 1)]
+    done = [name for name in names if name in results]
+    failed = [name for name in names if name not in results]
+    parts = _write_parts(store, prefix, out, done)
+    by_reason: Counter[str] = Counter()
+    rejected_rows = _write_rejected(store, prefix, out, run, done, failed, by_reason)
+    rows_out = sum(r["scored"] for r in results.values())
+    summary = {
+        "run_id": run_id,
+        "status": "complete" if not failed and map_error is None else "partial",
+        "source_key": run["source_key"],
+        "model_version": run["model_version"],
+        "rows_in": run["rows_in"],
+        "rows_out": rows_out,
+        "rows_rejected": rejected_rows,
+        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "reasons": {code: REASONS[code] for code in sorted(by_reason)},
+        "chunks": run["chunks"],
+        "chunks_failed": len(failed),
+        "chunk_rows": run["chunk_rows"],
+        "parts": parts,
+        "rejected_key": f"{out}rejected.csv",
+        "passthrough_columns": run["passthrough_columns"],
+        "timings": {
+            "started_at": run["started_at"],
+            "finished_at": datetime.now(UTC).isoformat(),
+            "split_seconds": run["split_seconds"],
+            "chunk_seconds_total": round(sum(r["seconds"] for r in results.values()), 3),
+            "finalize_seconds": round(time.monotonic() - started, 3),
+        },
+    }
+    if map_error:
+        summary["map_error"] = {k: str(v)[:500] for k, v in map_error.items()}
+    started_at = datetime.fromisoformat(run["started_at"])
+    summary["timings"]["wall_seconds"] = round((datetime.now(UTC) - started_at).total_seconds(), 3)
+    if rows_out + rejected_rows != run["rows_in"]:  # never silently drop a row
+        summary["status"] = "inconsistent"
+    store.put_json(f"{out}summary.json", summary)
+    return {"run_id": run_id, "status": summary["status"], "summary_key": f"{out}summary.json",
+            "rows_in": run["rows_in"], "rows_out": rows_out, "rows_rejected": rejected_rows}
+
+
+def _write_parts(store: ObjectStore, prefix: str, out: str, names: list[str]) -> list[str]:
+    """Concatenate the scored chunks, in input order, into parts of about PART_ROWS rows (one header each)."""
+    parts: list[str] = []
+    buffer, rows = io.BytesIO(), 0
+
+    def flush() -> None:
+        nonlocal buffer, rows
+        key = f"{out}part-{len(parts) + 1:05d}.csv"
+        store.put_bytes(key, buffer.getvalue(), content_type="text/csv")
+        parts.append(key)
+        buffer, rows = io.BytesIO(), 0
+
+    for name in names:
+        body = store.get_bytes(f"{prefix}scored/{name}.csv")
+        header, _, data = body.partition(b"\n")
+        if rows == 0:
+            buffer.write(header + b"\n")
+        buffer.write(data)
+        rows += data.count(b"\n")
+        if rows >= PART_ROWS:
+            flush()
+    if rows or not parts:
+        flush()
+    return parts
+
+
+def _write_rejected(store: ObjectStore, prefix: str, out: str, run: dict[str, Any], done: list[str],
+                    failed: list[str], by_reason: Counter[str]) -> int:
+    """rejected.csv: rows refused at the split, at scoring (chunks that finished), and every row of a chunk that
+    failed (whatever it wrote before failing is ignored: its rows count once, as scoring_failed)."""
+    columns = [ROW_COLUMN, *run["passthrough_columns"], "reason", "message"]
+    keys = [f"{prefix}rejected/split.csv", *(f"{prefix}rejected/{name}.csv" for name in done)]
+    frames = [pd.read_csv(io.BytesIO(store.get_bytes(key)), dtype=str, keep_default_na=False) for key in keys]
+    for name in failed:
+        chunk = pd.read_csv(io.BytesIO(store.get_bytes(f"{prefix}chunks/{name}.csv")), dtype=str,
+                            keep_default_na=False)
+        frames.append(chunk[[ROW_COLUMN, *run["passthrough_columns"]]].assign(
+            reason="scoring_failed", message=f"chunk {name} failed after its retries"))
+    rejected = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    rejected = rejected.reindex(columns=columns)
+    rejected[ROW_COLUMN] = pd.to_numeric(rejected[ROW_COLUMN])
+    rejected = rejected.sort_values(ROW_COLUMN)
+    by_reason.update(rejected["reason"])
+    store.put_bytes(f"{out}rejected.csv", rejected.to_csv(index=False).encode("utf-8"), content_type="text/csv")
+    return len(rejected)
+
+
+def summary_progress(store: ObjectStore, run_id: str) -> tuple[int, int] | None:
+    """(chunks done, chunks) of a run in progress; None before its split is written."""
+    try:
+        run = store.get_json(f"{run_prefix(run_id)}run.json")
+    except ObjectNotFound:
+        return None
+    done = sum(1 for _ in store.list_keys(f"{run_prefix(run_id)}results/"))
+    return done, int(run["chunks"])
