@@ -55,13 +55,15 @@ def test_the_api_writes_access_logs_with_the_api_key_and_has_a_quota(template: d
 
 
 def test_uploads_reach_ingest_whatever_the_case_of_their_suffix(template: dict[str, Any]) -> None:
-    # given the bucket's notification to the ingest function
+    # given the bucket's notifications (ingest; batch scoring, issue 8, added the second)
     bucket = template["Resources"]["ArtifactBucket"]["Properties"]
-    (notification,) = bucket["NotificationConfiguration"]["LambdaConfigurations"]
-    rules = {rule["Name"].lower(): rule["Value"] for rule in notification["Filter"]["S3Key"]["Rules"]}
+    configurations = bucket["NotificationConfiguration"]["LambdaConfigurations"]
+    notifications = {n["Function"]["Fn::GetAtt"][0]: n for n in configurations}
 
     # then S3 filters by prefix only (its suffix filter is case-sensitive and would drop `data.CSV` silently)
-    assert rules == {"prefix": "incoming/"}
+    for function, prefix in {"IngestFunction": "incoming/", "BatchFunction": "batch/incoming/"}.items():
+        rules = {rule["Name"].lower(): rule["Value"] for rule in notifications[function]["Filter"]["S3Key"]["Rules"]}
+        assert rules == {"prefix": prefix}
 
 
 def test_s3_may_invoke_ingest_only_for_this_bucket_and_account(template: dict[str, Any]) -> None:
