@@ -16,6 +16,7 @@ from moto.core.config import default_user_config
 from loopline.emulator.alarm_evaluation import AlarmEvaluator
 from loopline.emulator.alarm_state_change_events import emit_events_on_set_alarm_state
 from loopline.emulator.distributed_map_listing import read_every_listing_page
+from loopline.emulator.distributed_map_tolerance import apply_tolerated_failure_thresholds
 from loopline.emulator.eventbridge_targets import deliver_to_states_and_lambda_targets
 from loopline.emulator.lambda_async_invocation import invoke_event_type_asynchronously
 from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_runtime
@@ -34,6 +35,7 @@ def _gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> list[Abst
         deliver_to_states_and_lambda_targets(),
         emit_events_on_set_alarm_state(),
         read_every_listing_page(),
+        apply_tolerated_failure_thresholds(),
         AlarmEvaluator().installed(alarm_tick_seconds),
     ]
 
