@@ -119,7 +119,8 @@ def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig, *, size:
         from loopline_runtime.drift import build_profile  # local: only accepted uploads pay for scipy
 
         features = {name: kind.value for name, kind in schema.features.items()}
-        profile = build_profile(checks.profile_rows(), features)
+        sample = checks.profile_rows()
+        profile = build_profile(sample.reindex(columns=list(features)), features)
         profile["sampled_rows"], profile["rows"] = profile["rows"], checks.labeled
         manifest = {
             "source_key": key,

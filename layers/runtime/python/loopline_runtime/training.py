@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 from sklearn.model_selection import train_test_split
@@ -120,7 +121,7 @@ def train_challenger(
     on_phase("compile_end", "compile to ONNX + parity check")
 
     version = new_model_version()
-    holdout = X_holdout.copy()
+    holdout = _as_uploaded(X_holdout)
     holdout[schema.target] = y_holdout.to_numpy()
     buffer = io.StringIO()
     holdout.to_csv(buffer, index=False)
@@ -185,6 +186,20 @@ def check_training_size(datasets: list[DatasetVersion], schema: FeatureSchema, *
             f"training.window (or window_days), raise the TrainFunction's MemorySize (Lambda allows 10,240 MB), "
             f"or sample the uploads"
         )
+
+
+def _as_uploaded(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows as they are written to holdout.csv: numeric columns of whole numbers as integers (a compact load
+    reads them as floats; written as `3.0` they would no longer be the user's `3`)."""
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if pd.api.types.is_float_dtype(column.dtype):
+            present = column.dropna().to_numpy()
+            if present.size and np.all(np.isfinite(present)) and np.all(np.mod(present, 1) == 0) \
+                    and np.all(np.abs(present) < 2**53):
+                out[name] = column.astype("Int64")
+    return out
 
 
 def peak_memory_mb() -> float:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from loopline_runtime.config import FeatureType, Task
 from loopline_runtime.errors import MissingTarget, SchemaMismatch, SingleClass, TooFewRows
@@ -43,8 +44,9 @@ class UploadChecks:
     classes: list[Any] = field(default_factory=list)
     bad_target: Any = None
     levels: dict[str, set[str]] = field(default_factory=dict)
-    sample: pd.DataFrame | None = None
     _rng: np.random.Generator | None = None
+    _sample_keys: np.ndarray | None = None
+    _sample_columns: dict[str, Any] = field(default_factory=dict)
 
     def check_columns(self, columns: list[str]) -> None:
         """The header: the target and every feature column must be there."""
@@ -93,13 +95,32 @@ class UploadChecks:
         return labeled
 
     def _sample(self, labeled: pd.DataFrame) -> None:
-        """A uniform sample of the labeled rows: each row draws a seeded key; the smallest keys are kept."""
+        """A uniform sample of the labeled rows (each row draws a seeded key; the smallest keys are kept), held
+        compactly: numbers as floats, text as categoricals. Keeping the chunk's own Python strings would pin the
+        memory of every chunk they came from (a sampled string keeps its whole allocator arena alive)."""
         if self._rng is None:
             self._rng = np.random.default_rng(self.seed)
-        keyed = labeled.assign(_sample_key=self._rng.random(len(labeled)))
-        merged = keyed if self.sample is None else pd.concat([self.sample, keyed], ignore_index=True)
-        self.sample = merged.nsmallest(PROFILE_SAMPLE_ROWS, "_sample_key") if len(merged) > PROFILE_SAMPLE_ROWS \
-            else merged
+        keys = self._rng.random(len(labeled))
+        columns: dict[str, Any] = {}
+        for name, kind in self.schema.features.items():
+            if kind is FeatureType.DATE:
+                continue  # dates are not profiled
+            if kind is FeatureType.NUMERIC:
+                columns[name] = coerce_column(labeled[name], kind).to_numpy()
+            else:
+                values = labeled[name].astype(object)
+                columns[name] = pd.Categorical(values, categories=pd.Index(values.dropna().unique(), dtype=object))
+        if self._sample_keys is not None:
+            keys = np.concatenate([self._sample_keys, keys])
+            for name, values in columns.items():
+                old = self._sample_columns[name]
+                columns[name] = (_union(old, values) if isinstance(values, pd.Categorical)
+                                 else np.concatenate([old, values]))
+        if len(keys) > PROFILE_SAMPLE_ROWS:
+            kept = np.sort(np.argpartition(keys, PROFILE_SAMPLE_ROWS)[:PROFILE_SAMPLE_ROWS])
+            keys = keys[kept]
+            columns = {name: values.take(kept) for name, values in columns.items()}
+        self._sample_keys, self._sample_columns = keys, columns
 
     def finish(self) -> FeatureSchema:
         """The whole-upload checks, in the order a whole-frame validation makes them; the final schema."""
@@ -141,6 +162,16 @@ class UploadChecks:
         return {name: round(count / self.rows, 6) if self.rows else 0.0 for name, count in self.nulls.items()}
 
     def profile_rows(self) -> pd.DataFrame:
-        """The sampled labeled rows (all of them when there are at most PROFILE_SAMPLE_ROWS)."""
-        assert self.sample is not None
-        return self.sample.drop(columns="_sample_key").reset_index(drop=True)
+        """The sampled labeled rows' profiled features (all rows when there are at most PROFILE_SAMPLE_ROWS)."""
+        return pd.DataFrame(self._sample_columns)
+
+
+def _union(first: pd.Categorical, second: pd.Categorical) -> pd.Categorical:
+    """Two categoricals as one, their levels as plain objects (pandas infers `str` levels for some and not for
+    others, e.g. an all-missing chunk, and refuses to combine different level dtypes)."""
+    combined = union_categoricals([_object_levels(first), _object_levels(second)])
+    return _object_levels(combined)
+
+
+def _object_levels(values: pd.Categorical) -> pd.Categorical:
+    return pd.Categorical.from_codes(values.codes, categories=pd.Index(list(values.categories), dtype=object))

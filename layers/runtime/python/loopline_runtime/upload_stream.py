@@ -109,34 +109,38 @@ class CheckedText(io.TextIOBase):
         return True
 
     def read(self, size: int | None = -1) -> str:
-        if self._prefix:
+        """At most `size` characters (all the rest when size < 0): a reader that returns more than asked makes
+        pandas keep the surplus in a buffer that grows with the file."""
+        limit = READ_BYTES if size is None or size < 0 else size
+        while len(self._prefix) < limit and not self._done:
+            self._prefix += self._next_block()
+        if size is None or size < 0:
+            while not self._done:
+                self._prefix += self._next_block()
             text, self._prefix = self._prefix, ""
             return text
-        while not self._done:
-            data = self.raw.read(READ_BYTES)
-            self._done = not data
-            try:
-                text = self._decoder.decode(data or b"", final=self._done)
-            except UnicodeDecodeError as exc:
-                raise UnparseableCsv(f"{self.source} is not UTF-8 text (byte {self._decoded_bytes + exc.start}); "
-                                     "save the file as UTF-8 CSV") from None
-            self._decoded_bytes += len(data or b"")
-            if "\x00" in text:
-                raise UnparseableCsv(f"{self.source} contains NUL bytes: it looks like a binary file, not a CSV")
-            if text:
-                return text
-        return ""
+        text, self._prefix = self._prefix[:size], self._prefix[size:]
+        return text
+
+    def _next_block(self) -> str:
+        data = self.raw.read(READ_BYTES)
+        self._done = not data
+        try:
+            text = self._decoder.decode(data or b"", final=self._done)
+        except UnicodeDecodeError as exc:
+            raise UnparseableCsv(f"{self.source} is not UTF-8 text (byte {self._decoded_bytes + exc.start}); "
+                                 "save the file as UTF-8 CSV") from None
+        self._decoded_bytes += len(data or b"")
+        if "\x00" in text:
+            raise UnparseableCsv(f"{self.source} contains NUL bytes: it looks like a binary file, not a CSV")
+        return text
 
     def read_header(self) -> str:
-        """Text up to and including the first line break (kept for the parser)."""
-        buffered = ""
-        while "\n" not in buffered and "\r" not in buffered:
-            piece = self.read(1 << 16)
-            if not piece:
-                break
-            buffered += piece
-        self._prefix = buffered + self._prefix
-        return buffered
+        """Text up to and including the first line break (left in place for the parser)."""
+        while "\n" not in self._prefix and "\r" not in self._prefix and not self._done:
+            self._prefix += self._next_block()
+        ends = [i for i in (self._prefix.find("\n"), self._prefix.find("\r")) if i >= 0]
+        return self._prefix[: min(ends) + 1] if ends else self._prefix
 
 
 @dataclass
@@ -181,8 +185,10 @@ def open_csv(text: CheckedText, *, source: str, max_columns: int, chunk_rows: in
             "columns and a target column, separated by commas"
         )
 
+    pending = [first]
+
     def chunks() -> Iterator[pd.DataFrame]:
-        yield first[kept]
+        yield pending.pop()[kept]  # popped: the first chunk is not kept alive while the others are read
         for chunk in reader:
             chunk.columns = columns
             yield chunk[kept]
