@@ -36,7 +36,7 @@ def test_reads_return_at_most_the_size_asked_and_every_character_once() -> None:
 def test_chunks_hold_every_row_in_order() -> None:
     # given a CSV of 1,000 rows read in chunks of 64
     rows = pd.DataFrame({"a": range(1000), "b": [f"x{i}" for i in range(1000)]})
-    text, raw = _text(rows.to_csv(index=False).encode())
+    text, _ = _text(rows.to_csv(index=False).encode())
 
     # when
     chunks = list(open_csv(text, source="up.csv", max_columns=10, chunk_rows=64).chunks)

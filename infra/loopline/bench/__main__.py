@@ -33,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--with-full-search", action="store_true",
                         help="also run the train handler with the search on every training row (as before "
                              "SEARCH_MAX_ROWS), side by side")
+    parser.add_argument("--skip-batch", action="store_true",
+                        help="do not score the file through the batch scoring state machine on the emulator")
     parser.add_argument("--workdir", help="keep the cases' data, logs and results here (default: a temp dir)")
     parser.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -59,6 +61,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     template = load_template(REPO_ROOT / args.template)
     train_limits = function_limits(template, "TrainFunction")
     predict_limits = function_limits(template, "PredictFunction")
+    ingest_limits = function_limits(template, "IngestFunction")
     config = adapted_config(load_config(REPO_ROOT / args.config))
     (workdir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
     print(f"generating {args.rows:,} synthetic rows (seed {args.seed}) in {workdir}", flush=True)
@@ -70,6 +73,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     (workdir / "records.json").write_text(json.dumps(records))
     (workdir / "plan.json").write_text(json.dumps({
         "train_limits": train_limits.__dict__, "predict_limits": predict_limits.__dict__,
+        "ingest_limits": ingest_limits.__dict__,
         "seed": config.training.seed, "holdout_fraction": config.training.holdout_fraction,
         "warm_requests": args.warm_requests}))
     (workdir / "train_progress.jsonl").unlink(missing_ok=True)
@@ -81,14 +85,15 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
 
     runs: dict[str, CaseRun] = {}
     # the handler is killed at its Timeout (SIGALRM in the child); the parent's limit only guards a hung setup
-    for case in ("train", "baseline", "imports", "predict", *SERVING_CASES,
-                 *(["train_full_search"] if args.with_full_search else [])):
-        if case in ("predict", *SERVING_CASES) and not (workdir / "model.onnx").is_file():
+    for case in ("ingest", "ingest_baseline", "train", "baseline", "imports", "predict", *SERVING_CASES,
+                 *(["train_full_search"] if args.with_full_search else []),
+                 *([] if args.skip_batch else ["batch", "batch_baseline"])):
+        if case in ("predict", *SERVING_CASES, "batch", "batch_baseline") and not (workdir / "model.onnx").is_file():
             print(f"{case}: skipped (the train case registered no compiled model)", flush=True)
             continue
         print(f"{case}: running ...", flush=True)
         run = run_case(case, workdir,
-                       kill_after_s=train_limits.timeout_s + 600 if case.startswith("train") else 900)
+                       kill_after_s=train_limits.timeout_s + 600 if case.startswith("train") else 3600)
         runs[case] = run
         state = "ok" if run.ok else f"FAILED (exit {run.exit_code}; log {run.log})"
         print(f"{case}: {state} in {run.wall_s:.1f} s, peak RSS {run.maxrss_kib / 1024:,.0f} MB", flush=True)
@@ -110,7 +115,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
                         f"{training.window}, holdout {training.holdout_fraction}, seed {training.seed}, metric "
                         f"{config.metric}, default candidates, default time budget "
                         f"{training.time_budget_seconds} s"),
-        runs=runs, phases=phases, events=relative, handler_s=end)
+        runs=runs, phases=phases, events=relative, handler_s=end, ingest_limits=ingest_limits)
     text = render(report)
     print()
     print(text)

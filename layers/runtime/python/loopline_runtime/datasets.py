@@ -62,7 +62,8 @@ class DatasetCatalog:
             return False
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False)
-        self.store.put_bytes(f"{dataset_prefix(version)}data.csv", buffer.getvalue().encode("utf-8"), content_type="text/csv")
+        self.store.put_bytes(f"{dataset_prefix(version)}data.csv", buffer.getvalue().encode("utf-8"),
+                             content_type="text/csv")
         return self._commit(version, manifest)
 
     def write_file(self, version: str, data_path: Path, manifest: dict[str, Any]) -> bool:
