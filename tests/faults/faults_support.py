@@ -211,26 +211,28 @@ def _served_within_staleness(loop: Loop, expected: str) -> str:
 
 @contextlib.contextmanager
 def failing_writes(match: Callable[[str], bool], times: int = 1) -> Iterator[list[str]]:
-    """Make ObjectStore writes to keys matching `match` fail (the first `times` of them); yields the keys hit."""
+    """Make ObjectStore writes to keys matching `match` fail (the first `times` of them); yields the keys hit.
+    Every write path: bytes (put_bytes), pinned artifacts (put_version, which returns the S3 VersionId), files
+    uploaded in parts (put_file, a dataset version's rows) and server-side copies (copy, a quarantined upload)."""
     hit: list[str] = []
     lock = threading.Lock()
 
-    def failing(original: Callable[..., Any]) -> Callable[..., Any]:
-        def write(self: ObjectStore, key: str, body: bytes, **kwargs: Any) -> Any:
+    def failing(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def write(self: ObjectStore, first: str, second: Any, **kwargs: Any) -> Any:
+            key = second if name == "copy" else first  # copy(source_key, key) writes its second argument
             with lock:
                 fail = match(key) and len(hit) < times
                 if fail:
                     hit.append(key)
             if fail:
                 raise InjectedFault(f"injected: PutObject {key} failed")
-            return original(self, key, body, **kwargs)
+            return original(self, first, second, **kwargs)
 
         return write
 
     with pytest.MonkeyPatch.context() as patch:
-        # every ObjectStore write path: put_bytes (ETag) and put_version (VersionId, for pinned artifacts)
-        for name in ("put_bytes", "put_version"):
-            patch.setattr(ObjectStore, name, failing(getattr(ObjectStore, name)))
+        for name in ("put_bytes", "put_version", "put_file", "copy"):
+            patch.setattr(ObjectStore, name, failing(name, getattr(ObjectStore, name)))
         yield hit
 
 
