@@ -40,6 +40,11 @@ REGISTRY_PREFIX = "registry/"
 CHAMPION_KEY = f"{REGISTRY_PREFIX}champion.json"
 HISTORY_PREFIX = f"{REGISTRY_PREFIX}history/"
 MONITORING_PREFIX = "monitoring/"
+# batch scoring (keys within these: loopline_runtime.batch_layout)
+BATCH_PREFIX = "batch/"
+BATCH_RUNS_PREFIX = f"{BATCH_PREFIX}runs/"
+BATCH_MAP_RESULTS_PREFIX = f"{BATCH_PREFIX}map-results/"
+PREDICTIONS_PREFIX = "predictions/"
 
 KEY_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 
@@ -89,4 +94,10 @@ ROLE_ACCESS: dict[str, Access] = {
     "PredictFunction": Access(reads=frozenset({MODELS_PREFIX, REGISTRY_PREFIX})),
     "TrainingStateMachine": Access(),
     "RollbackStateMachine": Access(),
+    "BatchFunction": Access(
+        reads=frozenset({BATCH_PREFIX, MODELS_PREFIX, REGISTRY_PREFIX}),
+        writes=frozenset({BATCH_RUNS_PREFIX, PREDICTIONS_PREFIX}),
+    ),
+    "BatchScoringStateMachine": Access(reads=frozenset({BATCH_MAP_RESULTS_PREFIX}),
+                                       writes=frozenset({BATCH_MAP_RESULTS_PREFIX})),
 }
