@@ -2,13 +2,15 @@
 
 The batch scoring state machine runs three steps of this module (the BatchFunction):
 
-    split     pin the champion version, stream the file into chunk objects (input row numbers added)
-    score     one chunk, with the pinned version (a Distributed Map child per chunk)
+    split     pin the champion (its version and the pointer's verified S3 versions and sha256 of the compiled
+              model), stream the file into chunk objects (input row numbers added)
+    score     one chunk, with the pinned compiled model (a Distributed Map child per chunk): the same ONNX graph
+              and request validation as POST /predict, loaded by the pins in run.json, never unpickled
     finalize  predictions/<run>/part-*.csv, rejected.csv and summary.json
 
 Layout in the artifact bucket:
     batch/incoming/<file>.csv                   uploads (each starts a run)
-    batch/runs/<run>/run.json                   the pinned model version, the chunks, counts and times of the split
+    batch/runs/<run>/run.json                   the pinned model (version + pins), chunks, counts, split times
     batch/runs/<run>/chunks/<n>.csv             the input rows, `input_row` first (what the Distributed Map reads)
     batch/runs/<run>/scored/<n>.csv             predictions of chunk n
     batch/runs/<run>/rejected/<n>.csv           rows of chunk n that could not be scored, with reasons
@@ -42,9 +44,10 @@ from loopline_runtime.batch_layout import (
     chunk_prefix,
     run_prefix,
 )
+from loopline_runtime.compiled_model import CompiledModel
 from loopline_runtime.config import FeatureType, Task
 from loopline_runtime.errors import InvalidBatch, InvalidRequest, NoChampion
-from loopline_runtime.registry import LoadedModel, ModelRegistry
+from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.schema import FeatureSchema, coerce_column
 from loopline_runtime.serving import predict_records
 from loopline_runtime.storage import ObjectNotFound, ObjectStore
@@ -74,13 +77,17 @@ def _chunk_name(index: int) -> str:
 
 def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, run_id: str, *,
                  chunk_rows: int | None = None) -> dict[str, Any]:
-    """Pin the champion version for the run and stream the upload into chunk objects of `chunk_rows` rows."""
+    """Pin the champion for the run and stream the upload into chunk objects of `chunk_rows` rows.
+
+    The run pins what the champion pointer pins (the compiled model's S3 VersionId and sha256, as the gate
+    verified them): every chunk loads exactly that, whatever is promoted meanwhile. Loading it here checks the
+    pins before any chunk is written (ArtifactIntegrityError otherwise)."""
     started, started_at = time.monotonic(), datetime.now(UTC)
     pointer = registry.champion_pointer()
     if pointer is None:
         raise NoChampion("no model has been promoted yet; batch scoring needs a champion (train one first)")
-    model_version = pointer["version"]
-    schema = FeatureSchema.from_dict(registry.manifest(model_version)["schema"])
+    model_version = str(pointer["version"])
+    schema = registry.load_champion(pointer).schema
     chunk_rows = chunk_rows or int(store.metadata(source_key).get(CHUNK_ROWS_METADATA) or DEFAULT_CHUNK_ROWS)
     rejected: list[list[Any]] = []
     chunks = rows_in = 0
@@ -122,7 +129,8 @@ def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, r
     _put_csv(store, f"{run_prefix(run_id)}rejected/split.csv", [ROW_COLUMN, *passthrough, "reason", "message"],
              rejected)
     run = {
-        "run_id": run_id, "source_key": source_key, "model_version": model_version, "chunk_rows": chunk_rows,
+        "run_id": run_id, "source_key": source_key, "model_version": model_version, "pins": pointer["pins"],
+        "chunk_rows": chunk_rows,
         "chunks": chunks, "rows_in": rows_in, "rejected_at_split": len(rejected), "passthrough_columns": passthrough,
         "started_at": started_at.isoformat(), "split_seconds": round(time.monotonic() - started, 3),
     }
@@ -148,24 +156,30 @@ def _put_csv(store: ObjectStore, key: str, header: list[str], rows: list[list[An
 
 
 class ModelCache:
-    """Pinned model versions loaded once per execution environment (warm Lambda invocations reuse them)."""
+    """A run's pinned compiled model, loaded once per execution environment (warm Lambda invocations reuse it)."""
 
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
-        self._models: dict[str, LoadedModel] = {}
+        self._models: dict[str, CompiledModel] = {}
 
-    def get(self, version: str) -> LoadedModel:
+    def get(self, run_id: str, version: str) -> CompiledModel:
+        """The model run `run_id` pinned at its split, by the pins in its run.json (checked against `version`,
+        what the state machine passed on)."""
         if version not in self._models:
-            self._models = {version: self.registry.load(version)}  # keep one: a run pins one version
+            run = self.registry.store.get_json(f"{run_prefix(run_id)}run.json")
+            if run["model_version"] != version:
+                raise InvalidBatch(f"run {run_id} pinned model {run['model_version']}, not {version}")
+            # keep one: a run pins one version
+            self._models = {version: self.registry.load_pinned(version, run["pins"])}
         return self._models[version]
 
 
 def score_chunk(store: ObjectStore, models: ModelCache, run_id: str, chunk_key: str, model_version: str
                 ) -> dict[str, Any]:
-    """Score one chunk with the run's pinned model version through the serving path (predict_records)."""
+    """Score one chunk with the run's pinned compiled model through the serving path (predict_records)."""
     started = time.monotonic()
     name = chunk_key.rsplit("/", 1)[-1].removesuffix(".csv")
-    model = models.get(model_version)
+    model = models.get(run_id, model_version)
     schema = model.schema
     frame = pd.read_csv(io.BytesIO(store.get_bytes(chunk_key)), dtype=str, keep_default_na=True)
     frame[ROW_COLUMN] = frame[ROW_COLUMN].astype(int)
@@ -214,9 +228,9 @@ def _kind_words(kind: FeatureType) -> str:
             FeatureType.DATE: "a date"}.get(kind, kind.value)
 
 
-def _predict(model: LoadedModel, valid: pd.DataFrame, passthrough: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predictions for the valid rows through serving's own predict_records (so batch follows serving when it
-    changes, e.g. to a compiled model); rows serving still refuses are returned as rejected."""
+def _predict(model: CompiledModel, valid: pd.DataFrame, passthrough: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions for the valid rows through serving's own predict_records (the compiled model and the request
+    validation of POST /predict); rows serving still refuses are returned as rejected."""
     schema = model.schema
     features = list(schema.features)
     empty_refused = pd.DataFrame(columns=[ROW_COLUMN, *passthrough, "reason", "message"])
