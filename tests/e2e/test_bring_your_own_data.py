@@ -218,7 +218,11 @@ def baseline_score(case: DatasetCase, metric: str, train: pd.DataFrame, holdout:
 def without_rows(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """`frame` minus `rows` as a multiset (a duplicated row is removed as often as it appears in `rows`)."""
     columns = list(rows.columns)
-    left, right = frame[columns].astype(str), rows[columns].astype(str)
+    left, right = frame[columns].copy(), rows[columns].copy()
+    for name in columns:  # numbers compare as numbers: the upload's `1065.0` is the holdout's `1065`
+        if pd.api.types.is_numeric_dtype(left[name]) and pd.api.types.is_numeric_dtype(right[name]):
+            left[name], right[name] = left[name].astype(float), right[name].astype(float)
+    left, right = left.astype(str), right.astype(str)
     left["_nth"] = left.groupby(columns, dropna=False).cumcount()
     right["_nth"] = right.groupby(columns, dropna=False).cumcount()
     merged = left.reset_index().merge(right, on=[*columns, "_nth"], how="left", indicator=True)

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 from faults_support import CRASH, TIMEOUT, Loop, assert_invariant, failing_writes, upload_outcome
 
-from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX, DATASETS_PREFIX, MONITORING_PREFIX, QUARANTINE_PREFIX
+from loopline_runtime.bucket_layout import (
+    BATCH_INCOMING_PREFIX,
+    DATASET_INDEX_PREFIX,
+    DATASETS_PREFIX,
+    MONITORING_PREFIX,
+    QUARANTINE_PREFIX,
+)
 from loopline_runtime.datasets import version_for
 
 
@@ -157,3 +163,23 @@ def test_the_same_event_delivered_five_times_makes_one_version_and_one_measureme
     assert loop.client.keys(MONITORING_PREFIX) == reports
     assert loop.client.executions() == executions
     assert_invariant(loop)
+
+
+def test_a_batch_upload_whose_run_cannot_start_ends_in_the_batch_on_failure_queue(
+        loop: Loop, cancer_batches: dict[str, Any]) -> None:
+    # given the batch function crashing on all three attempts
+    loop.answer_next("BatchFunction", CRASH, CRASH, CRASH)
+
+    # when a file to score arrives under batch/incoming/
+    key = f"{BATCH_INCOMING_PREFIX}lost-batch.csv"
+    loop.store.put_bytes(key, _batch(cancer_batches, 32).to_csv(index=False).encode(), content_type="text/csv")
+
+    # then its event is kept in the batch on-failure queue with the error, not dropped
+    def record() -> dict[str, Any] | None:
+        found = [r for r in loop.failure_messages("BatchFailureQueueUrl")  # the event's key is URL-encoded
+                 if "lost-batch.csv" in json.dumps(r["requestPayload"])]
+        return found[0] if found else None
+
+    kept = loop.wait_for(record, timeout=120, what=f"{key} in the batch on-failure queue")
+    assert kept["requestContext"]["approximateInvokeCount"] == 3
+    assert kept["responsePayload"]["errorType"] == "Runtime.ExitError"

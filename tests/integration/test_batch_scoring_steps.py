@@ -11,6 +11,7 @@ import pytest
 
 from loopline_runtime.batch import ModelCache, finalize_run, score_chunk, split_upload
 from loopline_runtime.batch_layout import ROW_COLUMN, chunk_prefix
+from loopline_runtime.bucket_layout import BATCH_INCOMING_PREFIX
 from loopline_runtime.errors import InvalidBatch, NoChampion
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
@@ -19,7 +20,7 @@ from loopline_runtime.storage import ObjectStore
 @pytest.fixture
 def batch_file(breast_cancer: pd.DataFrame, store: ObjectStore) -> Callable[[pd.DataFrame], str]:
     def put(rows: pd.DataFrame) -> str:
-        key = "batch/incoming/patients.csv"
+        key = f"{BATCH_INCOMING_PREFIX}patients.csv"
         store.put_bytes(key, rows.to_csv(index=False).encode("utf-8"))
         return key
 

@@ -1,13 +1,16 @@
-"""Where batch scoring keeps its objects (one home for the keys; the state machine and the CLI use them too)."""
+"""Where batch scoring keeps its objects within the prefixes of bucket_layout (the state machine and the CLI use
+these too)."""
 
 from __future__ import annotations
 
 import hashlib
 
-INCOMING_PREFIX = "batch/incoming/"
-RUNS_PREFIX = "batch/runs/"
-MAP_RESULTS_PREFIX = "batch/map-results/"
-PREDICTIONS_PREFIX = "predictions/"
+from loopline_runtime.bucket_layout import BATCH_INCOMING_PREFIX, BATCH_MAP_RESULTS_PREFIX, BATCH_RUNS_PREFIX
+from loopline_runtime.bucket_layout import PREDICTIONS_PREFIX as PREDICTIONS_PREFIX  # re-exported for batch code
+
+INCOMING_PREFIX = BATCH_INCOMING_PREFIX
+RUNS_PREFIX = BATCH_RUNS_PREFIX
+MAP_RESULTS_PREFIX = BATCH_MAP_RESULTS_PREFIX
 ROW_COLUMN = "input_row"  # the 1-based number of the data row in the uploaded file
 DEFAULT_CHUNK_ROWS = 10_000
 PART_ROWS = 500_000  # rows per predictions part

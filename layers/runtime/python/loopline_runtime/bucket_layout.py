@@ -42,6 +42,7 @@ HISTORY_PREFIX = f"{REGISTRY_PREFIX}history/"
 MONITORING_PREFIX = "monitoring/"
 # batch scoring (keys within these: loopline_runtime.batch_layout)
 BATCH_PREFIX = "batch/"
+BATCH_INCOMING_PREFIX = f"{BATCH_PREFIX}incoming/"
 BATCH_RUNS_PREFIX = f"{BATCH_PREFIX}runs/"
 BATCH_MAP_RESULTS_PREFIX = f"{BATCH_PREFIX}map-results/"
 PREDICTIONS_PREFIX = "predictions/"
