@@ -16,23 +16,19 @@ from typing import Any
 
 def child_batch(workdir: Path) -> dict[str, Any]:
     """Score data.csv through the batch scoring state machine of a fresh local stack."""
+    from loopline.bench.cases import stage_champion
     from loopline.client import StackClient
     from loopline.demo import free_port, local_stack
     from loopline.score_command import follow, submit
 
     manifest = json.loads((workdir / "manifest.json").read_text())
-    version = manifest["version"]
     stacks = workdir / "stacks"
     aws_port = free_port()
     with local_stack("bench-batch", config=workdir / "config.yaml", workdir=stacks, aws_port=aws_port,
                      api_port=free_port()):
         stack = StackClient("bench-batch", endpoint_url=f"http://127.0.0.1:{aws_port}")
-        # the champion the train case registered, put where a promotion puts it
-        stack.s3.upload_file(str(workdir / "model.joblib"), stack.bucket, manifest["artifact"]["key"])
-        stack.s3.put_object(Bucket=stack.bucket, Key=f"models/{version}/manifest.json",
-                            Body=json.dumps(manifest).encode())
-        stack.s3.put_object(Bucket=stack.bucket, Key="registry/champion.json",
-                            Body=json.dumps({"version": version, "previous_version": None}).encode())
+        # the champion the train case registered, put where a promotion puts it (pinned)
+        stage_champion(stack.s3, workdir, manifest, bucket=stack.bucket)
         t0 = time.perf_counter()
         _, candidates = submit(stack, workdir / "data.csv", name="bench.csv")
         upload_s = time.perf_counter() - t0

@@ -207,18 +207,18 @@ def child_imports(workdir: Path) -> dict[str, Any]:
     return {"import_s": time.perf_counter() - t0, "hwm_kib": vm_hwm_kib()}
 
 
-def stage_champion(s3: Any, workdir: Path, manifest: dict[str, Any]) -> None:
+def stage_champion(s3: Any, workdir: Path, manifest: dict[str, Any], bucket: str = BUCKET) -> None:
     """Put the model the train case registered into the (moto) bucket as the champion, the way a promotion leaves
     it: a versioned bucket, the artifacts and manifest, and a pointer that pins the manifest's and the compiled
     artifact's S3 VersionId and sha256 (the predict function refuses a pointer without pins). Boto3 and hashlib
     only, so a case's measured imports stay its own."""
     import hashlib
 
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     version = manifest["version"]
 
     def put(key: str, body: bytes) -> dict[str, Any]:
-        response = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        response = s3.put_object(Bucket=bucket, Key=key, Body=body)
         return {"key": key, "version_id": response.get("VersionId"), "sha256": hashlib.sha256(body).hexdigest()}
 
     put(manifest["artifact"]["key"], (workdir / "model.joblib").read_bytes())
@@ -226,7 +226,7 @@ def stage_champion(s3: Any, workdir: Path, manifest: dict[str, Any]) -> None:
     pinned_manifest = put(f"{model_prefix(version)}manifest.json", json.dumps(manifest).encode())
     pointer = {"version": version, "previous_version": None,
                "pins": {"manifest": pinned_manifest, "compiled": compiled}}
-    s3.put_object(Bucket=BUCKET, Key=CHAMPION_KEY, Body=json.dumps(pointer).encode())
+    s3.put_object(Bucket=bucket, Key=CHAMPION_KEY, Body=json.dumps(pointer).encode())
 
 
 def child_predict(workdir: Path) -> dict[str, Any]:
