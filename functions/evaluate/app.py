@@ -1,7 +1,8 @@
 """Evaluate: `gate` scores challenger and champion on the same holdout; `promote` moves the champion pointer if
 it is still the one the gate compared against; `monitor` measures the champion on a new labeled batch and
-publishes quality and drift to CloudWatch; `rollback` verifies a registered model and returns
-the promotion record that `promote` then writes."""
+publishes quality and drift to CloudWatch; `rollback` verifies a registered model and returns the promotion record
+that `promote` then writes; `reject` records why a person (or the approval timeout) rejected a challenger.
+Decisions are notified on the stack's topic: promoted, rejected with reasons."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aws_lambda_powertools import Logger
 from loopline_runtime.config import runtime_config
 from loopline_runtime.errors import ChampionChanged, InvalidRequest
 from loopline_runtime.evaluation import gate_challenger, reject_promotion
+from loopline_runtime.notifications import Notifier
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.rollback import ROLLBACK_REASON, rollback_record
 from loopline_runtime.storage import ObjectStore
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 logger = Logger()
 config = runtime_config()
 store = ObjectStore.from_env()
+notifier = Notifier.from_env(config.name)
 # pins: the S3 versions and sha256 the gate (or the rollback check) verified; the pointer records them for every loader
 PROMOTION_FIELDS = ("version", "previous_version", "metric", "score", "promoted_at", "execution_arn", "reason",
                     "pins")
@@ -60,16 +63,28 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         decision = gate_challenger(registry, config, event["model_version"], event["holdout_key"],
                                    fingerprint=event.get("fingerprint"))
         logger.info("gate decision", extra=decision.to_dict())
+        if not decision.promote:
+            notifier.rejected(decision.model_version, decision.reasons, metric=decision.metric,
+                              score=decision.challenger_score, gate_threshold=decision.gate_threshold,
+                              champion_version=decision.champion_version, champion_score=decision.champion_score)
         return decision.to_dict()
     if action == "promote":
         record = {name: event.get(name) for name in PROMOTION_FIELDS}
         record.update({name: event[name] for name in PROMOTION_OPTIONAL_FIELDS if name in event})
         try:
-            return registry.promote(record, expected_etag=event.get("expected_etag"))
+            promoted = registry.promote(record, expected_etag=event.get("expected_etag"))
         except ChampionChanged as exc:
             if record["reason"] != ROLLBACK_REASON:  # a rollback target keeps the evaluation its gate wrote
                 reject_promotion(registry, record["version"], str(exc))
+                notifier.rejected(record["version"], [str(exc)])
             raise
+        notifier.promoted(promoted)
+        return promoted
+    if action == "reject":
+        evaluation = reject_promotion(registry, event["model_version"], event["reason"])
+        notifier.rejected(event["model_version"], evaluation["reasons"], metric=evaluation.get("metric"),
+                          score=evaluation.get("challenger_score"))
+        return evaluation
     if action == "monitor":
         from loopline_runtime.monitoring import monitor_champion  # local: the gate path does not need it
 
@@ -84,4 +99,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                                  requested_by=request.get("requested_by"), note=request.get("note"))
         logger.info("rollback verified", extra=record)
         return record
-    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote', 'monitor' or 'rollback'")
+    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote', 'reject', 'monitor' or 'rollback'")

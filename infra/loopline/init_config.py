@@ -225,6 +225,12 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         "  # How much worse than the champion (on the same holdout rows) a challenger may score and still win"
         f"{_bounds(GateConfig, 'tolerance')}.",
         f"  tolerance: {GateConfig.model_fields['tolerance'].default}",
+        "  # none: promote as soon as the gate passes. manual: wait for a person after the gate",
+        "  # (`loopline approve VERSION`, or `loopline reject VERSION --reason TEXT`; the wait is notified).",
+        f"  approval: {GateConfig.model_fields['approval'].default}",
+        f"  # With manual approval: no answer within this many seconds rejects the challenger"
+        f"{_bounds(GateConfig, 'approval_timeout_seconds')}.",
+        f"  approval_timeout_seconds: {GateConfig.model_fields['approval_timeout_seconds'].default}",
         "",
         "alarm:",
         "  # Champion-relative: retraining starts when the champion scores, on a fresh labeled batch,",

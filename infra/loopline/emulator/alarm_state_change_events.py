@@ -13,6 +13,8 @@ from unittest import mock
 from moto.cloudwatch.models import Alarm, CloudWatchBackend
 from moto.events.models import events_backends
 
+from loopline.emulator.alarm_actions import run_alarm_actions
+
 DETAIL_TYPE = "CloudWatch Alarm State Change"
 
 
@@ -77,6 +79,7 @@ def _iso(moment: datetime) -> str:
 def emit_alarm_state_change(account_id: str, region: str, alarm: Alarm, previous: AlarmState) -> None:
     """Put the state-change event on the default bus of the alarm's account and region (rules deliver it)."""
     events_backends[account_id][region].put_events([state_change_event(alarm, previous)])
+    run_alarm_actions(account_id, region, alarm, previous.value)  # moto runs no alarm actions either
 
 
 def emit_events_on_set_alarm_state() -> AbstractContextManager[object]:

@@ -23,11 +23,15 @@ from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_ru
 from loopline.emulator.s3_async_notifications import deliver_s3_notifications_asynchronously
 from loopline.emulator.s3_conditional_writes import make_conditional_writes_atomic
 from loopline.emulator.state_machine_backend import route_cloudformation_to_executing_backend
+from loopline.emulator.state_machine_parse_cache import cache_parse_trees
+from loopline.emulator.task_failure_cause import pass_task_failure_cause
 
 
 def _gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> list[AbstractContextManager[object]]:
     return [
         route_cloudformation_to_executing_backend(),
+        cache_parse_trees(),
+        pass_task_failure_cause(),
         install_lambda_runtime(runtime),
         invoke_event_type_asynchronously(),
         deliver_s3_notifications_asynchronously(),

@@ -1,4 +1,5 @@
-"""Registration of the operating subcommands (status, models, rollback, report) on the `loopline` parser."""
+"""Registration of the operating subcommands (status, models, rollback, report, approve, reject) on the
+`loopline` parser."""
 
 from __future__ import annotations
 
@@ -78,6 +79,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_answer(args: argparse.Namespace) -> int:
+    from loopline.operate.approval import answer
+    from loopline.operate.rollback import requester
+
+    stack = stack_from(args)
+    approve = args.command == "approve"
+    progress(f"{'approving' if approve else 'rejecting'} {args.version} ...")
+    described = answer(stack, args.version, approve=approve, by=requester(stack), reason=args.reason,
+                       on_state=lambda name, seconds: progress(f"  [{seconds:5.1f}s] {name}"))
+    final = stack.entered_states(described["executionArn"])[-1]
+    print(f"{args.version}: {final} ({described['status']})")
+    return 0
+
+
 def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register status, models and rollback."""
     status = subparsers.add_parser(
@@ -134,3 +149,17 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
     report.add_argument("--output", metavar="FILE", help="HTML file (default: report-<version or run>.html)")
     report.add_argument("--screenshot", metavar="PNG", help="also save a screenshot taken with headless Chromium")
     report.set_defaults(handler=_cmd_report)
+
+    for name, verb in (("approve", "promote"), ("reject", "reject")):
+        command = subparsers.add_parser(
+            name, help=f"{name} a challenger waiting for approval (gate.approval: manual): {verb} it",
+            description=f"With gate.approval: manual, a challenger that passes the gate waits for a person. This "
+            f"answers the training execution waiting for VERSION (its task token is found in the execution's "
+            f"history); the state machine then goes on to {verb} it. `loopline status` lists what is waiting.",
+            epilog=_examples(f"loopline {name} m-20261129T184001-1a2b3c --reason 'report reviewed'"),
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_stack_arguments(command)
+        command.add_argument("version", metavar="VERSION", help="the model version waiting for approval")
+        command.add_argument("--reason", required=name == "reject", default="", metavar="TEXT",
+                             help="why (recorded with the decision" + ("; required)" if name == "reject" else ")"))
+        command.set_defaults(handler=_cmd_answer)

@@ -47,13 +47,18 @@ def gather_status(stack: StackClient) -> StackStatus:
     for execution in shown:
         states = stack.entered_states(execution["executionArn"])
         execution["last_state"] = states[-1] if states else ""
-    return StackStatus(stack.stack_name, pointer, champion, alarm, measurements, shown, queue_depths(stack))
+    from loopline.operate.approval import pending_approvals
+
+    approvals = [{"model_version": a.model_version, "requested_at": a.requested_at}
+                 for a in pending_approvals(stack)]
+    return StackStatus(stack.stack_name, pointer, champion, alarm, measurements, shown, queue_depths(stack),
+                       approvals)
 
 
 def queue_depths(stack: StackClient) -> dict[str, int]:
     """Messages waiting in each SQS queue of the stack (on-failure destinations, dead-letter queues)."""
     resources = stack.cloudformation.describe_stack_resources(StackName=stack.stack_name)["StackResources"]
-    queues = [r for r in resources if r["ResourceType"] == "AWS::SQS::Queue" and r.get("PhysicalResourceId")]
+    queues = [r for r in resources if r.get("ResourceType") == "AWS::SQS::Queue" and r.get("PhysicalResourceId")]
     if not queues:
         return {}
     sqs = stack.client("sqs")

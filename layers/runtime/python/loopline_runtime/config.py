@@ -44,6 +44,10 @@ class GateConfig(_Strict):
     threshold: float = Field(description="The challenger's holdout metric must reach this to be promoted.")
     # a challenger must not be worse than the champion by more than this on the same holdout rows
     tolerance: float = Field(default=0.0, ge=0)
+    # manual: a challenger that passes waits for `loopline approve VERSION` / `loopline reject VERSION`
+    approval: Literal["none", "manual"] = "none"
+    # no answer within this many seconds rejects the challenger (Step Functions waits at most a year)
+    approval_timeout_seconds: int = Field(default=86_400, ge=1, le=31_536_000)
 
 
 class AlarmConfig(_Strict):

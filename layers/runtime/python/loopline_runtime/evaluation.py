@@ -45,6 +45,8 @@ class GateDecision:
     compiled: dict[str, Any] = field(default_factory=dict)  # the manifest's compilation record (parity etc.)
     # the S3 versions and sha256 of the manifest and compiled artifact the gate scored: what a promotion pins
     pins: dict[str, Any] | None = None
+    approval_required: bool = False  # gate.approval: manual (the state machine waits for a person)
+    approval_timeout_seconds: int = 0
 
     @property
     def promote(self) -> bool:
@@ -127,6 +129,8 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
         scored_form="onnx" if isinstance(challenger, CompiledModel) else "scikit-learn",
         compiled={key: value for key, value in compiled.items() if key in ("parity", "error", "artifact")},
         pins=pins,
+        approval_required=config.gate.approval == "manual",
+        approval_timeout_seconds=config.gate.approval_timeout_seconds,
     )
     registry.store.put_json(registry.prefix(model_version) + "evaluation.json",
                             {**decision.to_dict(), "evaluated_at": datetime.now(UTC).isoformat()})
@@ -139,13 +143,14 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
     return decision
 
 
-def reject_promotion(registry: ModelRegistry, model_version: str, reason: str) -> None:
-    """Record on the challenger's evaluation why a promotion the gate allowed did not happen."""
+def reject_promotion(registry: ModelRegistry, model_version: str, reason: str) -> dict[str, Any]:
+    """Record on the challenger's evaluation why a promotion the gate allowed did not happen; returns it."""
     key = registry.prefix(model_version) + "evaluation.json"
-    evaluation = registry.store.get_json(key)
+    evaluation: dict[str, Any] = registry.store.get_json(key)
     evaluation.update(promote=False, promotion_rejected_at=datetime.now(UTC).isoformat(),
                       reasons=[*evaluation.get("reasons", []), reason])
     registry.store.put_json(key, evaluation)
+    return evaluation
 
 
 def record_report_numbers(registry: ModelRegistry, model: LoadedModel, holdout: pd.DataFrame, *, seed: int) -> None:
