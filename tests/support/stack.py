@@ -38,6 +38,9 @@ class Stack:
                 self.physical_ids[logical_id] = self.resolve(properties["BucketName"])
             elif kind == "AWS::CloudWatch::Alarm":  # Ref of an alarm is its name
                 self.physical_ids[logical_id] = self.resolve(properties["AlarmName"])
+            elif kind == "AWS::SNS::Topic":  # Ref of a topic is its ARN
+                topic = self.resolve(properties["TopicName"])
+                self.physical_ids[logical_id] = f"arn:aws:sns:{self.region}:{self.account}:{topic}"
 
     @property
     def bucket(self) -> str:

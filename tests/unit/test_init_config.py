@@ -22,6 +22,7 @@ from loopline.params import stack_parameters
 from loopline_runtime.config import (
     AlarmConfig,
     FeatureType,
+    GateConfig,
     PipelineConfig,
     Task,
     TrainingConfig,
@@ -166,8 +167,8 @@ def test_every_setting_is_written_with_a_comment_and_training_defaults_come_from
     text = (tmp_path / "pipeline.yaml").read_text(encoding="utf-8")
     written = yaml.safe_load(text)
     assert set(written) == set(PipelineConfig.model_fields) - {"models"}  # models: commented out, defaults apply
-    for section, model in (("training", TrainingConfig), ("alarm", AlarmConfig), ("gate", None)):
-        fields = model.model_fields if model else {"threshold": None, "tolerance": None}
+    for section, model in (("training", TrainingConfig), ("alarm", AlarmConfig), ("gate", GateConfig)):
+        fields = model.model_fields
         assert set(written[section]) == set(fields)
         for key in written[section]:
             previous = text.splitlines()[text.splitlines().index(f"  {key}: {_yaml_value(written[section][key])}") - 1]
