@@ -47,8 +47,8 @@ def frames() -> list[Any]:
 
 
 def test_approve_promotes_and_reject_rejects_with_the_reason(
-        start_stack: Callable[..., StackClient], local_stack_config_path: Path, tmp_path: Path, frames: list[Any],
-        capsys: pytest.CaptureFixture[str]) -> None:
+        start_stack: Callable[..., StackClient], local_stack_config_path: Path, tmp_path: Path,
+        frames: list[Any], capsys: pytest.CaptureFixture[str]) -> None:
     # given a stack with manual approval, and a first upload that passed the gate
     stack = start_stack(_manual(local_stack_config_path, tmp_path, 600))
     inbox = stack.client("sqs").create_queue(QueueName=f"{stack.stack_name}-inbox")["QueueUrl"]
