@@ -22,6 +22,7 @@ from loopline.emulator.lambda_async_invocation import invoke_event_type_asynchro
 from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_runtime
 from loopline.emulator.s3_async_notifications import deliver_s3_notifications_asynchronously
 from loopline.emulator.s3_conditional_writes import make_conditional_writes_atomic
+from loopline.emulator.stack_resource_listing import list_created_resources_only
 from loopline.emulator.state_machine_backend import route_cloudformation_to_executing_backend
 from loopline.emulator.state_machine_parse_cache import cache_parse_trees
 from loopline.emulator.task_failure_cause import pass_task_failure_cause
@@ -30,6 +31,7 @@ from loopline.emulator.task_failure_cause import pass_task_failure_cause
 def _gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> list[AbstractContextManager[object]]:
     return [
         route_cloudformation_to_executing_backend(),
+        list_created_resources_only(),
         cache_parse_trees(),
         pass_task_failure_cause(),
         install_lambda_runtime(runtime),

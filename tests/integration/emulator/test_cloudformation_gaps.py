@@ -182,3 +182,22 @@ def test_function_layers_are_mapped_from_the_template(tmp_path: Path):
 
     # then
     assert layers == {"Fn": [tmp_path]}
+
+
+def test_a_resource_whose_condition_is_false_is_not_listed(aws):
+    # given a stack with a topic and a subscription that exists only when an e-mail address is given (none is)
+    template = {
+        "Parameters": {"Email": {"Type": "String", "Default": ""}},
+        "Conditions": {"HasEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Email"}, ""]}]}},
+        "Resources": {
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+            "Subscription": {"Type": "AWS::SNS::Subscription", "Condition": "HasEmail",
+                             "Properties": {"TopicArn": {"Ref": "Topic"}, "Protocol": "email",
+                                            "Endpoint": {"Ref": "Email"}}},
+        },
+    }
+    name = create_stack(aws, template)
+
+    # when its resources are listed, then only the created topic is there, with its logical id (as on AWS)
+    resources = aws("cloudformation").describe_stack_resources(StackName=name)["StackResources"]
+    assert [(r["LogicalResourceId"], r["ResourceType"]) for r in resources] == [("Topic", "AWS::SNS::Topic")]
