@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger
 
 from loopline_runtime.batch import ModelCache, finalize_run, score_chunk, split_upload
 from loopline_runtime.batch_layout import run_id_for
+from loopline_runtime.notifications import Notifier
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
 
@@ -24,6 +25,7 @@ store = ObjectStore.from_env()
 registry = ModelRegistry(store)
 models = ModelCache(registry)
 sfn = boto3.client("stepfunctions")
+notifier = Notifier.from_env(os.environ.get("PIPELINE_NAME", "default"))
 
 
 def start_runs(event: dict[str, Any]) -> dict[str, Any]:
@@ -47,11 +49,19 @@ def start_runs(event: dict[str, Any]) -> dict[str, Any]:
     return {"started": started}
 
 
+def finalize(event: dict[str, Any]) -> dict[str, Any]:
+    """Write the run's predictions and summary, then say so on the notification topic."""
+    # the Map's Catch adds map_error to the state when more chunks failed than tolerated
+    result = finalize_run(store, event["run_id"], map_error=event.get("state", {}).get("map_error"))
+    notifier.batch_scoring_finished(status=result["status"], rows=result["rows_in"], output=result["summary_key"],
+                                    model_version=result["model_version"], execution_arn=event.get("execution_arn"))
+    return result
+
+
 TASKS = {
     "split": lambda e: split_upload(store, registry, e["source_key"], e["run_id"], chunk_rows=e.get("chunk_rows")),
     "score": lambda e: score_chunk(store, models, e["run_id"], e["chunk_key"], e["model_version"]),
-    # the Map's Catch adds map_error to the state when more chunks failed than tolerated
-    "finalize": lambda e: finalize_run(store, e["run_id"], map_error=e.get("state", {}).get("map_error")),
+    "finalize": finalize,
 }
 
 

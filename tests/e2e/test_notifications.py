@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from loopline.client import StackClient
-from loopline.examples import breast_cancer, split_batches
+from loopline.examples import TARGET, breast_cancer, split_batches
+from loopline.score_command import follow, submit
 
 pytestmark = pytest.mark.e2e
 
@@ -86,6 +87,19 @@ def test_promoted_and_alarm_notifications(start_stack: Callable[..., StackClient
     assert fired["message"]["NewStateReason"] == "test: drift"
     assert recovered["subject"].startswith(f'OK: "{alarm["AlarmName"]}"')
     assert recovered["message"]["OldStateValue"] == "ALARM"
+
+    # when a file is scored in batch
+    rows = breast_cancer().drop(columns=[TARGET]).head(30)
+    rows.to_csv(tmp_path / "to-score.csv", index=False)
+    _, candidates = submit(stack, tmp_path / "to-score.csv", chunk_rows=10)
+    summary = follow(stack, candidates, timeout=300)
+
+    # then one message says it finished, with the row count, the output and the model that scored it
+    finished = inbox.wait_for("batch_scoring_finished")
+    assert finished["subject"] == "Loopline breast-cancer: batch scoring complete, 30 rows"
+    assert finished["message"]["output"] == f"predictions/{summary['run_id']}/summary.json"
+    assert finished["message"]["model_version"] == champion["version"] == summary["model_version"]
+    assert finished["message"]["execution_arn"].endswith(summary["run_id"])
 
 
 def test_rejected_and_training_failed_notifications(start_stack: Callable[..., StackClient],

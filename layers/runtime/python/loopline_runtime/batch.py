@@ -325,7 +325,8 @@ def finalize_run(store: ObjectStore, run_id: str, *, map_error: dict[str, Any] |
         summary["status"] = "inconsistent"
     store.put_json(f"{out}summary.json", summary)
     return {"run_id": run_id, "status": summary["status"], "summary_key": f"{out}summary.json",
-            "rows_in": run["rows_in"], "rows_out": rows_out, "rows_rejected": rejected_rows}
+            "model_version": run["model_version"], "rows_in": run["rows_in"], "rows_out": rows_out,
+            "rows_rejected": rejected_rows}
 
 
 def _write_parts(store: ObjectStore, prefix: str, out: str, names: list[str]) -> list[str]:
