@@ -98,7 +98,7 @@ def batch_section(runs: dict[str, Any], rows: int) -> list[str]:
              if b and base_total else "n/a"],
             ["throughput", f"{s['rows_in'] / r['wall_s']:,.0f} rows/s end to end",
              f"{b['rows'] / base_total:,.0f} rows/s" if b and base_total else "n/a"],
-            ["peak RSS", "(several processes)", megabytes(base.maxrss_kib) if base else "n/a"],
+            ["peak RSS", "(several processes)", megabytes(base.peak_kib) if base else "n/a"],
         ]),
         "",
         f"Status {s['status']}, one model version for the run: {s['model_version']}. On AWS the chunks run "

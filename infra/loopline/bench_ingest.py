@@ -130,7 +130,7 @@ def ingest_section(runs: dict[str, Any], limits: Any) -> list[str]:
                 ["wall time", seconds(r["ingest_s"]), margin(r["ingest_s"], limits.timeout_s, "s"),
                  seconds(base.result.get("read_s")) if base and base.ok else "n/a"],
                 ["peak RSS (incl. imports)", megabytes(peak_kib), margin(peak_mb, limits.memory_mb, "MB"),
-                 megabytes(base.maxrss_kib) if base else "n/a"],
+                 megabytes(base.peak_kib) if base else "n/a"],
                 ["CPU time", seconds(r.get("cpu_s")), "", ""],
                 ["throughput", f"{rate:,.1f} MB/s" + (f" ({mb / r['cpu_s']:,.1f} MB per CPU second)"
                                                       if r.get("cpu_s") else ""), "", ""],

@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
                        kill_after_s=train_limits.timeout_s + 600 if case.startswith("train") else 3600)
         runs[case] = run
         state = "ok" if run.ok else f"FAILED (exit {run.exit_code}; log {run.log})"
-        print(f"{case}: {state} in {run.wall_s:.1f} s, peak RSS {run.maxrss_kib / 1024:,.0f} MB", flush=True)
+        print(f"{case}: {state} in {run.wall_s:.1f} s, peak RSS {run.peak_kib / 1024:,.0f} MB", flush=True)
         if not run.ok:
             print(run.log.read_text()[-3000:], file=sys.stderr)
 

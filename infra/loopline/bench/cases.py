@@ -306,6 +306,14 @@ class CaseRun:
     def ok(self) -> bool:
         return self.exit_code == 0 and bool(self.result)
 
+    @property
+    def peak_kib(self) -> int:
+        """The case process's own peak RSS: the VmHWM it read at its end (an exec starts a new one), else wait4's
+        ru_maxrss, which Linux carries across exec, so a child of a large parent reports at least the parent's
+        size at the fork (the parent holds the generated table: 528 MB at a million rows)."""
+        own = self.result.get("hwm_kib")
+        return int(own) if own else self.maxrss_kib
+
 
 def run_case(case: str, workdir: Path, *, kill_after_s: float | None = None) -> CaseRun:
     """Run one case in a fresh interpreter; its own rusage (wait4) gives its peak RSS."""

@@ -110,7 +110,7 @@ def train_peak_kib(run: CaseRun) -> int | None:
     whole process's (which then includes generating nothing, but parsing and ingesting the upload)."""
     if run.result.get("hwm_reset") and run.result.get("train_hwm_kib"):
         return int(run.result["train_hwm_kib"])
-    return run.maxrss_kib
+    return run.peak_kib
 
 
 def render(report: Report) -> str:
@@ -181,7 +181,7 @@ def render(report: Report) -> str:
         [
             ["wall time", seconds(handler_s), f"{seconds(base.result.get('fit_s'))} fit "
              f"(+ {seconds(base.result.get('prepare_s'))} read/encode)"],
-            ["peak RSS (incl. imports)", megabytes(peak), megabytes(base.maxrss_kib)],
+            ["peak RSS (incl. imports)", megabytes(peak), megabytes(base.peak_kib)],
             [f"holdout {metric} (macro)" if metric == "f1" else f"holdout {metric}",
              score(manifest.get("holdout_score")), score(base.result.get("holdout_score"))],
             ["model", f"{chosen} {json.dumps(manifest.get('params', {}))}" if chosen else "n/a",
@@ -227,7 +227,7 @@ def render(report: Report) -> str:
                 ["first request (load champion from S3, verify, load ONNX, predict)", seconds(p["first_request_s"]),
                  ""],
                 ["cold start total (imports + first request)", seconds(cold), seconds(imports.result.get("import_s"))],
-                ["peak RSS", megabytes(predict.maxrss_kib), megabytes(imports.maxrss_kib)],
+                ["peak RSS", megabytes(predict.peak_kib), megabytes(imports.peak_kib)],
                 [f"warm single-record request, median of {p['warm_requests']} (p95)",
                  f"{seconds(p['warm_median_s'])} ({seconds(p['warm_p95_s'])})",
                  f"{seconds(base.result.get('warm_median_s'))} (baseline HGB, encode + predict_proba)"],

@@ -223,7 +223,7 @@ def render_section(runs: dict[str, Any], sizes_note: str = "") -> list[str]:
              seconds(s["batch_median_s"]), f"{o['batch_median_s'] / s['batch_median_s']:.2f}x"],
             ["  throughput", f"{o['batch_records_per_s']:,.0f} records/s", f"{s['batch_records_per_s']:,.0f} "
              "records/s", ""],
-            ["peak RSS of the process (moto included)", megabytes(onnx.maxrss_kib), megabytes(sk.maxrss_kib), ""],
+            ["peak RSS of the process (moto included)", megabytes(onnx.peak_kib), megabytes(sk.peak_kib), ""],
         ]),
         "",
         "SnapStart (template.yaml: PredictFunction `SnapStart: ApplyOn: PublishedVersions`, alias `live`) cannot be "
