@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import TYPE_CHECKING, Any
@@ -24,8 +25,13 @@ logger = Logger()
 store = ObjectStore.from_env()
 registry = ModelRegistry(store)
 models = ModelCache(registry)
-sfn = boto3.client("stepfunctions")
-notifier = Notifier.from_env(os.environ.get("PIPELINE_NAME", "default"))
+notifier = Notifier.from_env("default")  # the name from PIPELINE_NAME, which the template sets
+
+
+@functools.cache
+def _sfn() -> Any:
+    """Only an S3 event starts a run: the chunk-scoring invocations never build this client."""
+    return boto3.client("stepfunctions")
 
 
 def start_runs(event: dict[str, Any]) -> dict[str, Any]:
@@ -39,9 +45,9 @@ def start_runs(event: dict[str, Any]) -> dict[str, Any]:
         obj = record["s3"]["object"]
         run_id = run_id_for(key, obj.get("versionId") or obj.get("eTag"))  # an unversioned bucket: the ETag
         try:
-            sfn.start_execution(stateMachineArn=os.environ["BATCH_STATE_MACHINE_ARN"], name=run_id,
+            _sfn().start_execution(stateMachineArn=os.environ["BATCH_STATE_MACHINE_ARN"], name=run_id,
                                 input=json.dumps({"source_key": key}))
-        except sfn.exceptions.ExecutionAlreadyExists:
+        except _sfn().exceptions.ExecutionAlreadyExists:
             logger.info("batch run already started", extra={"run_id": run_id, "source_key": key})
             continue
         started.append(run_id)

@@ -11,13 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline_runtime.batch_layout import (
-    CHUNK_ROWS_METADATA,
-    INCOMING_PREFIX,
-    PREDICTIONS_PREFIX,
-    run_id_for,
-    run_prefix,
-)
+from loopline_runtime.batch_layout import CHUNK_ROWS_METADATA, run_id_for, run_prefix, summary_key
+from loopline_runtime.bucket_layout import BATCH_INCOMING_PREFIX
 from loopline_runtime.errors import LooplineError
 from loopline_runtime.storage import ObjectNotFound, ObjectStore
 
@@ -35,7 +30,7 @@ def submit(stack: StackClient, path: Path, *, chunk_rows: int | None = None, nam
            ) -> tuple[str, list[str]]:
     """Upload `path` under batch/incoming/; returns its key and the names its run may have (S3 events name the
     object version; an emulator without versions names the ETag)."""
-    key = INCOMING_PREFIX + (name or path.name)
+    key = BATCH_INCOMING_PREFIX + (name or path.name)
     extra: dict[str, Any] = {"ContentType": "text/csv"}
     if chunk_rows:
         extra["Metadata"] = {CHUNK_ROWS_METADATA: str(chunk_rows)}
@@ -73,7 +68,7 @@ def follow(stack: StackClient, candidates: list[str], *, timeout: float = 3600,
         raise TimeoutError(f"batch run {run_id} did not finish within {timeout:.0f}s")
     assert execution is not None
     try:
-        summary: dict[str, Any] = store.get_json(f"{PREDICTIONS_PREFIX}{run_id}/summary.json")
+        summary: dict[str, Any] = store.get_json(summary_key(run_id))
     except ObjectNotFound:
         raise BatchRunFailed(f"batch run {run_id} ended {execution['status']}: {execution.get('error', '')} "
                              f"{execution.get('cause', '')}".strip()) from None
@@ -102,7 +97,7 @@ def describe(summary: dict[str, Any]) -> str:
         f"({reasons})",
         f"predictions: {', '.join(summary['parts'])}",
         f"rejected rows: {summary['rejected_key']}",
-        f"summary: {PREDICTIONS_PREFIX}{summary['run_id']}/summary.json "
+        f"summary: {summary_key(summary['run_id'])} "
         f"({summary['timings']['wall_seconds']:.1f} s)",
     ])
 

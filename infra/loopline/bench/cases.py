@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.bench import serving
+from loopline.bench import batch, ingest, serving
 from loopline.bench.data import CATEGORICAL_LEVELS, DATE_COLUMN, TARGET
 from loopline.bench.limits import FunctionLimits
 from loopline.bench.phases import Probes
@@ -82,7 +82,7 @@ def child_train(workdir: Path, *, full_search: bool = False) -> dict[str, Any]:
     import boto3
 
     boto3_import_s = time.perf_counter() - t0
-    from loopline.bench_ingest import moto_server
+    from loopline.bench.ingest import moto_server
 
     result: dict[str, Any] = {"boto3_import_s": boto3_import_s}
     # S3 in another process (as in AWS): the uploaded and stored CSVs do not count in this process's memory
@@ -277,18 +277,9 @@ def child_predict(workdir: Path) -> dict[str, Any]:
 CHILDREN: dict[str, Callable[[Path], dict[str, Any]]] = {
     "train": child_train, "baseline": child_baseline, "imports": child_imports, "predict": child_predict,
     "train_full_search": lambda workdir: child_train(workdir, full_search=True),
-    "ingest": lambda workdir: _module("loopline.bench_ingest").child_ingest(workdir),
-    "ingest_baseline": lambda workdir: _module("loopline.bench_ingest").child_ingest_baseline(workdir),
-    "batch": lambda workdir: _module("loopline.bench_batch").child_batch(workdir),
-    "batch_baseline": lambda workdir: _module("loopline.bench_batch").child_batch_baseline(workdir),
+    "ingest": ingest.child_ingest, "ingest_baseline": ingest.child_ingest_baseline,
+    "batch": batch.child_batch, "batch_baseline": batch.child_batch_baseline,
     **serving.CHILDREN}
-
-
-def _module(name: str) -> Any:
-    """A case module imported when its case runs (a child's imports are part of what it measures)."""
-    import importlib
-
-    return importlib.import_module(name)
 
 
 @dataclass

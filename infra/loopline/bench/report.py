@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loopline.bench import serving
+from loopline.bench import batch, ingest, serving
 from loopline.bench.cases import CaseRun
 from loopline.bench.data import TARGET
 from loopline.bench.limits import LAMBDA_MAX_MEMORY_MB, LAMBDA_MAX_TIMEOUT_S, FunctionLimits
@@ -146,7 +146,7 @@ def render(report: Report) -> str:
         f"binary target `{TARGET}`), {train.result.get('csv_bytes', 0) / 1e6:.1f} MB of CSV",
         f"- Train config: {report.config_summary}",
         "",
-        *_section("loopline.bench_ingest", "ingest_section", report.runs, report.ingest_limits),
+        *ingest.ingest_section(report.runs, report.ingest_limits),
         "## Train handler vs limits",
         "",
         f"The real train handler (functions/train/app.py -> `train_challenger`) on one dataset version written by "
@@ -236,7 +236,7 @@ def render(report: Report) -> str:
     else:
         lines.append("Not measured: the train case registered no model.")
     lines += ["", *serving.render_section(report.runs)]
-    lines += ["", *_section("loopline.bench_batch", "batch_section", report.runs, report.rows)]
+    lines += ["", *batch.batch_section(report.runs, report.rows)]
     lines += ["## Reading it", "", *report_notes(report, handler_s, peak_mb), ""]
     return "\n".join(lines)
 
@@ -301,11 +301,3 @@ def report_notes(report: Report, handler_s: float | None, peak_mb: float | None)
                      f"{report.facts['nproc']}, and the estimators run single-threaded except "
                      f"HistGradientBoosting (OpenMP).")
     return notes
-
-
-def _section(module: str, function: str, *args: Any) -> list[str]:
-    """A section rendered by a case module (ingest, batch scoring): their code lives next to their cases."""
-    import importlib
-
-    rendered: list[str] = getattr(importlib.import_module(module), function)(*args)
-    return rendered

@@ -39,10 +39,11 @@ from loopline_runtime.batch_layout import (
     CHUNK_ROWS_METADATA,
     DEFAULT_CHUNK_ROWS,
     PART_ROWS,
-    PREDICTIONS_PREFIX,
     ROW_COLUMN,
     chunk_prefix,
+    output_prefix,
     run_prefix,
+    summary_key,
 )
 from loopline_runtime.compiled_model import CompiledModel
 from loopline_runtime.config import FeatureType, Task
@@ -80,14 +81,14 @@ def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, r
     """Pin the champion for the run and stream the upload into chunk objects of `chunk_rows` rows.
 
     The run pins what the champion pointer pins (the compiled model's S3 VersionId and sha256, as the gate
-    verified them): every chunk loads exactly that, whatever is promoted meanwhile. Loading it here checks the
-    pins before any chunk is written (ArtifactIntegrityError otherwise)."""
+    verified them): every chunk loads exactly that, whatever is promoted meanwhile. The pins are checked here,
+    before any chunk is written (ArtifactIntegrityError otherwise)."""
     started, started_at = time.monotonic(), datetime.now(UTC)
     pointer = registry.champion_pointer()
     if pointer is None:
         raise NoChampion("no model has been promoted yet; batch scoring needs a champion (train one first)")
     model_version = str(pointer["version"])
-    schema = registry.load_champion(pointer).schema
+    schema = FeatureSchema.from_dict(registry.champion_manifest(pointer)["schema"])
     chunk_rows = chunk_rows or int(store.metadata(source_key).get(CHUNK_ROWS_METADATA) or DEFAULT_CHUNK_ROWS)
     rejected: list[list[Any]] = []
     chunks = rows_in = 0
@@ -278,7 +279,7 @@ def finalize_run(store: ObjectStore, run_id: str, *, map_error: dict[str, Any] |
     started = time.monotonic()
     prefix = run_prefix(run_id)
     run = store.get_json(f"{prefix}run.json")
-    out = f"{PREDICTIONS_PREFIX}{run_id}/"
+    out = output_prefix(run_id)
     results: dict[str, dict[str, Any]] = {}
     for key in store.list_keys(f"{prefix}results/"):
         result = store.get_json(key)
@@ -323,8 +324,8 @@ def finalize_run(store: ObjectStore, run_id: str, *, map_error: dict[str, Any] |
     summary["timings"]["wall_seconds"] = round((datetime.now(UTC) - started_at).total_seconds(), 3)
     if rows_out + rejected_rows != run["rows_in"]:  # never silently drop a row
         summary["status"] = "inconsistent"
-    store.put_json(f"{out}summary.json", summary)
-    return {"run_id": run_id, "status": summary["status"], "summary_key": f"{out}summary.json",
+    store.put_json(summary_key(run_id), summary)
+    return {"run_id": run_id, "status": summary["status"], "summary_key": summary_key(run_id),
             "model_version": run["model_version"], "rows_in": run["rows_in"], "rows_out": rows_out,
             "rows_rejected": rejected_rows}
 

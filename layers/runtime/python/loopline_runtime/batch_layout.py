@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
-from loopline_runtime.bucket_layout import BATCH_INCOMING_PREFIX, BATCH_MAP_RESULTS_PREFIX, BATCH_RUNS_PREFIX
-from loopline_runtime.bucket_layout import PREDICTIONS_PREFIX as PREDICTIONS_PREFIX  # re-exported for batch code
+from loopline_runtime.bucket_layout import BATCH_RUNS_PREFIX, PREDICTIONS_PREFIX
 
-INCOMING_PREFIX = BATCH_INCOMING_PREFIX
-RUNS_PREFIX = BATCH_RUNS_PREFIX
-MAP_RESULTS_PREFIX = BATCH_MAP_RESULTS_PREFIX
 ROW_COLUMN = "input_row"  # the 1-based number of the data row in the uploaded file
 DEFAULT_CHUNK_ROWS = 10_000
 PART_ROWS = 500_000  # rows per predictions part
@@ -23,8 +19,17 @@ def run_id_for(key: str, version_id: str | None) -> str:
 
 
 def run_prefix(run_id: str) -> str:
-    return f"{RUNS_PREFIX}{run_id}/"
+    return f"{BATCH_RUNS_PREFIX}{run_id}/"
 
 
 def chunk_prefix(run_id: str) -> str:
     return f"{run_prefix(run_id)}chunks/"
+
+
+def output_prefix(run_id: str) -> str:
+    """Where a run's predictions parts, rejected.csv and summary.json go."""
+    return f"{PREDICTIONS_PREFIX}{run_id}/"
+
+
+def summary_key(run_id: str) -> str:
+    return f"{output_prefix(run_id)}summary.json"

@@ -190,19 +190,22 @@ class ModelRegistry:
         checked against the pinned sha256, never against a file that sits next to the artifact. No pickle."""
         from loopline_runtime.compiled_model import CompiledGraph, CompiledModel
 
-        manifest_bytes, _ = self._checked_bytes(version, pins["manifest"], "the pinned")
-        graph_bytes, _ = self._checked_bytes(version, pins["compiled"], "the pinned")
-        return CompiledModel(version, json.loads(manifest_bytes), CompiledGraph(graph_bytes))
+        manifest, graph_bytes = self._pinned(version, pins)
+        return CompiledModel(version, manifest, CompiledGraph(graph_bytes))
 
     def load_champion(self, pointer: dict[str, Any]) -> CompiledModel:
         """The model the champion pointer names, by its pins. A pointer without pins is refused."""
-        pins = pointer.get("pins")
-        if not isinstance(pins, dict) or not {"manifest", "compiled"} <= pins.keys():
-            raise ArtifactIntegrityError(
-                f"the champion pointer names {pointer.get('version')} without pinned artifacts; promote it again "
-                "(loopline rollback --to VERSION) so the pointer records what was verified"
-            )
-        return self.load_pinned(str(pointer["version"]), pins)
+        return self.load_pinned(str(pointer["version"]), _pins_of(pointer))
+
+    def champion_manifest(self, pointer: dict[str, Any]) -> dict[str, Any]:
+        """The champion's manifest, with both pinned objects checked as `load_champion` checks them, without
+        building an onnxruntime session (for a caller that needs the schema, not the model)."""
+        return self._pinned(str(pointer["version"]), _pins_of(pointer))[0]
+
+    def _pinned(self, version: str, pins: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], bytes]:
+        manifest_bytes, _ = self._checked_bytes(version, pins["manifest"], "the pinned")
+        graph_bytes, _ = self._checked_bytes(version, pins["compiled"], "the pinned")
+        return json.loads(manifest_bytes), graph_bytes
 
     def _checked_bytes(self, version: str, expected: dict[str, Any], against: str) -> tuple[bytes, str | None]:
         """The bytes of the S3 version `expected` names (the current object when it names none, or the bucket is
@@ -274,3 +277,14 @@ class ModelRegistry:
     def history(self) -> list[dict[str, Any]]:
         """Promotions, oldest first."""
         return [self.store.get_json(key) for key in sorted(self.store.list_keys(HISTORY_PREFIX))]
+
+
+def _pins_of(pointer: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The pins a champion pointer records; a pointer without them is refused."""
+    pins = pointer.get("pins")
+    if not isinstance(pins, dict) or not {"manifest", "compiled"} <= pins.keys():
+        raise ArtifactIntegrityError(
+            f"the champion pointer names {pointer.get('version')} without pinned artifacts; promote it again "
+            "(loopline rollback --to VERSION) so the pointer records what was verified"
+        )
+    return pins

@@ -1,4 +1,4 @@
-"""Benchmark cases for ingest (called by loopline.bench): the runtime's streaming ingest of the synthetic upload
+"""Benchmark cases for ingest: the runtime's streaming ingest of the synthetic upload
 against the IngestFunction's limits, next to a plain `pandas.read_csv` of the same file.
 
 S3 is a moto server in its own process (as S3 is outside the Lambda), so the child's peak memory is the ingest's

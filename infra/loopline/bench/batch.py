@@ -1,4 +1,4 @@
-"""Benchmark cases for batch scoring (called by loopline.bench): the whole synthetic file scored end to end on
+"""Benchmark cases for batch scoring: the whole synthetic file scored end to end on
 the local emulator (`loopline local up`: upload, split, Distributed Map over the chunks, predictions written),
 next to one process that reads the same file and predicts it in one call.
 
