@@ -36,7 +36,7 @@ class StackClient:
         self.stack_name = stack_name
         session: Any = boto3.session.Session(region_name=region)  # Any: clients are used as plain dict APIs
         kwargs: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
-        if endpoint_url:  # the emulator accepts any credentials; do not depend on the user's profile
+        if endpoint_url:  # the emulator account's administrator key; never the user's profile
             kwargs.update(aws_access_key_id=DUMMY_SECRET, aws_secret_access_key=DUMMY_SECRET)
         self._session, self._client_kwargs = session, kwargs
         self.cloudformation = session.client("cloudformation", **kwargs)

@@ -18,12 +18,14 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote_plus
 
+import boto3
 import pandas as pd
 import pytest
 from moto.awslambda.models import LambdaFunction
 
 from loopline.client import StackClient
 from loopline.emulator.lambda_workers import InvocationResult
+from loopline.emulator.role_sessions import RoleCredentials, RoleSessions
 from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX, QUARANTINE_PREFIX, dataset_prefix
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.datasets import version_for
@@ -53,8 +55,36 @@ class _Context:
         return self.timeout_seconds * 1000
 
 
+_running_as = threading.local()  # the role credentials of the handler this thread is running
+_session_client = boto3.session.Session.client
+
+
+def _client_as_running_role(self: boto3.session.Session, *args: Any, **kwargs: Any) -> Any:
+    """boto3 clients made while a handler runs in this thread carry its role's credentials, as in its worker."""
+    credentials = getattr(_running_as, "credentials", None)
+    if credentials is not None and "aws_access_key_id" not in kwargs:
+        kwargs.update(aws_access_key_id=credentials.access_key_id,
+                      aws_secret_access_key=credentials.secret_access_key,
+                      aws_session_token=credentials.session_token)
+    return _session_client(self, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def running_as(credentials: RoleCredentials | None) -> Iterator[None]:
+    previous = getattr(_running_as, "credentials", None)
+    _running_as.credentials = credentials
+    try:
+        yield
+    finally:
+        _running_as.credentials = previous
+
+
 class InProcessRuntime:
-    """The emulator's Lambda seam (what `LambdaRuntime` does in worker processes), running the real handlers here."""
+    """The emulator's Lambda seam (what `LambdaRuntime` does in worker processes), running the real handlers here,
+    each as its function's role (boto3 clients made while it runs get the role's credentials: patch
+    `boto3.session.Session.client` with `client_as_running_role` for as long as the runtime is used)."""
+
+    client_as_running_role = staticmethod(_client_as_running_role)
 
     def __init__(self) -> None:
         self.logical_ids: dict[str, str] = {}  # function name -> logical id in template.yaml
@@ -63,6 +93,8 @@ class InProcessRuntime:
         self.invocations: dict[str, int] = defaultdict(int)
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.Lock()
+        self.roles = RoleSessions()
+        self._credentials: dict[str, RoleCredentials] = {}  # logical id -> its role's credentials
 
     def set_layers(self, function_name: str, layer_dirs: list[Path]) -> None:
         """The layers are this process's own packages (loopline_runtime and the venv)."""
@@ -72,8 +104,8 @@ class InProcessRuntime:
             sys.modules.pop(module.__name__, None)
 
     def module(self, logical_id: str) -> ModuleType:
-        """functions/<step>/app.py, imported once (with the stack's environment already set)."""
-        with self._lock:
+        """functions/<step>/app.py, imported once (with the stack's environment already set) as its role."""
+        with self._lock, running_as(self._credentials.get(logical_id)):
             if logical_id not in self._modules:
                 name = f"loopline_faults_{logical_id}_{uuid.uuid4().hex[:6]}"
                 spec = importlib.util.spec_from_file_location(name, self.code_dirs[logical_id] / "app.py")
@@ -95,8 +127,11 @@ class InProcessRuntime:
         if isinstance(event, bytes | str):
             event = json.loads(event or "{}")
         context = _Context(function.function_name, function.function_arn, int(function.timeout or 3))
+        credentials = self._credentials.setdefault(
+            logical_id, self.roles.credentials(function.role, "lambda.amazonaws.com", function.function_name))
         try:
-            result = self.module(logical_id).lambda_handler(event, context)
+            with running_as(credentials):
+                result = self.module(logical_id).lambda_handler(event, context)
         except Exception as exc:
             payload = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
             return InvocationResult(json.dumps(payload), True, "")
