@@ -6,13 +6,14 @@ Names and thresholds are read from template.yaml and pipeline.yaml here, never r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from loopline.emulator.iam_enforcement import AUDIT_LOG_VARIABLE
 from loopline.emulator.template_loading import load_template
 from loopline.local_lambda import LocalLambdaContext
 from loopline_runtime.config import PipelineConfig, load_config
@@ -23,6 +24,16 @@ EVENTS_DIR = Path(__file__).resolve().parent / "events"
 
 # A few informative columns of scikit-learn's bundled breast cancer data (offline, the demo's data set).
 SAMPLE_FEATURES = ["mean radius", "mean texture", "worst concave points", "worst area", "worst smoothness"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def iam_audit_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every grant a role used on an emulator in this session (the emulators started here inherit the variable):
+    tests/e2e/test_zz_grants_exercised.py compares them with what template.yaml grants."""
+    path = tmp_path_factory.mktemp("iam") / "audit.jsonl"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(AUDIT_LOG_VARIABLE, str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")
