@@ -6,6 +6,8 @@ recorded values and the README quotes real output.
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -72,8 +74,12 @@ def queue_depths(stack: StackClient) -> dict[str, int]:
     return depths
 
 
-def render_status(status: StackStatus) -> str:
-    """A table a person reads in five seconds."""
+def _plain_command(*arguments: str) -> str:
+    return shlex.join(["loopline", *arguments])
+
+
+def render_status(status: StackStatus, follow_up: Callable[..., str] = _plain_command) -> str:
+    """A table a person reads in five seconds; `follow_up(*arguments)` spells the commands it suggests."""
     rows: list[tuple[str, str]] = []
     if status.pointer and status.champion:
         manifest, pointer = status.champion, status.pointer
@@ -118,7 +124,8 @@ def render_status(status: StackStatus) -> str:
             version = approval["model_version"]
             rows.append(("Approvals" if index == 0 else "",
                          f"{version} waiting since {_when(approval.get('requested_at'), status.now)}: "
-                         f"loopline approve {version}  |  loopline reject {version} --reason TEXT"))
+                         f"{follow_up('approve', version)}  |  "
+                         f"{follow_up('reject', version, '--reason', 'TEXT')}"))
     for index, (name, depth) in enumerate(sorted(status.queues.items())):
         rows.append(("Queues" if index == 0 else "", f"{name}: {depth} message{'s' if depth != 1 else ''}"))
     width = max(len(label) for label, _ in rows) + 2
