@@ -28,6 +28,7 @@ from loopline_runtime.upload_checks import UploadChecks
 from loopline_runtime.upload_stream import CheckedText, HashingReader, open_csv, typed
 
 if TYPE_CHECKING:
+    from loopline_runtime.notifications import Notifier
     from loopline_runtime.orchestration import UploadFollowUps
 
 
@@ -138,9 +139,13 @@ def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig, *, size:
 
 
 def process_upload(store: ObjectStore, key: str, config: PipelineConfig, follow_ups: UploadFollowUps, *,
-                   size: int | None = None) -> dict[str, Any]:
-    """One uploaded object: a dataset version (or quarantine), then training or monitoring (see `follow_up`)."""
-    return follow_up(ingest_upload(store, key, config, size=size), ModelRegistry(store),
+                   size: int | None = None, notifier: Notifier | None = None) -> dict[str, Any]:
+    """One uploaded object: a dataset version (or quarantine, announced on `notifier`), then training or
+    monitoring (see `follow_up`)."""
+    outcome = ingest_upload(store, key, config, size=size)
+    if outcome.status == "quarantined" and notifier is not None:
+        notifier.quarantined(outcome.reason)
+    return follow_up(outcome, ModelRegistry(store),
                      start_training=follow_ups.start_training, request_monitoring=follow_ups.request_monitoring)
 
 
