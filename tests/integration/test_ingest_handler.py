@@ -221,3 +221,29 @@ def test_an_upload_below_the_configured_minimum_is_quarantined(
     assert outcome["status"] == "quarantined"
     assert outcome["reason"]["reason_code"] == "too_few_rows"
     assert f"needs at least {config.training.min_rows}" in outcome["reason"]["message"]
+
+
+def test_a_quarantined_upload_is_announced_on_the_notification_topic(
+    aws_stack: Stack, load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame,
+    config: PipelineConfig, lambda_context: Any,
+) -> None:
+    # given the stack's topic with a queue listening, and an upload without the target column
+    topic_arn = boto3.client("sns").create_topic(
+        Name=aws_stack.physical_ids["NotificationTopic"].rsplit(":", 1)[-1])["TopicArn"]
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName="listener")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    ingest = load_handler("ingest")
+    event = upload("incoming/no-label.csv", training_rows.drop(columns=[config.target]))
+
+    # when
+    ingest.lambda_handler(event, lambda_context)
+
+    # then one notification says which file, why, and how to fix it
+    (message,) = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    envelope = json.loads(message["Body"])
+    details = json.loads(envelope["Message"])
+    assert envelope["Subject"] == f"Loopline {config.name}: incoming/no-label.csv quarantined (missing_target)"
+    assert details["event"] == "quarantined" and details["reason_code"] == "missing_target"
+    assert details["how_to_fix"] and details["quarantined_copy"].startswith(QUARANTINE_PREFIX)
