@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from loopline.invocation import command
 from loopline.operate.commands import add_operate_commands
 from loopline.operate.stack_memory import DEFAULT_STACK_NAME, STACK_VARIABLE
 from loopline_runtime.errors import LooplineError
@@ -209,7 +210,7 @@ def _cmd_example(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InitRefused(f"cannot write {output}: {exc.strerror or exc}") from None
     print(f"Wrote {output}: {example.description} ({len(frame)} rows; label column {example.target!r}).")
-    print(f"Next: loopline init {shlex.quote(str(output))} --target {shlex.quote(example.target)}")
+    print(f"Next: {command('init', str(output), '--target', example.target)}")
     return 0
 
 

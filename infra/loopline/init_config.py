@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
-from loopline_runtime.bucket_layout import INCOMING_PREFIX
+from loopline.invocation import command
 from loopline_runtime.config import (
     DEFAULT_METRIC,
     METRICS,
@@ -322,13 +322,21 @@ def summary(profile: DataProfile, output: Path) -> str:
         f"  alarm     retrains when the champion scores, on a fresh labeled batch, "
         f"{max_drop_note(profile.metric, DEFAULT_MAX_DROP[profile.metric])} (alarm.max_drop)",
         *(f"  warning   {w}" for w in profile.warnings),
-        "Next steps:",
-        f"  1. Review and edit {output}, then: loopline validate --config {output}",
-        f"  2. Run it locally:  loopline local up --config {output}",
-        f"  3. Upload the data: aws s3 cp {profile.source} s3://<ArtifactBucketName>/{INCOMING_PREFIX}{Path(profile.source).name}",
+        "Next steps (each runs as printed; 2 runs until Ctrl+C, so give 3 its own terminal):",
+        f"  1. Review and edit {output}, then: {command('validate', '--config', str(output))}",
+        f"  2. Run it locally:  {command('local', 'up', '--config', str(output), *_template_flag())}",
+        f"  3. Upload the data: {command('upload', profile.source)}",
         f"     (on AWS: make deploy PIPELINE_CONFIG={output}; see README, 'Bring your own data')",
     ]
     return "\n".join(lines)
+
+
+def _template_flag() -> list[str]:
+    """`local up` reads ./template.yaml: from elsewhere, name the template of this installation."""
+    if Path("template.yaml").exists():
+        return []
+    bundled = Path(__file__).resolve().parents[2] / "template.yaml"  # the repository of an editable install
+    return ["--template", str(bundled)] if bundled.exists() else []
 
 
 _METRIC_NOTES = {

@@ -351,7 +351,7 @@ def test_the_summary_names_features_by_type_the_ignored_columns_and_next_steps(t
     assert "5: 2 numeric, 1 categorical, 1 boolean, 1 date" in out
     assert "account_id" in out.split("ignored", 1)[1].splitlines()[0]
     assert "metric    f1" in out
-    assert f"loopline local up --config {output}" in out
+    assert f"local up --config {output}" in out
 
 
 def test_pipeline_names_from_file_names():
