@@ -25,10 +25,11 @@ def stack_commands(tmp_path: Path) -> list[list[str]]:
     csv = tmp_path / "customers.csv"
     csv.write_text("a,b\n1,2\n", encoding="utf-8")
     return [["status"], ["models"], ["rollback", "--reason", "test"], ["report"], ["approve", "m-1"],
-            ["reject", "m-1", "--reason", "no"], ["score", str(csv)], ["events", "--timeout", "1"]]
+            ["reject", "m-1", "--reason", "no"], ["score", str(csv)], ["upload", str(csv)],
+            ["events", "--timeout", "1"]]
 
 
-COMMAND_NAMES = ["status", "models", "rollback", "report", "approve", "reject", "score", "events"]
+COMMAND_NAMES = ["status", "models", "rollback", "report", "approve", "reject", "score", "upload", "events"]
 
 
 @pytest.fixture(scope="module")

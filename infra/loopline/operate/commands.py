@@ -110,6 +110,21 @@ def _cmd_answer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_upload(args: argparse.Namespace) -> int:
+    from loopline_runtime.bucket_layout import INCOMING_PREFIX
+    from loopline_runtime.errors import LooplineError
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise LooplineError(f"{path}: no such file")
+    stack = stack_from(args)
+    key = INCOMING_PREFIX + (args.name or path.name)
+    stack.s3.upload_file(str(path), stack.bucket, key, ExtraArgs={"ContentType": "text/csv"})
+    print(f"uploaded {path} to s3://{stack.bucket}/{key}: ingestion starts now (training when there is no champion "
+          f"yet, else monitoring). Follow it: {follow_up(args, 'events')}  or  {follow_up(args, 'status')}")
+    return 0
+
+
 def _cmd_events(args: argparse.Namespace) -> int:
     from loopline.operate.events import follow_events
 
@@ -178,6 +193,18 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
     report.add_argument("--output", metavar="FILE", help="HTML file (default: report-<version or run>.html)")
     report.add_argument("--screenshot", metavar="PNG", help="also save a screenshot taken with headless Chromium")
     report.set_defaults(handler=_cmd_report)
+
+    upload = subparsers.add_parser(
+        "upload", help="upload a labeled CSV under incoming/ (ingestion, then training or monitoring)",
+        description="Put FILE under incoming/ of the stack's bucket, which S3 announces to the ingest function: "
+        "the file becomes a dataset version (or is quarantined with a reason; `loopline events` shows it), then "
+        "trains a first champion or measures the champion on it. For unlabeled rows use `loopline score`.",
+        epilog=_examples("loopline upload wine.csv", "loopline upload march.csv --name 2026-03.csv"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_stack_arguments(upload)
+    upload.add_argument("file", metavar="FILE", help="a labeled CSV (the target column and the features)")
+    upload.add_argument("--name", metavar="NAME", help="object name under incoming/ (default: FILE's name)")
+    upload.set_defaults(handler=_cmd_upload)
 
     events = subparsers.add_parser(
         "events", help="print the stack's notifications as they arrive (promoted, rejected, quarantined, alarm, ...)",
