@@ -10,6 +10,7 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from loopline.invocation import command
@@ -99,6 +100,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         profile_data,
         refuse_to_overwrite,
         render_config,
+        sniff_delimiter,
         summary,
         write_config,
     )
@@ -112,7 +114,9 @@ def _cmd_init(args: argparse.Namespace) -> int:
         body = data.read_bytes()
     except OSError as exc:
         raise InitRefused(f"cannot read {data}: {exc.strerror or exc}") from None
-    profile = profile_data(read_csv(body, source=str(data)), args.target, source=str(data))
+    delimiter = sniff_delimiter(body)
+    profile = replace(profile_data(read_csv(body, source=str(data), delimiter=delimiter), args.target,
+                                   source=str(data)), delimiter=delimiter)
     command = shlex.join(["loopline", "init", str(data), "--target", args.target])
     write_config(render_config(profile, name, command=command), output, force=args.force)
     load_config(output)  # the file must load as written; a failure here is a bug, and says so loudly

@@ -6,11 +6,13 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pandas as pd
 import pytest
+import yaml
 
 from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX, DATASETS_PREFIX, QUARANTINE_PREFIX, dataset_prefix
 from loopline_runtime.config import PipelineConfig
@@ -247,3 +249,54 @@ def test_a_quarantined_upload_is_announced_on_the_notification_topic(
     assert envelope["Subject"] == f"Loopline {config.name}: incoming/no-label.csv quarantined (missing_target)"
     assert details["event"] == "quarantined" and details["reason_code"] == "missing_target"
     assert details["how_to_fix"] and details["quarantined_copy"].startswith(QUARANTINE_PREFIX)
+
+
+def test_a_semicolon_upload_is_quarantined_naming_the_delimiter_and_the_setting(
+    load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame, lambda_context: Any,
+) -> None:
+    # given a semicolon export and the default (comma) config
+    ingest = load_handler("ingest")
+    event = upload("incoming/export.csv", training_rows.to_csv(index=False, sep=";").encode())
+
+    # when
+    (outcome,) = ingest.lambda_handler(event, lambda_context)["results"]
+
+    # then
+    assert outcome["reason"]["reason_code"] == "unparseable_csv"
+    assert "its header has semicolons (';') where commas were expected" in outcome["reason"]["message"]
+    assert 'set `csv: {delimiter: ";"}` in the pipeline config' in outcome["reason"]["message"]
+
+
+def test_csv_delimiter_in_the_config_reads_a_semicolon_upload(
+    aws_stack: Stack, fast_pipeline_config_path: Path, load_handler: Callable[[str], Any], upload: Upload,
+    training_rows: pd.DataFrame, lambda_context: Any,
+) -> None:
+    # given the pipeline config says semicolons
+    config = yaml.safe_load(fast_pipeline_config_path.read_text())
+    fast_pipeline_config_path.write_text(yaml.safe_dump({**config, "csv": {"delimiter": ";"}}))
+    ingest = load_handler("ingest")
+    event = upload("incoming/export.csv", training_rows.to_csv(index=False, sep=";").encode())
+
+    # when
+    (outcome,) = ingest.lambda_handler(event, lambda_context)["results"]
+
+    # then
+    assert outcome["status"] == "accepted", outcome
+    assert outcome["rows"] == len(training_rows)
+
+
+def test_an_unlabeled_upload_points_to_batch_scoring_and_a_near_miss_column(
+    load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame, config: PipelineConfig,
+    lambda_context: Any,
+) -> None:
+    # given the label column misspelled
+    ingest = load_handler("ingest")
+    event = upload("incoming/typo.csv", training_rows.rename(columns={config.target: config.target + "s"}))
+
+    # when
+    (outcome,) = ingest.lambda_handler(event, lambda_context)["results"]
+
+    # then
+    reason = outcome["reason"]
+    assert f"is not in the upload (did you mean {config.target + 's'!r}?)" in reason["message"]
+    assert "batch/incoming/" in reason["message"] and "loopline score FILE" in reason["how_to_fix"]
