@@ -49,6 +49,17 @@ def progress(message: str) -> None:
     print(f"loopline: {message}", file=sys.stderr, flush=True)
 
 
+# moto's ASL parser warns that ToleratedFailure* "currently have no effect": on this emulator they do
+# (distributed_map_tolerance applies them), so the warning would tell a user something false at every start-up
+_MISLEADING_LOGGERS = ("moto.stepfunctions.parser.asl.parse.preprocessor",)
+
+
+def quiet_third_party_warnings() -> None:
+    """Silence third-party warnings that are wrong about this emulator (errors still show)."""
+    for name in _MISLEADING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def enable_state_machine_execution(aws_endpoint_url: str) -> None:
     """Turn on moto's real ASL interpreter (off by default: executions would do nothing)."""
     request = urllib.request.Request(
@@ -72,6 +83,7 @@ def run_local_up(options: LocalUpOptions) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     if not options.verbose:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    quiet_third_party_warnings()
 
     aws_endpoint_url = f"http://{HOST}:{options.aws_port}"
     api_base_url = f"http://{HOST}:{options.api_port}/"
