@@ -44,9 +44,10 @@ def connect(target: StackTarget) -> StackClient:
     except UNREACHABLE:
         raise StackUnreachable(unreachable_message(target)) from None
     except (NoCredentialsError, PartialCredentialsError, NoRegionError):
-        raise NoCredentials(f"no AWS credentials to reach stack {target.stack_name!r} on AWS ({target.region}). "
-                            f"Fix: `aws configure` for AWS, or start the local emulator with "
-                            f"`{command('local', 'up')}` (commands then find it)") from None
+        raise NoCredentials(f"no local stack is running and there are no AWS credentials to reach stack "
+                            f"{target.stack_name!r} on AWS ({target.region}). Fix: start the local emulator with "
+                            f"`{command('local', 'up', *_local_up_flags(target))}` (commands then find it), or "
+                            "`aws configure` for AWS") from None
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ValidationError":
             raise

@@ -163,7 +163,7 @@ def render_status(status: StackStatus, follow_up: Callable[..., str] = _plain_co
         message = reason.get("message", "")
         rows.append(("Quarantined" if index == 0 else "",
                      f"{_when(reason.get('received_at'), status.now)}  {reason.get('source_key', '?')}  "
-                     f"{reason.get('reason_code', '?')}: {message[:100] + ('…' if len(message) > 100 else '')}"))
+                     f"{reason.get('reason_code', '?')}: {message[:200] + ('…' if len(message) > 200 else '')}"))
     if status.quarantines:
         rows.append(("", f"(why and how to fix: reason.json next to each copy under {QUARANTINE_PREFIX})"))
     for index, key in enumerate(status.strays[:SHOWN_STRAYS]):

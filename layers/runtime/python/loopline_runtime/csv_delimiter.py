@@ -21,6 +21,7 @@ def single_column_message(source: str, column: str, header_line: str, configured
         return (f"{source} has a single column ({column!r}); a training CSV needs feature columns and a target "
                 f"column, separated by {expected}")
     shown = "\\t" if found == "\t" else found
-    return (f"{source} has a single column ({column[:60]!r}): its header has {DELIMITER_NAMES[found]} ({shown!r}) "
+    preview = column[:30] + ("…" if len(column) > 30 else "")
+    return (f"{source} has a single column ({preview!r}): its header has {DELIMITER_NAMES[found]} ({shown!r}) "
             f"where {expected} were expected. Export it with {expected}, or set `csv: {{delimiter: \"{shown}\"}}` "
             f"in the pipeline config")
