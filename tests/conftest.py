@@ -6,6 +6,7 @@ Names and thresholds are read from template.yaml and pipeline.yaml here, never r
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,31 @@ def load_event() -> Callable[[str], dict[str, Any]]:
 @pytest.fixture
 def lambda_context() -> LocalLambdaContext:
     return LocalLambdaContext()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_stack_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Stacks the tests start are recorded in a folder of the session (inherited by `loopline local up`
+    subprocesses), never in the user's state dir, and stacks the user runs are not seen by the tests."""
+    from loopline.operate.stack_memory import STATE_DIR_VARIABLE
+
+    folder = tmp_path_factory.mktemp("loopline-state")
+    before = os.environ.get(STATE_DIR_VARIABLE)
+    os.environ[STATE_DIR_VARIABLE] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(STATE_DIR_VARIABLE, None)
+    else:
+        os.environ[STATE_DIR_VARIABLE] = before
+
+
+@pytest.fixture
+def stack_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty state dir of the test's own, and no stack chosen by the environment."""
+    from loopline.operate.stack_memory import STACK_VARIABLE, STATE_DIR_VARIABLE
+
+    folder = tmp_path / "state"
+    monkeypatch.setenv(STATE_DIR_VARIABLE, str(folder))
+    monkeypatch.delenv(STACK_VARIABLE, raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    return folder

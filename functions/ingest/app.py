@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 
 from loopline_runtime.config import runtime_config
 from loopline_runtime.ingest import process_upload
+from loopline_runtime.notifications import Notifier
 from loopline_runtime.orchestration import UploadFollowUps
 from loopline_runtime.storage import ObjectStore
 
@@ -23,6 +24,7 @@ s3 = boto3.client("s3")
 follow_ups = UploadFollowUps(boto3.client("stepfunctions"), boto3.client("lambda"),
                              state_machine_arn=os.environ["STATE_MACHINE_ARN"],
                              evaluate_function_name=os.environ["EVALUATE_FUNCTION_NAME"])
+notifier = Notifier.from_env(config.name)  # a quarantined upload is announced, not only kept
 
 
 @logger.inject_lambda_context
@@ -33,7 +35,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         key = unquote_plus(record["s3"]["object"]["key"])  # S3 events carry URL-encoded keys
         # the event carries the size: an over-large upload is quarantined without a byte read (no HEAD needed)
         outcome = process_upload(ObjectStore(bucket, s3), key, config, follow_ups,
-                                 size=record["s3"]["object"].get("size"))
+                                 size=record["s3"]["object"].get("size"), notifier=notifier)
         logger.info("upload processed", extra=outcome)
         results.append(outcome)
     return {"results": results}
