@@ -18,7 +18,6 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote_plus
 
-import boto3
 import pandas as pd
 import pytest
 from moto.awslambda.models import LambdaFunction
@@ -31,6 +30,7 @@ from loopline_runtime.config import PipelineConfig
 from loopline_runtime.datasets import version_for
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
+from tests.support.roles import client_as_running_role, running_as
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -55,36 +55,12 @@ class _Context:
         return self.timeout_seconds * 1000
 
 
-_running_as = threading.local()  # the role credentials of the handler this thread is running
-_session_client = boto3.session.Session.client
-
-
-def _client_as_running_role(self: boto3.session.Session, *args: Any, **kwargs: Any) -> Any:
-    """boto3 clients made while a handler runs in this thread carry its role's credentials, as in its worker."""
-    credentials = getattr(_running_as, "credentials", None)
-    if credentials is not None and "aws_access_key_id" not in kwargs:
-        kwargs.update(aws_access_key_id=credentials.access_key_id,
-                      aws_secret_access_key=credentials.secret_access_key,
-                      aws_session_token=credentials.session_token)
-    return _session_client(self, *args, **kwargs)
-
-
-@contextlib.contextmanager
-def running_as(credentials: RoleCredentials | None) -> Iterator[None]:
-    previous = getattr(_running_as, "credentials", None)
-    _running_as.credentials = credentials
-    try:
-        yield
-    finally:
-        _running_as.credentials = previous
-
-
 class InProcessRuntime:
     """The emulator's Lambda seam (what `LambdaRuntime` does in worker processes), running the real handlers here,
     each as its function's role (boto3 clients made while it runs get the role's credentials: patch
     `boto3.session.Session.client` with `client_as_running_role` for as long as the runtime is used)."""
 
-    client_as_running_role = staticmethod(_client_as_running_role)
+    client_as_running_role = staticmethod(client_as_running_role)
 
     def __init__(self) -> None:
         self.logical_ids: dict[str, str] = {}  # function name -> logical id in template.yaml

@@ -300,3 +300,23 @@ def test_an_unlabeled_upload_points_to_batch_scoring_and_a_near_miss_column(
     reason = outcome["reason"]
     assert f"is not in the upload (did you mean {config.target + 's'!r}?)" in reason["message"]
     assert "batch/incoming/" in reason["message"] and "loopline score FILE" in reason["how_to_fix"]
+
+
+def test_the_handler_runs_as_its_role_and_a_grant_taken_away_is_access_denied(
+    aws_stack: Stack, load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame,
+    lambda_context: Any,
+) -> None:
+    # given the ingest role without its policies (the handler's calls are authorised as the role's, as on AWS)
+    iam = boto3.client("iam")
+    role = next(r["RoleName"] for r in iam.list_roles()["Roles"] if "-IngestFunctionRole-" in r["RoleName"])
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=role, PolicyName=name)
+    ingest = load_handler("ingest")
+    event = upload("incoming/breast-cancer.csv", training_rows)
+
+    # when S3 notifies the ingest function
+    # then its first read of the upload is refused, as AWS would refuse it
+    with pytest.raises(Exception, match="AccessDenied") as denied:
+        ingest.lambda_handler(event, lambda_context)
+    assert "s3:GetObject" in str(denied.value)
+    assert _keys(aws_stack.bucket, DATASETS_PREFIX) == []

@@ -39,6 +39,8 @@ from loopline.emulator.iam_policy import Decision, Request, evaluate
 from loopline.emulator.local_access import DUMMY_SECRET
 
 AUDIT_LOG_VARIABLE = "LOOPLINE_IAM_AUDIT_LOG"
+# the account's administrator: the emulator's key, and the one moto's in-process mock sets for tests
+ADMINISTRATOR_KEYS = frozenset({DUMMY_SECRET, "FOOBARKEY"})
 PARTITION = "aws"
 # IAM's name for the services whose signing name differs
 _IAM_PREFIX = {"monitoring": "cloudwatch", "execute-api": "apigateway"}
@@ -87,12 +89,12 @@ _QUERY_PROTOCOL_SERVICES = {"sns", "sts", "iam", "cloudformation", "ec2", "elast
 
 def caller_of(headers: Any, query: dict[str, Any], account_id: str) -> Caller | None:
     """The caller named by a request's SigV4 credential (header or presigned query); None if unknown."""
-    credential = _between(str(headers.get("Authorization", "")), "Credential=", ",")
+    credential = _between(_header(headers, "Authorization"), "Credential=", ",")
     if not credential:
         credential = str((query.get("X-Amz-Credential") or [""])[0])
     access_key_id = credential.split("/", 1)[0]
-    token = headers.get("X-Amz-Security-Token") or (query.get("X-Amz-Security-Token") or [None])[0]
-    if access_key_id == DUMMY_SECRET:
+    token = _header(headers, "X-Amz-Security-Token") or (query.get("X-Amz-Security-Token") or [None])[0]
+    if access_key_id in ADMINISTRATOR_KEYS:
         return Caller(account_id, None, f"arn:{PARTITION}:iam::{account_id}:root")
     for assumed in sts_backends[account_id][PARTITION].assumed_roles:
         if assumed.access_key_id == access_key_id and assumed.session_token == token:
@@ -211,8 +213,17 @@ def _patches(*patches: AbstractContextManager[object]) -> Iterator[None]:
         yield
 
 
+def _header(headers: Any, name: str) -> str:
+    """A header, whatever the case of its name (werkzeug's headers ignore it; the in-process mock's do not)."""
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in dict(headers).items() if str(k).lower() == lowered), None)
+    return "" if value is None else (value.decode() if isinstance(value, bytes) else str(value))
+
+
 def _credential_service(headers: Any, query: dict[str, Any]) -> str:
-    credential = _between(str(headers.get("Authorization", "")), "Credential=", ",")
+    credential = _between(_header(headers, "Authorization"), "Credential=", ",")
     if not credential:
         credential = str((query.get("X-Amz-Credential") or [""])[0])
     parts = credential.split("/")
