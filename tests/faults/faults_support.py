@@ -79,9 +79,20 @@ class InProcessRuntime:
         for module in self._modules.values():
             sys.modules.pop(module.__name__, None)
 
+    def credentials(self, logical_id: str) -> RoleCredentials:
+        """The function role's credentials (assumed as the Lambda service does, once)."""
+        if logical_id not in self._credentials:
+            from moto.awslambda.utils import get_backend
+
+            name = next(n for n, i in self.logical_ids.items() if i == logical_id)
+            function = get_backend("123456789012", REGION).get_function(name)
+            self._credentials[logical_id] = self.roles.credentials(function.role, "lambda.amazonaws.com", name)
+        return self._credentials[logical_id]
+
     def module(self, logical_id: str) -> ModuleType:
         """functions/<step>/app.py, imported once (with the stack's environment already set) as its role."""
-        with self._lock, running_as(self._credentials.get(logical_id)):
+        credentials = self.credentials(logical_id)
+        with self._lock, running_as(credentials):
             if logical_id not in self._modules:
                 name = f"loopline_faults_{logical_id}_{uuid.uuid4().hex[:6]}"
                 spec = importlib.util.spec_from_file_location(name, self.code_dirs[logical_id] / "app.py")
@@ -103,8 +114,7 @@ class InProcessRuntime:
         if isinstance(event, bytes | str):
             event = json.loads(event or "{}")
         context = _Context(function.function_name, function.function_arn, int(function.timeout or 3))
-        credentials = self._credentials.setdefault(
-            logical_id, self.roles.credentials(function.role, "lambda.amazonaws.com", function.function_name))
+        credentials = self.credentials(logical_id)
         try:
             with running_as(credentials):
                 result = self.module(logical_id).lambda_handler(event, context)

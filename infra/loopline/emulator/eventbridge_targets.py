@@ -1,8 +1,10 @@
 """Gap: moto's EventBridge cannot deliver to Step Functions or Lambda targets (it raises NotImplementedError).
 
-A matching rule's `states` target starts an execution (unique name) and a `lambda` target is invoked
-asynchronously, each with the target's input: Input, InputPath, InputTransformer, or the whole event.
-Other targets (SQS, logs, buses...) keep moto's delivery. Disabled rules deliver nothing, as in AWS.
+A matching rule's `states` target starts an execution (unique name) and a `lambda` target is invoked, both
+asynchronously (after PutEvents has answered, as EventBridge delivers), each with the target's input: Input,
+InputPath, InputTransformer, or the whole event. A `states` target needs a RoleArn allowed to start it, a `lambda`
+target a Lambda permission for the rule. Other targets (SQS, logs, buses...) keep moto's delivery. Disabled rules
+deliver nothing, as in AWS.
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ def deliver_to_states_and_lambda_targets() -> AbstractContextManager[object]:
                 if not role_may(str(target.get("RoleArn", "")), "states:StartExecution", target["Arn"]):
                     _dropped(self, target, "its RoleArn may not states:StartExecution on it")
                     continue
-                start_state_machine_execution(target["Arn"], payload)
+                # after PutEvents has answered, as EventBridge delivers
+                run_in_background(f"events-{self.name}", start_state_machine_execution, target["Arn"], payload)
             else:
                 function = _function(target["Arn"])
                 if not service_may_invoke(function, "events.amazonaws.com", self.arn, parse_arn(self.arn).account):

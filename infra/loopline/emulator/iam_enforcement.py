@@ -162,6 +162,9 @@ class _AuditLog:
                 log.write(json.dumps({"role": entry[0], "action": entry[1], "resource": entry[2]}) + "\n")
 
 
+_SERVICE_AUDIT = _AuditLog()
+
+
 def enforce_iam() -> AbstractContextManager[object]:
     """Authorise every request to moto as AWS would (see the module docstring)."""
     audit = _AuditLog()
@@ -193,6 +196,15 @@ def enforce_iam() -> AbstractContextManager[object]:
                     raise QueryAccessDenied(message)
                 raise AccessDenied(message)
             audit.record(caller, access)
+            if is_s3 and _reads_a_missing_object(access, account_id):
+                # S3 says "no such key" only to a caller that may list the bucket; to others: 403
+                # (a read is not a listing: no s3:prefix, so a prefix-conditioned ListBucket grant does not count)
+                listing = AccessRequest("s3:ListBucket", f"arn:{PARTITION}:s3:::{access.bucket}", {}, access.bucket)
+                if decide(caller, listing) is not Decision.ALLOW:
+                    raise S3AccessDenied(
+                        f"User: {caller.session_arn} is not authorized to perform: s3:ListBucket on resource: "
+                        f"{listing.resource}, so S3 answers a read of the missing {access.resource} with 403")
+                audit.record(caller, listing)
 
     # moto's own check of a bucket policy (object requests only, conditions unevaluated) gives way to the above
     def get_permission(self: FakeBucket, action: str, resource: str) -> PermissionResult:
@@ -234,6 +246,17 @@ def _between(text: str, first: str, second: str) -> str:
     return text.partition(first)[2].partition(second)[0]
 
 
+def _reads_a_missing_object(access: AccessRequest, account_id: str) -> bool:
+    if access.action not in ("s3:GetObject", "s3:GetObjectVersion") or not access.bucket:
+        return False
+    key = access.resource.split(":::", 1)[-1].partition("/")[2]
+    try:
+        bucket = s3_backends[account_id][PARTITION].get_bucket(access.bucket)
+    except Exception:
+        return False
+    return key not in bucket.keys
+
+
 def service_may_invoke(function: Any, service: str, source_arn: str, source_account: str) -> bool:
     """Whether `function`'s resource policy (its Lambda permissions) lets `service` invoke it from `source_arn`."""
     if not enforced("iam"):
@@ -245,9 +268,16 @@ def service_may_invoke(function: Any, service: str, source_arn: str, source_acco
 
 
 def role_may(role_arn: str, action: str, resource: str) -> bool:
-    """Whether `role_arn` (a target's or a service's role) may do `action` on `resource`."""
+    """Whether `role_arn` (a target's role, a function's role for its destination) may do `action` on
+    `resource`: what an AWS service checks before acting with that role."""
     if not enforced("iam"):
         return True
-    account_id = role_arn.split(":")[4]
-    caller = Caller(account_id, role_arn, role_arn)
-    return decide(caller, AccessRequest(action, resource)) is Decision.ALLOW
+    parts = role_arn.split(":")
+    if len(parts) < 6:
+        return False
+    caller = Caller(parts[4], role_arn, role_arn)
+    access = AccessRequest(action, resource)
+    allowed = decide(caller, access) is Decision.ALLOW
+    if allowed:
+        _SERVICE_AUDIT.record(caller, access)
+    return allowed

@@ -12,6 +12,7 @@ the record to an SQS destination in moto.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction
 from moto.sqs.models import sqs_backends
 
+from loopline.emulator.iam_enforcement import role_may
 from loopline.emulator.lambda_limits import TooManyRequests
 from loopline.emulator.template_references import remove_resources
 
@@ -91,6 +93,11 @@ def invoke_asynchronously(function: LambdaFunction, body: str) -> None:
     if not destination:
         return  # like Lambda without a destination: the event is dropped (the reason every function has one)
     record = invocation_record(function, _json_or_text(body), _json_or_text(result), attempts)
+    # Lambda sends the record with the function's execution role, which must allow it
+    if not role_may(function.role, "sqs:SendMessage", destination):
+        print(f"loopline: {function.function_name}'s role may not sqs:SendMessage to its on-failure destination "
+              f"{destination}; the event is dropped, as Lambda drops it", file=sys.stderr)
+        return
     _send(destination, json.dumps(record))
 
 
