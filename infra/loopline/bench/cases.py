@@ -349,7 +349,8 @@ def _watch_memory(proc: subprocess.Popen[bytes], memory_mb: int, stopped: thread
     from loopline.emulator.worker_limits import POLL_SECONDS, over_memory
 
     while not stopped.wait(POLL_SECONDS):
-        if over_memory(proc.pid, memory_mb):
+        # the case's own memory: its child is the S3 server standing in for AWS (holding the uploaded bytes)
+        if over_memory(proc.pid, memory_mb, children=False):
             killed.set()
             proc.kill()
             return

@@ -26,10 +26,11 @@ POLL_SECONDS = 0.05
 MIB = 1024 * 1024
 
 
-def resident_bytes(pid: int, field: str = "VmRSS") -> int:
-    """`field` (VmRSS now, VmHWM peak) of `pid` plus the current resident memory of its descendants, in bytes."""
+def resident_bytes(pid: int, field: str = "VmRSS", children: bool = True) -> int:
+    """`field` (VmRSS now, VmHWM peak) of `pid`, plus (`children`) the current resident memory of its
+    descendants, in bytes (Lambda counts every process of the environment)."""
     total = _status_kib(pid, field) * 1024
-    for child in _children(pid):
+    for child in _children(pid) if children else []:
         total += resident_bytes(child, "VmRSS")
     return total
 
@@ -97,6 +98,6 @@ def _mount_tmpfs(path: Path, size_mb: int) -> bool:
     return result.returncode == 0
 
 
-def over_memory(pid: int, memory_mb: int, field: str = "VmRSS") -> bool:
+def over_memory(pid: int, memory_mb: int, field: str = "VmRSS", children: bool = True) -> bool:
     """Whether the worker's memory (now, or at its peak with field="VmHWM") passes MemorySize."""
-    return enforced("memory") and resident_bytes(pid, field) > memory_mb * MIB
+    return enforced("memory") and resident_bytes(pid, field, children) > memory_mb * MIB
