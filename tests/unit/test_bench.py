@@ -113,8 +113,8 @@ def test_phases_of_a_completed_run() -> None:
                      ("holdout_end", 57.0, "score"), ("register_start", 58.0, "reg"), ("register_end", 60.0, "reg"))
     phases = {p.name: p for p in bench_phases.phases_from_events(events, end=61.0)}
     assert phases["load"].seconds == 2.0
-    assert phases["search: cross-validate linear"].seconds == 3.0
-    assert phases["search: cross-validate forest"].seconds == 40.0
+    assert phases["search: score linear"].seconds == 3.0
+    assert phases["search: score forest"].seconds == 40.0
     assert phases["search: refit winner on all training rows"].seconds == 10.0
     assert phases["score"].seconds == 1.0 and phases["reg"].seconds == 2.0
     assert phases["other (split, holdout CSV, profile, S3)"].seconds == pytest.approx(3.0)
@@ -126,7 +126,7 @@ def test_phases_of_a_run_killed_inside_a_fit_name_the_candidate() -> None:
                      ("cv_start", 1.0, "linear"), ("cv_end", 11.0, "linear"), ("cv_start", 11.0, "forest"))
     phases = bench_phases.phases_from_events(events, end=900.0)
     unfinished = [p for p in phases if not p.finished]
-    assert [(p.name, p.seconds) for p in unfinished] == [("search: cross-validate forest", 889.0)]
+    assert [(p.name, p.seconds) for p in unfinished] == [("search: score forest", 889.0)]
 
 
 def test_phases_of_a_run_killed_in_the_refit() -> None:
@@ -185,8 +185,8 @@ def test_report_of_a_killed_train_run_says_so_and_where(tmp_path: Path) -> None:
     imports = cases.CaseRun("imports", 0, 3.0, 140_000, {"import_s": 2.5}, tmp_path / "i.log")
     text = report.render(_report(train, {"baseline": baseline, "imports": imports}, events, handler_s))
     assert "DID NOT COMPLETE" in text
-    assert "search: cross-validate random_forest (unfinished: killed here)" in text
-    assert "search: cross-validate random_forest (unfinished: killed here) | 898.0" in text
+    assert "search: score random_forest (unfinished: killed here)" in text
+    assert "search: score random_forest (unfinished: killed here) | 898.0" in text
     assert "| handler wall time        | 900.0 s (killed)" in text
     assert "0.8100" in text
     assert "Not measured: the train case registered no model." in text

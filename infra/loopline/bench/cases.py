@@ -146,7 +146,7 @@ def child_train(workdir: Path, *, full_search: bool = False) -> dict[str, Any]:
         result["response"] = response
         result["search_rows"] = [manifest["search_rows"]]
         result["manifest"] = {k: manifest[k] for k in (
-            "estimator", "params", "cv_score", "holdout_score", "leaderboard", "search_budget_seconds",
+            "estimator", "params", "cv_score", "holdout_score", "leaderboard", "search_method", "search_budget_seconds",
             "search_budget_exhausted", "training_rows", "holdout_rows", "training_seconds", "artifact", "metric",
             "peak_memory_mb")}
     return result

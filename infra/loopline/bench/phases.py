@@ -22,9 +22,9 @@ class Phase:
 def phases_from_events(events: Sequence[dict[str, Any]], end: float | None = None) -> list[Phase]:
     """Turn the train path's phase events (t = seconds since the handler was invoked) into phases.
 
-    CV time is summed per candidate family; "refit" is the search's tail after its last cross-validation (the
-    winner refit on all training rows). A phase that started but never ended (the run was killed) is reported
-    up to `end` as unfinished. Gaps between phases are reported as "other".
+    Scoring time (cross-validation or halving rungs) is summed per candidate family; "refit" is the search's
+    tail after its last scoring (the winner refit on all training rows). A phase that started but never ended
+    (the run was killed) is reported up to `end` as unfinished. Gaps between phases are reported as "other".
     """
     phases: list[Phase] = []
     open_: dict[str, tuple[float, str]] = {}
@@ -51,14 +51,14 @@ def phases_from_events(events: Sequence[dict[str, Any]], end: float | None = Non
             last_cv_end = t
         elif base == "search":
             for name, seconds in cv_totals.items():
-                phases.append(Phase(f"search: cross-validate {name}", seconds, load=cv_load[name]))
+                phases.append(Phase(f"search: score {name}", seconds, load=cv_load[name]))
             cv_totals = {}
             tail_from = last_cv_end if last_cv_end is not None else started
             phases.append(Phase("search: refit winner on all training rows", t - tail_from, load=load))
         else:
             phases.append(Phase(label, t - started, load=load))
     for name, seconds in cv_totals.items():  # the search never ended
-        phases.append(Phase(f"search: cross-validate {name}", seconds, load=cv_load[name]))
+        phases.append(Phase(f"search: score {name}", seconds, load=cv_load[name]))
     if end is not None:
         for base, (started, label) in open_.items():
             if base == "search":
@@ -67,7 +67,7 @@ def phases_from_events(events: Sequence[dict[str, Any]], end: float | None = Non
                     phases.append(Phase("search: refit winner on all training rows", end - tail_from, False))
                 continue
             if base == "cv":
-                phases.append(Phase(f"search: cross-validate {label}", end - started, False))
+                phases.append(Phase(f"search: score {label}", end - started, False))
             else:
                 phases.append(Phase(label, end - started, False))
         accounted = sum(p.seconds for p in phases)

@@ -193,8 +193,11 @@ def render(report: Report) -> str:
     rows_searched = train.result.get("search_rows")
     if rows_searched and manifest.get("training_rows"):
         searched = ", ".join(f"{r:,}" for r in rows_searched)
-        lines += [f"Candidates were cross-validated ({train.result.get('cv_folds')}-fold) on {searched} "
-                  f"rows; the winner was refit on all {manifest['training_rows']:,} training rows.", ""]
+        how = (f"searched by successive halving (rungs of more rows, fewer settings; scored on a quarter of them) in "
+               f"a sample of {searched}" if manifest.get("search_method") == "successive_halving" else
+               f"cross-validated ({train.result.get('cv_folds')}-fold) on {searched}")
+        lines += [f"Candidates were {how} rows; the winner was refit on all {manifest['training_rows']:,} training "
+                  "rows.", ""]
     if report.phases:
         lines.append(format_table(["phase", "seconds", "share", "load at its end"], [
             [p.name + ("" if p.finished else " (unfinished: killed here)"), f"{p.seconds:.1f}",
@@ -202,13 +205,15 @@ def render(report: Report) -> str:
             for p in report.phases]))
     board = manifest.get("leaderboard") or []
     if board:
-        lines += ["", f"Search leaderboard (CV {metric}; elapsed = seconds since the search started; budget "
+        lines += ["", f"Search leaderboard (search {metric} at the trial's last rung; rows = its training rows there; "
+                      "elapsed = seconds since the search started; budget "
                       f"{manifest.get('search_budget_seconds')} s, exhausted: "
                       f"{manifest.get('search_budget_exhausted')}):",
                   "",
-                  format_table(["candidate", "params", f"CV {metric}", "elapsed"], [
+                  format_table(["candidate", "params", f"search {metric}", "rows", "elapsed"], [
                       [e["candidate"], json.dumps(e["params"]), score(e.get("cv_score")) if "cv_score" in e
-                       else e.get("error", ""), f"{e.get('elapsed_seconds', 0):.1f} s"] for e in board])]
+                       else e.get("error", ""), f"{e['rows']:,}" if "rows" in e else "",
+                       f"{e.get('elapsed_seconds', 0):.1f} s"] for e in board])]
     full = report.runs.get("train_full_search")
     if full is not None:
         lines += ["", *full_search_section(report, full)]

@@ -166,7 +166,9 @@ def _leaderboard(manifest: dict[str, Any]) -> str:
     rows = [(str(i + 1), e.get("candidate"), json.dumps(e.get("params", {}), sort_keys=True),
              _num(e.get("cv_score")), f"{e.get('elapsed_seconds', 0):.1f} s", e.get("error", ""))
             for i, e in enumerate(board)]
-    note = (f"<p>{len(board)} settings cross-validated on {_e(manifest.get('search_rows'))} rows "
+    how = ("scored by successive halving (more rows for fewer settings at each rung) in a sample of"
+           if manifest.get("search_method") == "successive_halving" else "cross-validated on")
+    note = (f"<p>{len(board)} settings {how} {_e(manifest.get('search_rows'))} rows "
             f"(budget {_e(manifest.get('search_budget_seconds'))} s"
             f"{', exhausted' if manifest.get('search_budget_exhausted') else ''}); the winner was refit on all "
             f"{_e(manifest.get('training_rows'))} training rows.</p>")

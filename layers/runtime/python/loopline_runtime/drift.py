@@ -1,4 +1,4 @@
-"""Data drift of a labeled batch against the training data's profile (pure: numpy, pandas, scipy only).
+"""Data drift of a labeled batch against the training data's profile (numpy, pandas; scipy for the KS p-values only).
 
 `build_profile` summarises the reference (training) data into a small JSON-safe dict that lives in the dataset
 manifest; `measure_drift` compares a new batch with it, feature by feature, and returns a `DriftReport`.
@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from loopline_runtime.drift_tests import chi_squared_test
 from loopline_runtime.schema import FALSE_WORDS, TRUE_WORDS
 
 PROFILE_VERSION = 1
@@ -462,9 +463,7 @@ def _chi_squared(observed: np.ndarray, reference: np.ndarray, eps: float) -> tup
     shares = _normalised(np.maximum(reference, np.where(reference > 0, 0.0, eps)))
     if observed.size < 2:  # a single category cannot differ
         return 0.0, 1.0
-    expected = shares * observed.sum()
-    result = stats.chisquare(observed, f_exp=expected)
-    return float(result.statistic), float(result.pvalue)
+    return chi_squared_test(observed, shares * observed.sum())
 
 
 # --- shared --------------------------------------------------------------------------------------------------

@@ -146,6 +146,7 @@ def train_challenger(
         "search_budget_seconds": budget,
         "search_budget_exhausted": result.budget_exhausted,
         "search_rows": result.search_rows,
+        "search_method": result.method,
         "seed": config.training.seed,
         "dataset_versions": [d.version for d in datasets],
         "training_rows": len(X_train),
