@@ -47,7 +47,7 @@ def roc_curves(numbers: dict[str, Any]) -> Figure:
     axes.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
     axes.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.02),
              title="ROC curve" + (" (one vs rest)" if len(numbers["curves"]) > 1 else ""))
-    axes.legend(loc="lower right", fontsize="small")
+    axes.legend(loc="best", fontsize="small")
     return figure
 
 
@@ -55,9 +55,13 @@ def precision_recall_curves(numbers: dict[str, Any]) -> Figure:
     figure, axes = _figure(SQUARE)
     for curve in numbers["curves"]:
         pr = curve["pr"]
-        axes.plot(pr["recall"], pr["precision"], label=f"{curve['class']} (AP {pr['average_precision']:.3f})")
+        (line,) = axes.plot(pr["recall"], pr["precision"],
+                            label=f"{curve['class']} (AP {pr['average_precision']:.3f})")
+        if curve.get("prevalence") is not None:  # the no-skill baseline: precision = the class's share
+            axes.axhline(curve["prevalence"], color=line.get_color(), linestyle=":",
+                         label=f"no skill: {curve['class']} prevalence {curve['prevalence']:.3f}")
     axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall curve")
-    axes.legend(loc="lower left", fontsize="small")
+    axes.legend(loc="best", fontsize="small")
     return figure
 
 
@@ -70,7 +74,7 @@ def calibration(numbers: dict[str, Any]) -> Figure:
     axes.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
     axes.set(xlabel="mean predicted probability", ylabel="fraction of positives", xlim=(0, 1), ylim=(0, 1.02),
              title="Calibration (reliability)")
-    axes.legend(loc="upper left", fontsize="small")
+    axes.legend(loc="best", fontsize="small")
     return figure
 
 
@@ -81,7 +85,7 @@ def predicted_vs_actual(numbers: dict[str, Any]) -> Figure:
     low, high = min(actual + predicted), max(actual + predicted)
     axes.plot([low, high], [low, high], linestyle=":", color="grey", label="predicted = actual")
     axes.set(xlabel="actual", ylabel="predicted", title=f"Predicted vs actual ({len(actual)} holdout rows)")
-    axes.legend(loc="upper left", fontsize="small")
+    axes.legend(loc="best", fontsize="small")
     return figure
 
 
@@ -127,7 +131,8 @@ def metric_against_champion(runs: list[dict[str, Any]], current: dict[str, Any])
                     fontsize="small")
     axes.set(xlabel="monitoring run (UTC)", ylabel=current["metric"],
              title=f"{current['metric']} of champion {current['champion_version']} on fresh labeled data")
-    axes.legend(loc="lower left", fontsize="small")
+    # below the axes: inside, it covered the holdout and threshold lines it names
+    figure.legend(loc="outside lower center", ncols=2, fontsize="small", frameon=False)
     return figure
 
 

@@ -60,6 +60,8 @@ def classification_numbers(y: np.ndarray, predictions: Any, proba: np.ndarray, c
         curves.append({
             "class": labels[index],
             "positives": int(positive.sum()),
+            # a classifier without skill has precision = prevalence at every recall (the PR curve's baseline)
+            "prevalence": float(positive.mean()),
             "roc": {"fpr": _thin(fpr), "tpr": _thin(tpr), "auc": float(skm.roc_auc_score(positive, scores))},
             "pr": {"recall": _thin(recall[::-1]), "precision": _thin(precision[::-1]),
                    "average_precision": float(skm.average_precision_score(positive, scores))},
