@@ -66,7 +66,7 @@ def finalize(event: dict[str, Any]) -> dict[str, Any]:
 
 TASKS = {
     "split": lambda e: split_upload(store, registry, e["source_key"], e["run_id"], chunk_rows=e.get("chunk_rows")),
-    "score": lambda e: score_chunk(store, models, e["run_id"], e["chunk_key"], e["model_version"]),
+    "score": lambda e: score_chunk(store, models, e["run_id"], e["chunk_key"], e["model_version"], e.get("pins")),
     "finalize": finalize,
 }
 

@@ -5,12 +5,14 @@ The batch scoring state machine runs three steps of this module (the BatchFuncti
     split     pin the champion (its version and the pointer's verified S3 versions and sha256 of the compiled
               model), stream the file into chunk objects (input row numbers added)
     score     one chunk, with the pinned compiled model (a Distributed Map child per chunk): the same ONNX graph
-              and request validation as POST /predict, loaded by the pins in run.json, never unpickled
+              and request validation as POST /predict, loaded by the pins the state machine carries from the
+              split's result (never from run.json, which is a record, not a source of trust), never unpickled
     finalize  predictions/<run>/part-*.csv, rejected.csv and summary.json
 
 Layout in the artifact bucket:
     batch/incoming/<file>.csv                   uploads (each starts a run)
-    batch/runs/<run>/run.json                   the pinned model (version + pins), chunks, counts, split times
+    batch/runs/<run>/run.json                   a record of the pinned model (version + pins), chunks, counts,
+                                                split times (finalize reads the counts; no step reads the pins)
     batch/runs/<run>/chunks/<n>.csv             the input rows, `input_row` first (what the Distributed Map reads)
     batch/runs/<run>/scored/<n>.csv             predictions of chunk n
     batch/runs/<run>/rejected/<n>.csv           rows of chunk n that could not be scored, with reasons
@@ -136,8 +138,9 @@ def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, r
         "started_at": started_at.isoformat(), "split_seconds": round(time.monotonic() - started, 3),
     }
     store.put_json(f"{run_prefix(run_id)}run.json", run)
-    return {"run_id": run_id, "model_version": model_version, "chunk_prefix": chunk_prefix(run_id), "chunks": chunks,
-            "rows_in": rows_in}
+    # the pins go on in the state machine's state (to every Map child): the only path they are read from
+    return {"run_id": run_id, "model_version": model_version, "pins": pointer["pins"],
+            "chunk_prefix": chunk_prefix(run_id), "chunks": chunks, "rows_in": rows_in}
 
 
 def _passthrough(header: list[str], schema: FeatureSchema) -> list[str]:
@@ -156,31 +159,42 @@ def _put_csv(store: ObjectStore, key: str, header: list[str], rows: list[list[An
 # ---------------------------------------------------------------------------------------------------- score
 
 
+def _pin_key(version: str, pins: dict[str, dict[str, Any]]) -> tuple[str, ...]:
+    """What a cached model is keyed by: everything pinned (key, S3 VersionId and sha256 of both objects)."""
+    return (version, *(str(pins[name].get(field)) for name in ("manifest", "compiled")
+                       for field in ("key", "version_id", "sha256")))
+
+
 class ModelCache:
-    """A run's pinned compiled model, loaded once per execution environment (warm Lambda invocations reuse it)."""
+    """A run's pinned compiled model, loaded once per execution environment (warm Lambda invocations reuse it).
+
+    Keyed by the pins, not the version name: a later run of the same warm worker reuses the model only if it pins
+    exactly the same objects."""
 
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
-        self._models: dict[str, CompiledModel] = {}
+        self._models: dict[tuple[str, ...], CompiledModel] = {}
 
-    def get(self, run_id: str, version: str) -> CompiledModel:
-        """The model run `run_id` pinned at its split, by the pins in its run.json (checked against `version`,
-        what the state machine passed on)."""
-        if version not in self._models:
-            run = self.registry.store.get_json(f"{run_prefix(run_id)}run.json")
-            if run["model_version"] != version:
-                raise InvalidBatch(f"run {run_id} pinned model {run['model_version']}, not {version}")
-            # keep one: a run pins one version
-            self._models = {version: self.registry.load_pinned(version, run["pins"])}
-        return self._models[version]
+    def get(self, version: str, pins: dict[str, dict[str, Any]]) -> CompiledModel:
+        """The model `pins` name (from the state machine's state), loaded and checked by the registry."""
+        if not isinstance(pins, dict) or not {"manifest", "compiled"} <= pins.keys():
+            raise InvalidBatch(f"the score step got no pins for model {version}; the state machine passes the "
+                               "split's pins to every chunk")
+        key = _pin_key(version, pins)
+        if key not in self._models:
+            # keep one: a run pins one model
+            self._models = {key: self.registry.load_pinned(version, pins)}
+        return self._models[key]
 
 
-def score_chunk(store: ObjectStore, models: ModelCache, run_id: str, chunk_key: str, model_version: str
-                ) -> dict[str, Any]:
+def score_chunk(store: ObjectStore, models: ModelCache, run_id: str, chunk_key: str, model_version: str,
+                pins: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Score one chunk with the run's pinned compiled model through the serving path (predict_records)."""
     started = time.monotonic()
     name = chunk_key.rsplit("/", 1)[-1].removesuffix(".csv")
-    model = models.get(run_id, model_version)
+    if not chunk_key.startswith(chunk_prefix(run_id)):
+        raise InvalidBatch(f"chunk {chunk_key} is not a chunk of run {run_id}")
+    model = models.get(model_version, pins)
     schema = model.schema
     frame = pd.read_csv(io.BytesIO(store.get_bytes(chunk_key)), dtype=str, keep_default_na=True)
     frame[ROW_COLUMN] = frame[ROW_COLUMN].astype(int)
