@@ -17,6 +17,7 @@ from loopline_runtime.config import runtime_config
 from loopline_runtime.errors import ChampionChanged, InvalidRequest
 from loopline_runtime.evaluation import gate_challenger, reject_promotion
 from loopline_runtime.notifications import Notifier
+from loopline_runtime.promotion import promotion_record
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.rollback import ROLLBACK_REASON, rollback_record
 from loopline_runtime.storage import ObjectStore
@@ -30,10 +31,6 @@ logger = Logger()
 config = runtime_config()
 store = ObjectStore.from_env()
 notifier = Notifier.from_env(config.name)
-# pins: the S3 versions and sha256 the gate (or the rollback check) verified; the pointer records them for every loader
-PROMOTION_FIELDS = ("version", "previous_version", "metric", "score", "promoted_at", "execution_arn", "reason",
-                    "pins")
-PROMOTION_OPTIONAL_FIELDS = ("requested_by", "note")  # a rollback's who and why
 
 
 @cache
@@ -69,10 +66,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                               champion_version=decision.champion_version, champion_score=decision.champion_score)
         return decision.to_dict()
     if action == "promote":
-        record = {name: event.get(name) for name in PROMOTION_FIELDS}
-        record.update({name: event[name] for name in PROMOTION_OPTIONAL_FIELDS if name in event})
+        # the pins and the compared-against ETag come from the gate's evaluation (a rollback: the version's own
+        # earlier promotion), never from the event; an event that names others is refused
+        record, expected_etag = promotion_record(registry, event)
         try:
-            promoted = registry.promote(record, expected_etag=event.get("expected_etag"))
+            promoted = registry.promote(record, expected_etag=expected_etag)
         except ChampionChanged as exc:
             if record["reason"] != ROLLBACK_REASON:  # a rollback target keeps the evaluation its gate wrote
                 reject_promotion(registry, record["version"], str(exc))

@@ -208,8 +208,10 @@ def test_the_pointer_moves_only_if_the_champion_is_still_the_one_the_gate_compar
     promote(register_model())
     _, etag = registry.champion_pointer_and_etag()
     first, second = register_model(), register_model()
-    for version in (first, second):
-        registry.store.put_json(registry.prefix(version) + "evaluation.json", {"promote": True, "reasons": ["ok"]})
+    for version in (first, second):  # as the gate records them: the pins and the champion ETag it compared to
+        registry.store.put_json(registry.prefix(version) + "evaluation.json",
+                                {"promote": True, "reasons": ["ok"], "pins": registry.pins(version),
+                                 "champion_etag": etag})
     evaluate = load_handler("evaluate")
     event = {**load_event("evaluate_promote_task.json"), "promoted_at": datetime.now(UTC).isoformat()}
 
@@ -234,8 +236,10 @@ def test_a_retried_promotion_finishes_the_history_without_moving_the_pointer_twi
     register_model: Callable[..., str], registry: ModelRegistry, load_handler: Callable[[str], Any],
     load_event: Callable[[str], dict[str, Any]], lambda_context: Any,
 ) -> None:
-    # given a first promotion (no champion yet)
+    # given a first promotion (no champion yet) of a version the gate passed
     version = register_model()
+    registry.store.put_json(registry.prefix(version) + "evaluation.json",
+                            {"promote": True, "reasons": ["ok"], "pins": registry.pins(version), "champion_etag": None})
     event = {**load_event("evaluate_promote_task.json"), "version": version, "expected_etag": None,
              "pins": registry.pins(version)}
     evaluate = load_handler("evaluate")
