@@ -1,16 +1,15 @@
-"""Evaluate: `gate` scores challenger and champion on the same holdout; `promote` moves the champion pointer if
-it is still the one the gate compared against; `monitor` measures the champion on a new labeled batch and
-publishes quality and drift to CloudWatch; `rollback` verifies a registered model and returns the promotion record
-that `promote` then writes; `reject` records why a person (or the approval timeout) rejected a challenger.
-Decisions are notified on the stack's topic: promoted, rejected with reasons."""
+"""Evaluate: `gate` scores challenger and champion on the same holdout; `promote` moves the champion pointer to
+what the gate passed if it is still the one the gate compared against; `rollback` verifies a version that served
+before and returns the promotion record that `promote` then writes; `reject` records why a person (or the approval
+timeout) rejected a challenger. Decisions are notified on the stack's topic: promoted, rejected with reasons.
+
+Only the training and rollback state machines may invoke this function; measuring the champion on new data is the
+monitor function's (functions/monitor/), which ingest invokes."""
 
 from __future__ import annotations
 
-import os
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger
 
 from loopline_runtime.config import runtime_config
@@ -24,32 +23,11 @@ from loopline_runtime.storage import ObjectStore
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-    from mypy_boto3_cloudwatch import CloudWatchClient
-    from mypy_boto3_stepfunctions import SFNClient
 
 logger = Logger()
 config = runtime_config()
 store = ObjectStore.from_env()
 notifier = Notifier.from_env(config.name)
-
-
-@cache
-def cloudwatch() -> CloudWatchClient:
-    """Only monitoring publishes metrics: the gate path does not pay for this client at cold start."""
-    return boto3.client("cloudwatch")
-
-
-@cache
-def stepfunctions() -> SFNClient:
-    return boto3.client("stepfunctions")
-
-
-def retrain(dataset_version: str) -> str:
-    """Start a retraining for a bad batch measured while the alarm was already in ALARM (no new alarm event)."""
-    from loopline_runtime.orchestration import start_training
-
-    return start_training(stepfunctions(), os.environ["STATE_MACHINE_ARN"], reason="alarm_persists",
-                          dataset_version=dataset_version)
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -83,18 +61,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         notifier.rejected(event["model_version"], evaluation["reasons"], metric=evaluation.get("metric"),
                           score=evaluation.get("challenger_score"))
         return evaluation
-    if action == "monitor":
-        from loopline_runtime.monitoring import monitor_champion  # local: the gate path does not need it
-
-        report = monitor_champion(store, config, cloudwatch(), dataset_version=event.get("dataset_version", "latest"),
-                                  reason=event.get("reason", "manual"), alarm_name=os.environ.get("QUALITY_ALARM_NAME"),
-                                  retrain=retrain if os.environ.get("STATE_MACHINE_ARN") else None)
-        logger.info("champion measured", extra=report)
-        return report
     if action == "rollback":
         request = event.get("request") or {}
         record = rollback_record(registry, to_version=request.get("to_version"),
                                  requested_by=request.get("requested_by"), note=request.get("note"))
         logger.info("rollback verified", extra=record)
         return record
-    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote', 'reject', 'monitor' or 'rollback'")
+    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote', 'reject' or 'rollback'")

@@ -22,7 +22,7 @@ config = runtime_config()
 s3 = boto3.client("s3")
 follow_ups = UploadFollowUps(boto3.client("stepfunctions"), boto3.client("lambda"),
                              state_machine_arn=os.environ["STATE_MACHINE_ARN"],
-                             evaluate_function_name=os.environ["EVALUATE_FUNCTION_NAME"])
+                             monitor_function_name=os.environ["MONITOR_FUNCTION_NAME"])
 
 
 @logger.inject_lambda_context

@@ -65,12 +65,12 @@ def aws_stack(stack: Stack, fast_pipeline_config_path: Path, monkeypatch: pytest
             boto3.client("stepfunctions").create_state_machine(
                 name=machine_arn.rsplit(":", 1)[-1], definition=stack.state_machine_definition(logical_id),
                 roleArn=role)
-        # the evaluate function exists so ingest's asynchronous "measure the champion" invoke is accepted
+        # the monitor function exists so ingest's asynchronous "measure the champion" invoke is accepted
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
         boto3.client("lambda").create_function(
-            FunctionName=stack.physical_ids["EvaluateFunction"], Runtime="python3.12", Role=role,
+            FunctionName=stack.physical_ids["MonitorFunction"], Runtime="python3.12", Role=role,
             Handler="app.lambda_handler", Code={"ZipFile": code.getvalue()})
         yield stack
 

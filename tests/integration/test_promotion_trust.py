@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from loopline_runtime.errors import PromotionRefused, RollbackRefused
+from loopline_runtime.errors import InvalidRequest, PromotionRefused, RollbackRefused
 from loopline_runtime.registry import COMPILED_ARTIFACT, ModelRegistry
 from tests.support.asl import resolve
 from tests.support.stack import Stack
@@ -147,3 +147,21 @@ def test_a_rollback_serves_the_objects_pinned_when_the_version_served_not_what_i
     pointer = registry.champion_pointer() or {}
     assert pointer["version"] == first and pointer["pins"] == pinned_then
     assert registry.load_champion(pointer).version == first
+
+
+def test_the_monitor_function_ingest_may_invoke_refuses_to_promote(
+    aws_stack: Stack, registry: ModelRegistry, register_model: Callable[..., str], promote: Callable[[str], Any],
+    load_handler: Callable[[str], ModuleType], lambda_context: Any,
+) -> None:
+    # given a champion and a challenger the gate passed
+    champion = register_model()
+    promote(champion)
+    challenger = register_model()
+    event = _promote_event(aws_stack, _gated(registry, challenger), challenger)
+
+    # when its promote event is sent to the monitor function (the only one ingest may invoke)
+    with pytest.raises(InvalidRequest, match="only measures the champion"):
+        load_handler("monitor").lambda_handler(event, lambda_context)
+
+    # then the champion is unchanged
+    assert registry.champion_version() == champion

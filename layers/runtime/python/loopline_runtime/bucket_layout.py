@@ -104,7 +104,11 @@ ROLE_ACCESS: dict[str, Access] = {
     ),
     "EvaluateFunction": Access(
         reads=frozenset({DATASETS_PREFIX, MODELS_PREFIX, REGISTRY_PREFIX}),
-        writes=frozenset({MODELS_PREFIX, MONITORING_PREFIX, REGISTRY_PREFIX}),
+        writes=frozenset({MODELS_PREFIX, REGISTRY_PREFIX}),
+    ),
+    "MonitorFunction": Access(
+        reads=frozenset({DATASETS_PREFIX, MODELS_PREFIX, REGISTRY_PREFIX}),
+        writes=frozenset({MODELS_PREFIX, MONITORING_PREFIX}),
     ),
     "PredictFunction": Access(reads=frozenset({MODELS_PREFIX, REGISTRY_PREFIX})),
     "TrainingStateMachine": Access(),

@@ -57,7 +57,7 @@ def start_training(sfn: SFNClient, state_machine_arn: str, *, reason: str, datas
 
 
 def request_monitoring(lambda_client: LambdaClient, function_name: str, *, dataset_version: str, reason: str) -> None:
-    """Ask the evaluate function (asynchronously) to measure the champion on a new labeled batch."""
+    """Ask the monitor function (asynchronously) to measure the champion on a new labeled batch."""
     lambda_client.invoke(
         FunctionName=function_name,
         InvocationType="Event",
@@ -110,19 +110,19 @@ def _is_running(sfn: SFNClient, execution_arn: str) -> bool:
 
 
 class UploadFollowUps:
-    """What may follow an accepted upload, on AWS: start the training state machine for it, or ask the evaluate
+    """What may follow an accepted upload, on AWS: start the training state machine for it, or ask the monitor
     function (asynchronously) to measure the champion on it. The adapter over Step Functions and Lambda."""
 
     def __init__(self, sfn: SFNClient, lambda_client: LambdaClient, *, state_machine_arn: str,
-                 evaluate_function_name: str) -> None:
+                 monitor_function_name: str) -> None:
         self.sfn = sfn
         self.lambda_client = lambda_client
         self.state_machine_arn = state_machine_arn
-        self.evaluate_function_name = evaluate_function_name
+        self.monitor_function_name = monitor_function_name
 
     def start_training(self, dataset_version: str) -> str:
         return start_training(self.sfn, self.state_machine_arn, reason="new_data", dataset_version=dataset_version)
 
     def request_monitoring(self, dataset_version: str) -> None:
-        request_monitoring(self.lambda_client, self.evaluate_function_name, dataset_version=dataset_version,
+        request_monitoring(self.lambda_client, self.monitor_function_name, dataset_version=dataset_version,
                            reason="new_data")
