@@ -56,6 +56,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             raise
         notifier.promoted(promoted)
         return promoted
+    if action == "request_approval":
+        # invoked with waitForTaskToken: the token stays in the execution's history, never in the message
+        notifier.approval_requested({k: v for k, v in event.items() if k not in ("action", "task_token")})
+        return {"requested": event.get("model_version")}
     if action == "reject":
         evaluation = reject_promotion(registry, event["model_version"], event["reason"])
         notifier.rejected(event["model_version"], evaluation["reasons"], metric=evaluation.get("metric"),
@@ -67,4 +71,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                                  requested_by=request.get("requested_by"), note=request.get("note"))
         logger.info("rollback verified", extra=record)
         return record
-    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote', 'reject' or 'rollback'")
+    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote', 'request_approval', 'reject' or "
+                         "'rollback'")

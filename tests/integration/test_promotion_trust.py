@@ -31,7 +31,8 @@ def _gated(registry: ModelRegistry, version: str, **evaluation: Any) -> dict[str
 def _promote_event(stack: Stack, evaluation: dict[str, Any], version: str) -> dict[str, Any]:
     """The event the training state machine's "Promote challenger" state sends for `evaluation`."""
     definition = json.loads(stack.state_machine_definition("TrainingStateMachine"))
-    state = {"training": {"model_version": version, "reason": "new_data"}, "evaluation": evaluation}
+    state = {"training": {"model_version": version, "reason": "new_data"}, "evaluation": evaluation,
+             "approval": {"approved_by": "gate"}}
     context = {"State": {"EnteredTime": datetime.now(UTC).isoformat()}, "Execution": {"Id": "arn:execution"}}
     return resolve(definition["States"]["Promote challenger"]["Parameters"], state, context)
 

@@ -45,6 +45,9 @@ def promotion_record(registry: ModelRegistry, request: dict[str, Any]) -> tuple[
         record.update(previous_version=evaluation.get("champion_version"), metric=evaluation.get("metric"),
                       score=evaluation.get("challenger_score"), pins=evaluation["pins"])
         expected_etag = evaluation.get("champion_etag")
+        if evaluation.get("approval_required") and request.get("approved_by") in (None, "", "gate"):
+            raise PromotionRefused(f"{version} waits for a person's approval (gate.approval: manual); it is not "
+                                   "promoted before `loopline approve`")
         if "expected_etag" in request and request["expected_etag"] != expected_etag:
             raise PromotionRefused(
                 f"the promotion of {version} names champion ETag {request['expected_etag']!r}, but its gate compared "
