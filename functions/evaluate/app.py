@@ -16,6 +16,7 @@ from loopline_runtime.config import runtime_config
 from loopline_runtime.errors import ChampionChanged, InvalidRequest
 from loopline_runtime.evaluation import gate_challenger, reject_promotion
 from loopline_runtime.notifications import Notifier
+from loopline_runtime.orchestration import mark_awaiting_approval
 from loopline_runtime.promotion import promotion_record
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.rollback import ROLLBACK_REASON, rollback_record
@@ -58,6 +59,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return promoted
     if action == "request_approval":
         # invoked with waitForTaskToken: the token stays in the execution's history, never in the message
+        mark_awaiting_approval(store, event["execution_arn"])  # triggers meanwhile queue behind it
         notifier.approval_requested({k: v for k, v in event.items() if k not in ("action", "task_token")})
         return {"requested": event.get("model_version")}
     if action == "reject":

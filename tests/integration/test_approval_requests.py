@@ -1,6 +1,7 @@
 """Approval requests carry no bearer token: the training state machine's task token stays in the execution's
 history (read by the approver's `loopline approve`), never in a message on the topic, which may have an e-mail
-subscriber; and the promotion records who approved."""
+subscriber; the promotion records who approved; and a trigger that arrives meanwhile waits instead of being
+skipped."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from typing import Any
 import boto3
 import pytest
 
+from loopline_runtime.bucket_layout import TRAINING_LEASE_KEY
 from loopline_runtime.errors import PromotionRefused
+from loopline_runtime.orchestration import acquire_training_lease
 from loopline_runtime.registry import ModelRegistry
 from tests.support.asl import resolve
 from tests.support.stack import Stack
@@ -101,3 +104,36 @@ def test_a_challenger_waiting_for_approval_is_promoted_only_with_its_approver_on
                             lambda_context)
     assert registry.champion_version() == version
     assert registry.history()[-1]["approved_by"] == "ana (arn:aws:iam::1:user/ana)"
+
+
+def test_a_trigger_during_a_pending_approval_waits_and_trains_after_it_instead_of_being_skipped(
+    aws_stack: Stack, training_definition: dict[str, Any], registry: ModelRegistry,
+    load_handler: Callable[[str], ModuleType], load_event: Callable[[str], dict[str, Any]], lambda_context: Any,
+) -> None:
+    # given a running execution that holds the training lease and whose challenger now waits for a person
+    sfn = boto3.client("stepfunctions")
+    machine = aws_stack.physical_ids["TrainingStateMachine"]
+    waiting = sfn.start_execution(stateMachineArn=machine, name="new_data-first",
+                                  input=json.dumps({"reason": "new_data"}))["executionArn"]
+    acquire_training_lease(registry.store, sfn, waiting)
+    state = {"training": {"model_version": "m-1"},
+             "evaluation": {"metric": "f1", "challenger_score": 0.97, "champion_version": None,
+                            "champion_score": None, "reasons": ["ok"], "approval_timeout_seconds": 600}}
+    request = resolve(training_definition["States"]["Wait for approval"]["Parameters"], state,
+                      {"Task": {"Token": TOKEN}, "Execution": {"Id": waiting}})
+    load_handler("evaluate").lambda_handler(request["Payload"], lambda_context)
+
+    # when a new batch's execution reaches its train step
+    newer = sfn.start_execution(stateMachineArn=machine, name="new_data-second",
+                                input=json.dumps({"reason": "new_data"}))["executionArn"]
+    event = {**load_event("train_task.json"), "trigger": {"reason": "new_data"}, "execution_arn": newer,
+             "state_machine_arn": machine}
+    with pytest.raises(Exception) as caught:
+        load_handler("train").lambda_handler(event, lambda_context)
+
+    # then the state machine routes it to a wait that returns to training, not to a "skipped" end
+    states = training_definition["States"]
+    start = training_definition["StartAt"]
+    (route,) = [c for c in states[start]["Catch"] if type(caught.value).__name__ in c["ErrorEquals"]]
+    assert states[route["Next"]]["Type"] == "Wait" and states[route["Next"]]["Next"] == start
+    assert registry.store.get_json(TRAINING_LEASE_KEY)["execution_arn"] == waiting
