@@ -101,3 +101,17 @@ def test_metrics_may_only_be_published_to_the_project_namespace(template: dict[s
     for function in _resources(template, "AWS::Serverless::Function").values():
         assert not any(isinstance(p, dict) and "CloudWatchPutMetricPolicy" in p
                        for p in function["Properties"].get("Policies", []))
+
+
+def test_only_principals_of_the_stacks_account_may_subscribe_to_the_notification_topic(
+    template: dict[str, Any],
+) -> None:
+    # given the topic policies of the notification topic
+    policies = [r["Properties"] for r in _resources(template, "AWS::SNS::TopicPolicy").values()
+                if {"Ref": "NotificationTopic"} in r["Properties"]["Topics"]]
+
+    # then one denies sns:Subscribe to every principal outside the stack's account
+    denies = [s for p in policies for s in p["PolicyDocument"]["Statement"]
+              if s["Effect"] == "Deny" and "sns:Subscribe" in s["Action"] and s["Principal"] == "*"]
+    assert [d["Condition"] for d in denies] == [
+        {"StringNotEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}]
