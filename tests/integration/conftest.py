@@ -132,13 +132,15 @@ def upload(aws_stack: Stack, load_event: Callable[[str], dict[str, Any]]) -> Cal
 
     def put(key: str, body: bytes | pd.DataFrame) -> dict[str, Any]:
         data = _csv(body) if isinstance(body, pd.DataFrame) else body
-        boto3.client("s3").put_object(Bucket=aws_stack.bucket, Key=key, Body=data)
+        put = boto3.client("s3").put_object(Bucket=aws_stack.bucket, Key=key, Body=data)
         event = load_event("s3_put_incoming.json")
         record = event["Records"][0]
         record["awsRegion"] = aws_stack.region
         record["s3"]["bucket"]["name"] = aws_stack.bucket
         record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{aws_stack.bucket}"
         record["s3"]["object"].update(key=quote_plus(key, safe="/"), size=len(data), eTag=hashlib.md5(data).hexdigest())
+        if put.get("VersionId"):  # a versioned bucket's events name the version they are about
+            record["s3"]["object"]["versionId"] = put["VersionId"]
         return event
 
     return put

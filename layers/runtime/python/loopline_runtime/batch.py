@@ -29,6 +29,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
+import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -49,14 +51,18 @@ from loopline_runtime.batch_layout import (
 )
 from loopline_runtime.compiled_model import CompiledModel
 from loopline_runtime.config import FeatureType, Task
-from loopline_runtime.errors import InvalidBatch, InvalidRequest, NoChampion
+from loopline_runtime.errors import InvalidBatch, InvalidRequest, InvalidUpload, NoChampion
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.schema import FeatureSchema, coerce_column
 from loopline_runtime.serving import predict_records
 from loopline_runtime.storage import ObjectNotFound, ObjectStore
 from loopline_runtime.upload_stream import HashingReader
 
-MAX_LINE_BYTES = 1 << 20
+MAX_LINE_BYTES = 1 << 20  # bytes of one row (a quoted value spanning lines counts whole)
+MAX_BATCH_BYTES = 10 * 2**30  # one split streams about this much within its 900 s
+MAX_BATCH_COLUMNS = 1_000
+CHUNK_ROWS_RANGE = (10, 100_000)  # x-amz-meta-chunk-rows: 1 would make one Map child per row
+MAX_CHUNKS = 10_000  # Map children of one run
 
 REASONS = {
     "wrong_field_count": "the row has a different number of values than the header has columns",
@@ -69,6 +75,7 @@ REASONS = {
 _KIND_REASON = {FeatureType.NUMERIC: "not_a_number", FeatureType.BOOLEAN: "not_a_boolean",
                 FeatureType.DATE: "not_a_date"}
 MAX_VALUE_ECHO = 60  # characters of a bad value quoted in a rejection message
+USER_ERRORS = ("InvalidBatch", "NoChampion")  # a run that ends in one of these was refused, not broken
 
 
 def _chunk_name(index: int) -> str:
@@ -79,22 +86,30 @@ def _chunk_name(index: int) -> str:
 
 
 def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, run_id: str, *,
-                 chunk_rows: int | None = None) -> dict[str, Any]:
+                 chunk_rows: int | None = None, version_id: str | None = None) -> dict[str, Any]:
     """Pin the champion for the run and stream the upload into chunk objects of `chunk_rows` rows.
 
     The run pins what the champion pointer pins (the compiled model's S3 VersionId and sha256, as the gate
     verified them): every chunk loads exactly that, whatever is promoted meanwhile. The pins are checked here,
-    before any chunk is written (ArtifactIntegrityError otherwise)."""
+    before any chunk is written (ArtifactIntegrityError otherwise). `version_id` is the S3 version the event named:
+    a newer upload to the same key is its own run. Over a cap (MAX_BATCH_BYTES, MAX_BATCH_COLUMNS,
+    MAX_LINE_BYTES, the csv field limit, CHUNK_ROWS_RANGE, MAX_CHUNKS) the file is refused with InvalidBatch."""
     started, started_at = time.monotonic(), datetime.now(UTC)
     pointer = registry.champion_pointer()
     if pointer is None:
         raise NoChampion("no model has been promoted yet; batch scoring needs a champion (train one first)")
     model_version = str(pointer["version"])
     schema = FeatureSchema.from_dict(registry.champion_manifest(pointer)["schema"])
-    chunk_rows = chunk_rows or int(store.metadata(source_key).get(CHUNK_ROWS_METADATA) or DEFAULT_CHUNK_ROWS)
-    rejected: list[list[Any]] = []
-    chunks = rows_in = 0
-    with contextlib.closing(store.open(source_key)) as body:
+    size, metadata = store.head(source_key, version_id)
+    if size > MAX_BATCH_BYTES:
+        raise InvalidBatch(f"{source_key} is {size / 2**30:,.1f} GiB, over the batch cap of "
+                           f"{MAX_BATCH_BYTES / 2**30:,.0f} GiB; split it into several uploads")
+    chunk_rows = _chunk_rows(chunk_rows if chunk_rows is not None else metadata.get(CHUNK_ROWS_METADATA))
+    rejected_count = chunks = rows_in = 0
+    # rows refused here go to a file on /tmp as they come, never into memory
+    with contextlib.closing(store.open(source_key, version_id)) as body, \
+            tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", suffix=".csv") as rejected_file:
+        rejected = csv.writer(rejected_file, lineterminator="\n")
         raw = HashingReader(body, max_line_bytes=MAX_LINE_BYTES, source=source_key)
         text = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8-sig", newline="")
         reader = csv.reader(text)
@@ -102,12 +117,18 @@ def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, r
             header = [name.strip() for name in next(reader)]
         except (StopIteration, UnicodeDecodeError):
             raise InvalidBatch(f"{source_key} is empty or not UTF-8 CSV; upload a CSV with a header row") from None
+        except (csv.Error, InvalidUpload) as exc:
+            raise InvalidBatch(_unreadable(source_key, 0, exc)) from None
+        if len(header) > MAX_BATCH_COLUMNS:
+            raise InvalidBatch(f"{source_key} has {len(header):,} columns, over the batch cap of "
+                               f"{MAX_BATCH_COLUMNS:,}; keep the model's features and your id columns")
         missing = [name for name in schema.features if name not in header]
         if missing:
             raise InvalidBatch(
                 f"{source_key} lacks the model's feature column(s) {', '.join(map(repr, missing))} (model "
                 f"{model_version}); add them (empty values are fine)")
         passthrough = _passthrough(header, schema)
+        rejected.writerow([ROW_COLUMN, *passthrough, "reason", "message"])
         pending: list[list[str]] = []
         try:
             for row in reader:
@@ -116,31 +137,67 @@ def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, r
                 rows_in += 1
                 if len(row) != len(header):
                     values = dict(zip(header, row, strict=False))
-                    rejected.append([rows_in, *(values.get(c, "") for c in passthrough), "wrong_field_count",
-                                     f"{len(row)} values for {len(header)} columns"])
+                    rejected.writerow([rows_in, *(values.get(c, "") for c in passthrough), "wrong_field_count",
+                                       f"{len(row)} values for {len(header)} columns"])
+                    rejected_count += 1
                     continue
                 pending.append([str(rows_in), *row])
                 if len(pending) >= chunk_rows:
-                    chunks += 1
-                    _put_csv(store, f"{chunk_prefix(run_id)}{_chunk_name(chunks)}.csv", [ROW_COLUMN, *header], pending)
+                    chunks = _next_chunk(store, run_id, chunks, header, pending)
                     pending = []
         except UnicodeDecodeError:
             raise InvalidBatch(f"{source_key} is not UTF-8 text after row {rows_in:,}; save it as UTF-8 CSV") from None
+        except (csv.Error, InvalidUpload) as exc:
+            raise InvalidBatch(_unreadable(source_key, rows_in, exc)) from None
         if pending:
-            chunks += 1
-            _put_csv(store, f"{chunk_prefix(run_id)}{_chunk_name(chunks)}.csv", [ROW_COLUMN, *header], pending)
-    _put_csv(store, f"{run_prefix(run_id)}rejected/split.csv", [ROW_COLUMN, *passthrough, "reason", "message"],
-             rejected)
+            chunks = _next_chunk(store, run_id, chunks, header, pending)
+        rejected_file.flush()
+        store.put_file(f"{run_prefix(run_id)}rejected/split.csv", rejected_file.name, content_type="text/csv")
     run = {
-        "run_id": run_id, "source_key": source_key, "model_version": model_version, "pins": pointer["pins"],
-        "chunk_rows": chunk_rows,
-        "chunks": chunks, "rows_in": rows_in, "rejected_at_split": len(rejected), "passthrough_columns": passthrough,
+        "run_id": run_id, "source_key": source_key, "source_version_id": version_id, "model_version": model_version,
+        "pins": pointer["pins"], "chunk_rows": chunk_rows,
+        "chunks": chunks, "rows_in": rows_in, "rejected_at_split": rejected_count, "passthrough_columns": passthrough,
         "started_at": started_at.isoformat(), "split_seconds": round(time.monotonic() - started, 3),
     }
     store.put_json(f"{run_prefix(run_id)}run.json", run)
     # the pins go on in the state machine's state (to every Map child): the only path they are read from
     return {"run_id": run_id, "model_version": model_version, "pins": pointer["pins"],
             "chunk_prefix": chunk_prefix(run_id), "chunks": chunks, "rows_in": rows_in}
+
+
+def _chunk_rows(requested: Any) -> int:
+    """The run's chunk size: the request's, else the upload's chunk-rows metadata, else the default; bounded."""
+    if requested in (None, ""):
+        return DEFAULT_CHUNK_ROWS
+    low, high = CHUNK_ROWS_RANGE
+    try:
+        value = int(requested)
+    except (TypeError, ValueError):
+        value = -1
+    if not low <= value <= high:
+        raise InvalidBatch(f"chunk-rows {str(requested)[:MAX_VALUE_ECHO]!r} is not a whole number from {low:,} to "
+                           f"{high:,}; set x-amz-meta-{CHUNK_ROWS_METADATA} within that range, or leave it out")
+    return value
+
+
+def _next_chunk(store: ObjectStore, run_id: str, chunks: int, header: list[str], rows: list[list[str]]) -> int:
+    """Write chunk number chunks + 1; refuse a file that would need more than MAX_CHUNKS Map children."""
+    if chunks >= MAX_CHUNKS:
+        raise InvalidBatch(f"the file needs more than {MAX_CHUNKS:,} chunks of {len(rows):,} rows; raise "
+                           f"x-amz-meta-{CHUNK_ROWS_METADATA} (at most {CHUNK_ROWS_RANGE[1]:,}) or split the file")
+    _put_csv(store, f"{chunk_prefix(run_id)}{_chunk_name(chunks + 1)}.csv", [ROW_COLUMN, *header], rows)
+    return chunks + 1
+
+
+def _unreadable(source_key: str, rows_read: int, exc: Exception) -> str:
+    """Why the CSV reader stopped: a row (a quoted value counts whole) over MAX_LINE_BYTES, or a field over the csv
+    module's limit."""
+    if isinstance(exc, InvalidUpload):
+        what = f"a row longer than {MAX_LINE_BYTES // 1024:,} KB"
+    else:
+        what = f"a value longer than {csv.field_size_limit():,} characters ({exc})"
+    return (f"{source_key} has {what} after row {rows_read:,}; batch rows are table rows: check the file is CSV "
+            "and that every quote is closed")
 
 
 def _passthrough(header: list[str], schema: FeatureSchema) -> list[str]:
@@ -389,6 +446,22 @@ def _write_rejected(store: ObjectStore, prefix: str, out: str, run: dict[str, An
     by_reason.update(rejected["reason"])
     store.put_bytes(f"{out}rejected.csv", rejected.to_csv(index=False).encode("utf-8"), content_type="text/csv")
     return len(rejected)
+
+
+def record_failure(store: ObjectStore, run_id: str, source_key: str | None, error: dict[str, Any]) -> dict[str, Any]:
+    """summary.json for a run that ended before its predictions were written: `rejected` (the file or the lack of a
+    champion, the user's to fix) or `failed`, with the step's error and message."""
+    name = str(error.get("Error") or "BatchScoringFailed")
+    cause = str(error.get("Cause") or "")
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        parsed = None
+    message = str(parsed.get("errorMessage") or cause) if isinstance(parsed, dict) else cause
+    summary = {"run_id": run_id, "status": "rejected" if name in USER_ERRORS else "failed", "source_key": source_key,
+               "error": name, "reason": message[:2000], "finished_at": datetime.now(UTC).isoformat()}
+    store.put_json(summary_key(run_id), summary)
+    return {**summary, "summary_key": summary_key(run_id)}
 
 
 def summary_progress(store: ObjectStore, run_id: str) -> tuple[int, int] | None:

@@ -84,3 +84,9 @@ class Notifier:
         """For batch scoring: `Loopline <pipeline>: batch scoring SUCCEEDED, 1,000,000 rows`."""
         return self.publish(BATCH_SCORING_FINISHED, f"batch scoring {status}, {rows:,} rows", status=status,
                             rows=rows, output=output, model_version=model_version, execution_arn=execution_arn)
+
+    def batch_scoring_stopped(self, *, status: str, error: str, reason: str, output: str,
+                              execution_arn: str | None = None) -> str | None:
+        """For a batch run that ended before its predictions: `Loopline <pipeline>: batch scoring rejected`."""
+        return self.publish(BATCH_SCORING_FINISHED, f"batch scoring {status}: {error}", status=status, error=error,
+                            reason=reason, output=output, execution_arn=execution_arn)

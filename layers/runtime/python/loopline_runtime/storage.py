@@ -46,10 +46,12 @@ class ObjectStore:
                 raise ObjectNotFound(key) from None
             raise
 
-    def open(self, key: str) -> BinaryIO:
-        """The object's body as a stream: read it in pieces, never whole (bounded memory for large uploads)."""
+    def open(self, key: str, version_id: str | None = None) -> BinaryIO:
+        """The object's body as a stream: read it in pieces, never whole (bounded memory for large uploads); with
+        `version_id`, exactly that S3 version (the one an event names, not a newer upload to the same key)."""
+        extra: dict[str, Any] = {"VersionId": version_id} if version_id else {}
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]  # type: ignore[return-value]
+            return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]  # type: ignore[return-value]
         except ClientError as exc:
             if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
                 raise ObjectNotFound(key) from None
@@ -63,6 +65,17 @@ class ObjectStore:
             if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
                 raise ObjectNotFound(key) from None
             raise
+
+    def head(self, key: str, version_id: str | None = None) -> tuple[int, dict[str, str]]:
+        """The size and user metadata (x-amz-meta-*) of the object (of that S3 version), from one HEAD request."""
+        extra: dict[str, Any] = {"VersionId": version_id} if version_id else {}
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=key, **extra)
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}:
+                raise ObjectNotFound(key) from None
+            raise
+        return int(response["ContentLength"]), dict(response.get("Metadata", {}))
 
     def metadata(self, key: str) -> dict[str, str]:
         """The object's user metadata (x-amz-meta-*), from a HEAD request."""
