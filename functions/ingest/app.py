@@ -32,8 +32,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         bucket = record["s3"]["bucket"]["name"]
         key = unquote_plus(record["s3"]["object"]["key"])  # S3 events carry URL-encoded keys
         # the event carries the size: an over-large upload is quarantined without a byte read (no HEAD needed)
+        # and its version: a second upload to the same key a moment later is its own event, never read twice
         outcome = process_upload(ObjectStore(bucket, s3), key, config, follow_ups,
-                                 size=record["s3"]["object"].get("size"))
+                                 size=record["s3"]["object"].get("size"),
+                                 version_id=record["s3"]["object"].get("versionId"))
         logger.info("upload processed", extra=outcome)
         results.append(outcome)
     return {"results": results}

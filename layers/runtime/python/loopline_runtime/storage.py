@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CopySourceTypeDef
 
 
 class ObjectNotFound(KeyError):
@@ -86,10 +87,13 @@ class ObjectStore:
                 raise ObjectNotFound(key) from None
             raise
 
-    def copy(self, source_key: str, key: str) -> None:
-        """A server-side copy inside the bucket: the bytes never pass through this process (multipart above 8 MB,
-        so objects past S3's 5 GB single-copy limit copy too)."""
-        self.client.copy({"Bucket": self.bucket, "Key": source_key}, self.bucket, key)
+    def copy(self, source_key: str, key: str, version_id: str | None = None) -> None:
+        """A server-side copy inside the bucket (of that S3 version of the source): the bytes never pass through
+        this process (multipart above 8 MB, so objects past S3's 5 GB single-copy limit copy too)."""
+        source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": source_key}
+        if version_id:
+            source["VersionId"] = version_id
+        self.client.copy(source, self.bucket, key)
 
     def put_file(self, key: str, path: str | os.PathLike[str], *,
                  content_type: str = "application/octet-stream") -> None:
