@@ -30,6 +30,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 import tempfile
 import time
 from collections import Counter
@@ -75,6 +76,7 @@ REASONS = {
 _KIND_REASON = {FeatureType.NUMERIC: "not_a_number", FeatureType.BOOLEAN: "not_a_boolean",
                 FeatureType.DATE: "not_a_date"}
 MAX_VALUE_ECHO = 60  # characters of a bad value quoted in a rejection message
+FORMULA_START = re.compile(r"[=+\-@\t\r]")  # what a spreadsheet reads as the start of a formula
 USER_ERRORS = ("InvalidBatch", "NoChampion")  # a run that ends in one of these was refused, not broken
 
 
@@ -263,7 +265,9 @@ def score_chunk(store: ObjectStore, models: ModelCache, run_id: str, chunk_key: 
     scored, refused = _predict(model, valid, passthrough)
     rejected = pd.concat([rejected, refused], ignore_index=True).sort_values(ROW_COLUMN)
     prefix = run_prefix(run_id)
-    store.put_bytes(f"{prefix}scored/{name}.csv", scored.to_csv(index=False).encode("utf-8"), content_type="text/csv")
+    # the parts are these files concatenated: cells a spreadsheet would run are neutralised here
+    store.put_bytes(f"{prefix}scored/{name}.csv", neutralise_formulas(scored).to_csv(index=False).encode("utf-8"),
+                    content_type="text/csv")
     store.put_bytes(f"{prefix}rejected/{name}.csv", rejected.to_csv(index=False).encode("utf-8"),
                     content_type="text/csv")
     result = {"chunk": name, "rows": len(frame), "scored": len(scored), "rejected": len(rejected),
@@ -293,6 +297,32 @@ def invalid_rows(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
             message[new] = [f"{name}: {str(v)[:MAX_VALUE_ECHO]!r} is not {_kind_words(kind)}"
                             for v in frame.loc[new, name]]
     return pd.DataFrame({"reason": reason, "message": message})
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Output cells (and column names) a spreadsheet would run as a formula: text starting with =, +, -, @, tab or
+    carriage return that is not a number gets a leading apostrophe, which spreadsheets show as text and do not run.
+    Batch outputs are opened in spreadsheets; `=HYPERLINK(...)` in an id column must not become a live link."""
+    out = frame.rename(columns={c: _neutral(c) for c in frame.columns if isinstance(c, str)})
+    for column in out.columns:
+        if not (pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column])):
+            continue  # numbers and booleans are never formulas
+        text = out[column].astype("string")
+        risky = text.str.match(FORMULA_START).fillna(False).astype(bool)
+        if risky.any():
+            risky &= pd.to_numeric(out[column].where(risky), errors="coerce").isna()  # "-1.5" stays a number
+            out.loc[risky, column] = "'" + text[risky]
+    return out
+
+
+def _neutral(value: str) -> str:
+    if FORMULA_START.match(value) is None:
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
 
 
 def _kind_words(kind: FeatureType) -> str:
@@ -444,7 +474,8 @@ def _write_rejected(store: ObjectStore, prefix: str, out: str, run: dict[str, An
     rejected[ROW_COLUMN] = pd.to_numeric(rejected[ROW_COLUMN])
     rejected = rejected.sort_values(ROW_COLUMN)
     by_reason.update(rejected["reason"])
-    store.put_bytes(f"{out}rejected.csv", rejected.to_csv(index=False).encode("utf-8"), content_type="text/csv")
+    store.put_bytes(f"{out}rejected.csv", neutralise_formulas(rejected).to_csv(index=False).encode("utf-8"),
+                    content_type="text/csv")
     return len(rejected)
 
 
