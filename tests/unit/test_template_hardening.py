@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from loopline_runtime.bucket_layout import QUARANTINE_PREFIX
+from loopline_runtime.bucket_layout import (
+    BATCH_INCOMING_PREFIX,
+    BATCH_MAP_RESULTS_PREFIX,
+    BATCH_RUNS_PREFIX,
+    INCOMING_PREFIX,
+    PREDICTIONS_PREFIX,
+    QUARANTINE_PREFIX,
+)
 
 API_GATEWAY_INTEGRATION_TIMEOUT_S = 29  # REST API integration timeout (AWS quota, not configurable upwards)
 
@@ -115,3 +122,20 @@ def test_only_principals_of_the_stacks_account_may_subscribe_to_the_notification
               if s["Effect"] == "Deny" and "sns:Subscribe" in s["Action"] and s["Principal"] == "*"]
     assert [d["Condition"] for d in denies] == [
         {"StringNotEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}]
+
+
+def test_every_prefix_that_grows_with_uploads_or_runs_expires_after_the_failure_queues_give_up(
+    template: dict[str, Any],
+) -> None:
+    # given the bucket's lifecycle rules and the longest a failed event waits in an on-failure queue
+    rules = template["Resources"]["ArtifactBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    expiring = {rule.get("Prefix"): rule["ExpirationInDays"] for rule in rules if "ExpirationInDays" in rule}
+    queue_days = max(int(r["Properties"]["MessageRetentionPeriod"]) for r in _resources(template, "AWS::SQS::Queue")
+                     .values()) / 86_400
+
+    # then uploads, quarantine copies, batch working objects and predictions expire
+    growing = {INCOMING_PREFIX, BATCH_INCOMING_PREFIX, QUARANTINE_PREFIX, BATCH_RUNS_PREFIX, BATCH_MAP_RESULTS_PREFIX,
+               PREDICTIONS_PREFIX}
+    assert growing <= set(expiring), f"no expiry for {sorted(growing - set(expiring))}"
+    # and an upload outlives the queue that may hold its event for a redrive
+    assert min(expiring[INCOMING_PREFIX], expiring[BATCH_INCOMING_PREFIX]) > queue_days
