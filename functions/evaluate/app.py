@@ -31,9 +31,11 @@ store = ObjectStore.from_env()
 notifier = Notifier.from_env(config.name)
 
 
-@logger.inject_lambda_context(log_event=True)
+@logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     action = event.get("action")
+    # never the whole event: an approval request carries the execution's task token, a bearer credential
+    logger.info("evaluate", extra={k: v for k, v in event.items() if k != "task_token"})
     registry = ModelRegistry(store)
     if action == "gate":
         decision = gate_challenger(registry, config, event["model_version"], event["holdout_key"],

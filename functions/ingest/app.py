@@ -10,7 +10,7 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from loopline_runtime.config import runtime_config
-from loopline_runtime.ingest import process_upload
+from loopline_runtime.ingest import loggable, process_upload
 from loopline_runtime.orchestration import UploadFollowUps
 from loopline_runtime.storage import ObjectStore
 
@@ -36,6 +36,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         outcome = process_upload(ObjectStore(bucket, s3), key, config, follow_ups,
                                  size=record["s3"]["object"].get("size"),
                                  version_id=record["s3"]["object"].get("versionId"))
-        logger.info("upload processed", extra=outcome)
+        logger.info("upload processed", extra=loggable(outcome))
         results.append(outcome)
     return {"results": results}

@@ -137,3 +137,22 @@ def test_a_trigger_during_a_pending_approval_waits_and_trains_after_it_instead_o
     (route,) = [c for c in states[start]["Catch"] if type(caught.value).__name__ in c["ErrorEquals"]]
     assert states[route["Next"]]["Type"] == "Wait" and states[route["Next"]]["Next"] == start
     assert registry.store.get_json(TRAINING_LEASE_KEY)["execution_arn"] == waiting
+
+
+def test_the_approval_task_token_is_in_no_log_line(
+    aws_stack: Stack, training_definition: dict[str, Any], load_handler: Callable[[str], ModuleType],
+    lambda_context: Any, inbox: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # given the approval state's request with its task token
+    state = {"training": {"model_version": "m-1"},
+             "evaluation": {"metric": "f1", "challenger_score": 0.97, "champion_version": None,
+                            "champion_score": None, "reasons": ["ok"], "approval_timeout_seconds": 600}}
+    parameters = resolve(training_definition["States"]["Wait for approval"]["Parameters"], state,
+                         {"Task": {"Token": TOKEN}, "Execution": {"Id": "arn:execution"}})
+
+    # when the evaluate function handles it
+    load_handler("evaluate").lambda_handler(parameters["Payload"], lambda_context)
+
+    # then its logs name the request, never the token
+    logged = " ".join(str(record.__dict__) for record in caplog.records)  # messages and their extra fields
+    assert "request_approval" in logged and TOKEN not in logged

@@ -60,6 +60,16 @@ class IngestOutcome:
         return {k: v for k, v in self.__dict__.items() if v not in (None, {})}
 
 
+def loggable(outcome: dict[str, Any]) -> dict[str, Any]:
+    """What the logs keep of an outcome: a quarantine's reason code and keys, not its message, which quotes values
+    of the upload (those stay in the bucket's reason.json, next to the quarantined copy)."""
+    reason = outcome.get("reason")
+    if not reason:
+        return outcome
+    kept = {k: v for k, v in reason.items() if k in ("reason_code", "error", "quarantined_copy", "sha256")}
+    return {**outcome, "reason": kept}
+
+
 def prior_schema(catalog: DatasetCatalog, config: PipelineConfig) -> FeatureSchema | None:
     """The newest accepted version's schema while the config agrees with it (same target and features)."""
     try:
