@@ -139,3 +139,19 @@ def test_every_prefix_that_grows_with_uploads_or_runs_expires_after_the_failure_
     assert growing <= set(expiring), f"no expiry for {sorted(growing - set(expiring))}"
     # and an upload outlives the queue that may hold its event for a redrive
     assert min(expiring[INCOMING_PREFIX], expiring[BATCH_INCOMING_PREFIX]) > queue_days
+
+
+def test_every_request_to_the_artifact_bucket_is_logged_to_a_bucket_only_s3_logging_writes(
+    template: dict[str, Any],
+) -> None:
+    # given the artifact bucket's logging configuration and the policy of the bucket it names
+    logging = template["Resources"]["ArtifactBucket"]["Properties"]["LoggingConfiguration"]
+    target = logging["DestinationBucketName"]["Ref"]
+    policies = [r["Properties"]["PolicyDocument"] for r in _resources(template, "AWS::S3::BucketPolicy").values()
+                if r["Properties"]["Bucket"] == {"Ref": target}]
+
+    # then that bucket is another one, and only the S3 logging service may put objects into it
+    assert target != "ArtifactBucket" and len(policies) == 1
+    allows = [s for s in policies[0]["Statement"] if s["Effect"] == "Allow"]
+    assert [s["Principal"] for s in allows] == [{"Service": "logging.s3.amazonaws.com"}]
+    assert "aws:SourceArn" in allows[0]["Condition"]["ArnLike"]
