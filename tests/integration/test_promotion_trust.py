@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
 
-from loopline_runtime.errors import InvalidRequest, PromotionRefused, RollbackRefused
+from loopline_runtime.errors import ArtifactIntegrityError, InvalidRequest, PromotionRefused, RollbackRefused
 from loopline_runtime.registry import COMPILED_ARTIFACT, ModelRegistry
 from tests.support.asl import resolve
 from tests.support.stack import Stack
@@ -165,4 +166,30 @@ def test_the_monitor_function_ingest_may_invoke_refuses_to_promote(
         load_handler("monitor").lambda_handler(event, lambda_context)
 
     # then the champion is unchanged
+    assert registry.champion_version() == champion
+
+
+def test_a_rollback_to_a_version_that_served_refuses_changed_pinned_bytes_and_another_schema(
+    aws_stack: Stack, store: Any, registry: ModelRegistry, register_model: Callable[..., str],
+    promote: Callable[[str], Any], load_handler: Callable[[str], ModuleType], lambda_context: Any,
+    fitted_champion: tuple[Any, dict[str, Any]],
+) -> None:
+    # given two versions that served before: one trained on fewer columns, one whose pinned compiled model's S3
+    # version was since deleted; and a champion
+    _, manifest = fitted_champion
+    narrow_schema = {**manifest["schema"], "features": dict(list(manifest["schema"]["features"].items())[:1])}
+    narrow = register_model(schema=narrow_schema)
+    promote(narrow)
+    tampered = register_model()
+    pinned = promote(tampered)["pins"]["compiled"]
+    boto3.client("s3").delete_object(Bucket=aws_stack.bucket, Key=pinned["key"], VersionId=pinned["version_id"])
+    champion = register_model()
+    promote(champion)
+    evaluate = load_handler("evaluate")
+
+    # when / then a rollback to either is refused with the reason, and the champion stays
+    with pytest.raises(RollbackRefused, match="another feature schema"):
+        _rollback(aws_stack, evaluate, lambda_context, narrow)
+    with pytest.raises(ArtifactIntegrityError, match="does not match the pinned"):
+        _rollback(aws_stack, evaluate, lambda_context, tampered)
     assert registry.champion_version() == champion
