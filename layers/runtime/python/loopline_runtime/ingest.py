@@ -225,6 +225,6 @@ def quarantine(store: ObjectStore, key: str, error: InvalidUpload, *, sha256: st
         reason["sha256"] = sha256
     if version_id:
         reason["source_version_id"] = version_id
-    store.copy(key, copy_key, version_id)
+    store.copy(key, copy_key, version_id=version_id)
     store.put_json(folder + "reason.json", reason)
     return IngestOutcome("quarantined", key, quarantine_key=copy_key, reason=reason)

@@ -87,7 +87,7 @@ class ObjectStore:
                 raise ObjectNotFound(key) from None
             raise
 
-    def copy(self, source_key: str, key: str, version_id: str | None = None) -> None:
+    def copy(self, source_key: str, key: str, *, version_id: str | None = None) -> None:
         """A server-side copy inside the bucket (of that S3 version of the source): the bytes never pass through
         this process (multipart above 8 MB, so objects past S3's 5 GB single-copy limit copy too)."""
         source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": source_key}
