@@ -6,13 +6,15 @@ Names and thresholds are read from template.yaml and pipeline.yaml here, never r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from loopline.emulator.iam_enforcement import AUDIT_LOG_VARIABLE
 from loopline.emulator.template_loading import load_template
 from loopline.local_lambda import LocalLambdaContext
 from loopline_runtime.config import PipelineConfig, load_config
@@ -23,6 +25,16 @@ EVENTS_DIR = Path(__file__).resolve().parent / "events"
 
 # A few informative columns of scikit-learn's bundled breast cancer data (offline, the demo's data set).
 SAMPLE_FEATURES = ["mean radius", "mean texture", "worst concave points", "worst area", "worst smoothness"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def iam_audit_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every grant a role used on an emulator in this session (the emulators started here inherit the variable):
+    tests/e2e/test_zz_grants_exercised.py compares them with what template.yaml grants."""
+    path = tmp_path_factory.mktemp("iam") / "audit.jsonl"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(AUDIT_LOG_VARIABLE, str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +85,31 @@ def load_event() -> Callable[[str], dict[str, Any]]:
 @pytest.fixture
 def lambda_context() -> LocalLambdaContext:
     return LocalLambdaContext()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_stack_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Stacks the tests start are recorded in a folder of the session (inherited by `loopline local up`
+    subprocesses), never in the user's state dir, and stacks the user runs are not seen by the tests."""
+    from loopline.operate.stack_memory import STATE_DIR_VARIABLE
+
+    folder = tmp_path_factory.mktemp("loopline-state")
+    before = os.environ.get(STATE_DIR_VARIABLE)
+    os.environ[STATE_DIR_VARIABLE] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(STATE_DIR_VARIABLE, None)
+    else:
+        os.environ[STATE_DIR_VARIABLE] = before
+
+
+@pytest.fixture
+def stack_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty state dir of the test's own, and no stack chosen by the environment."""
+    from loopline.operate.stack_memory import STACK_VARIABLE, STATE_DIR_VARIABLE
+
+    folder = tmp_path / "state"
+    monkeypatch.setenv(STATE_DIR_VARIABLE, str(folder))
+    monkeypatch.delenv(STACK_VARIABLE, raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    return folder

@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 
 from loopline_runtime.config import runtime_config
 from loopline_runtime.ingest import loggable, process_upload
+from loopline_runtime.notifications import Notifier
 from loopline_runtime.orchestration import UploadFollowUps
 from loopline_runtime.storage import ObjectStore
 
@@ -23,6 +24,7 @@ s3 = boto3.client("s3")
 follow_ups = UploadFollowUps(boto3.client("stepfunctions"), boto3.client("lambda"),
                              state_machine_arn=os.environ["STATE_MACHINE_ARN"],
                              monitor_function_name=os.environ["MONITOR_FUNCTION_NAME"])
+notifier = Notifier.from_env(config.name)  # a quarantined upload is announced, not only kept
 
 
 @logger.inject_lambda_context
@@ -35,7 +37,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         # and its version: a second upload to the same key a moment later is its own event, never read twice
         outcome = process_upload(ObjectStore(bucket, s3), key, config, follow_ups,
                                  size=record["s3"]["object"].get("size"),
-                                 version_id=record["s3"]["object"].get("versionId"))
+                                 version_id=record["s3"]["object"].get("versionId"), notifier=notifier)
         logger.info("upload processed", extra=loggable(outcome))
         results.append(outcome)
     return {"results": results}

@@ -6,12 +6,16 @@ Add a subcommand by writing `_cmd_<name>(args) -> int` and registering it in `bu
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from loopline.invocation import command
 from loopline.operate.commands import add_operate_commands
+from loopline.operate.stack_memory import DEFAULT_STACK_NAME, STACK_VARIABLE
 from loopline_runtime.errors import LooplineError
 
 # Subcommands raise a LooplineError (InvalidConfig, UnparseableCsv, InitRefused...) whose message is written for
@@ -54,7 +58,9 @@ def _add_local(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     up.add_argument("--aws-port", type=int, default=5000, help="port of the AWS endpoint (default 5000)")
     up.add_argument("--api-port", type=int, default=3000, help="port of the API Gateway stand-in (default 3000)")
-    up.add_argument("--stack-name", default="loopline", help="CloudFormation stack name (default loopline)")
+    up.add_argument("--stack-name", default=os.environ.get(STACK_VARIABLE) or DEFAULT_STACK_NAME,
+                    help="CloudFormation stack name (default $LOOPLINE_STACK, else loopline); the other commands find "
+                         "the running stack without it")
     up.add_argument("--template", default="template.yaml", help="SAM template (default template.yaml)")
     up.add_argument("--config", default="pipeline.yaml", help="pipeline config (default pipeline.yaml)")
     up.add_argument("--region", default="us-east-1", help="AWS region (default us-east-1)")
@@ -94,6 +100,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         profile_data,
         refuse_to_overwrite,
         render_config,
+        sniff_delimiter,
         summary,
         write_config,
     )
@@ -107,7 +114,9 @@ def _cmd_init(args: argparse.Namespace) -> int:
         body = data.read_bytes()
     except OSError as exc:
         raise InitRefused(f"cannot read {data}: {exc.strerror or exc}") from None
-    profile = profile_data(read_csv(body, source=str(data)), args.target, source=str(data))
+    delimiter = sniff_delimiter(body)
+    profile = replace(profile_data(read_csv(body, source=str(data), delimiter=delimiter), args.target,
+                                   source=str(data)), delimiter=delimiter)
     command = shlex.join(["loopline", "init", str(data), "--target", args.target])
     write_config(render_config(profile, name, command=command), output, force=args.force)
     load_config(output)  # the file must load as written; a failure here is a bug, and says so loudly
@@ -205,7 +214,7 @@ def _cmd_example(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InitRefused(f"cannot write {output}: {exc.strerror or exc}") from None
     print(f"Wrote {output}: {example.description} ({len(frame)} rows; label column {example.target!r}).")
-    print(f"Next: loopline init {shlex.quote(str(output))} --target {shlex.quote(example.target)}")
+    print(f"Next: {command('init', str(output), '--target', example.target)}")
     return 0
 
 
@@ -250,12 +259,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `loopline` script."""
+    from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
     except LooplineError as exc:
-        print(f"loopline {args.command}: error: {exc}", file=sys.stderr)
-        return int(getattr(args, "error_code", EXIT_REFUSED))
+        return _fail(args, str(exc))
+    except (EndpointConnectionError, ConnectTimeoutError) as exc:  # the endpoint went away during the command
+        return _fail(args, f"{exc}. Fix: check that the stack's endpoint still runs (`loopline local up`), then "
+                           "run the command again")
+    except (ClientError, BotoCoreError) as exc:  # AWS refused a call: its own message says why
+        return _fail(args, str(exc))
+    except TimeoutError as exc:
+        return _fail(args, f"{exc}; it may still finish: see `loopline status`")
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    """One stderr line: what went wrong and the fix (never a traceback for a condition a user can meet)."""
+    print(f"loopline {args.command}: error: {message}", file=sys.stderr)
+    return int(getattr(args, "error_code", EXIT_REFUSED))
 
 
 if __name__ == "__main__":

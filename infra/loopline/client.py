@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import pandas as pd
+from botocore.config import Config
 
 from loopline.emulator.local_access import DUMMY_SECRET
 from loopline_runtime.bucket_layout import INCOMING_PREFIX
@@ -29,15 +30,21 @@ class HttpResponse:
     text: str
 
 
+def _session(endpoint_url: str | None, region: str) -> tuple[Any, dict[str, Any]]:
+    session: Any = boto3.session.Session(region_name=region)  # Any: clients are used as plain dict APIs
+    kwargs: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    if endpoint_url:  # the emulator account's administrator key; never the user's profile
+        kwargs.update(aws_access_key_id=DUMMY_SECRET, aws_secret_access_key=DUMMY_SECRET)
+    return session, kwargs
+
+
 class StackClient:
     """Reads the stack's Outputs, uploads data, follows executions and calls the prediction API."""
 
     def __init__(self, stack_name: str, *, endpoint_url: str | None = None, region: str = "us-east-1") -> None:
         self.stack_name = stack_name
-        session: Any = boto3.session.Session(region_name=region)  # Any: clients are used as plain dict APIs
-        kwargs: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
-        if endpoint_url:  # the emulator accepts any credentials; do not depend on the user's profile
-            kwargs.update(aws_access_key_id=DUMMY_SECRET, aws_secret_access_key=DUMMY_SECRET)
+        self.endpoint_url = endpoint_url
+        session, kwargs = _session(endpoint_url, region)
         self._session, self._client_kwargs = session, kwargs
         self.cloudformation = session.client("cloudformation", **kwargs)
         self.s3 = session.client("s3", **kwargs)
@@ -49,6 +56,16 @@ class StackClient:
             for o in self.cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0].get("Outputs", [])
         }
         self._api_key: str | None = None
+
+    @staticmethod
+    def cloudformation_client(endpoint_url: str | None, region: str, *, attempts: int | None = None) -> Any:
+        """A CloudFormation client for the endpoint without a stack (to check and list the stacks there);
+        `attempts` limits retries (a refused connection should be reported at once, not after backoffs)."""
+        session, kwargs = _session(endpoint_url, region)
+        if attempts is not None:
+            kwargs["config"] = Config(retries={"total_max_attempts": attempts, "mode": "standard"},
+                                      connect_timeout=5)
+        return session.client("cloudformation", **kwargs)
 
     def client(self, service: str) -> Any:
         """A boto3 client for any other service, on the same endpoint and credentials."""
@@ -104,26 +121,34 @@ class StackClient:
     def wait_for_execution(
         self, execution_arn: str, *, timeout: float = 600, on_state: Callable[[str, float], None] | None = None
     ) -> dict[str, Any]:
-        """Follow an execution to its end; `on_state(name, seconds)` is called as each state is entered."""
+        """Follow an execution to its end; `on_state(name, seconds)` is called as each state is entered, with the
+        seconds from the execution's start to that state (from the history's timestamps, so states that were
+        entered before the call are replayed at their real times)."""
         start = time.monotonic()
         reported = 0  # states already passed to on_state (history only grows)
 
-        def report_new_states() -> None:
+        def report_new_states(started: Any) -> None:
             nonlocal reported
             if on_state:
-                names = self.entered_states(execution_arn)
-                for name in names[reported:]:
-                    on_state(name, time.monotonic() - start)
-                reported = len(names)
+                entered = self.entered_state_times(execution_arn)
+                for name, moment in entered[reported:]:
+                    on_state(name, (moment - started).total_seconds())
+                reported = len(entered)
 
         while True:
             described = self.sfn.describe_execution(executionArn=execution_arn)
-            report_new_states()  # after describe: a terminal status implies its history is complete
+            report_new_states(described["startDate"])  # after describe: terminal status means a complete history
             if described["status"] in TERMINAL:
                 return described
             if time.monotonic() - start > timeout:
                 raise TimeoutError(f"execution {execution_arn} still {described['status']} after {timeout:.0f}s")
             time.sleep(0.5)
+
+    def entered_state_times(self, execution_arn: str) -> list[tuple[str, Any]]:
+        """(state name, datetime entered) in order."""
+        history = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        return [(e["stateEnteredEventDetails"]["name"], e["timestamp"]) for e in history
+                if "stateEnteredEventDetails" in e]
 
     def entered_states(self, execution_arn: str) -> list[str]:
         history = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]

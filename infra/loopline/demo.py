@@ -40,7 +40,8 @@ class Timeline:
 
 @contextlib.contextmanager
 def local_stack(
-    stack_name: str, *, config: Path, workdir: Path, aws_port: int, api_port: int, timeout: float = 300
+    stack_name: str, *, config: Path, workdir: Path, aws_port: int, api_port: int, timeout: float = 300,
+    template: Path | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Run `loopline local up` in the background until the stack is ready; stop it afterwards."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +66,7 @@ def local_stack(
         str(ready_file),
         "--alarm-tick",
         "2",
+        *(["--template", str(template)] if template is not None else []),
     ]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -7,6 +7,7 @@ values, ranges) and turns the result into a YAML file a person can read and edit
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -19,7 +20,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
-from loopline_runtime.bucket_layout import INCOMING_PREFIX
+from loopline.invocation import command
 from loopline_runtime.config import (
     DEFAULT_METRIC,
     METRICS,
@@ -34,10 +35,11 @@ from loopline_runtime.config import (
     TrainingConfig,
     higher_is_better,
 )
+from loopline_runtime.csv_delimiter import DELIMITER_NAMES, detected_delimiter
 from loopline_runtime.errors import LooplineError
 from loopline_runtime.features import DATE_PARTS
 from loopline_runtime.metrics import score
-from loopline_runtime.schema import coerce_target, infer_schema
+from loopline_runtime.schema import ambiguous_dates, coerce_target, infer_schema, near_miss
 
 # a numeric column of at most this many distinct integers may be codes rather than quantities
 LOW_CARDINALITY_INTEGERS = 10
@@ -95,6 +97,7 @@ class DataProfile:
     columns: list[ColumnProfile]
     baseline: Baseline
     warnings: list[str] = field(default_factory=list)
+    delimiter: str = ","
 
     @property
     def features(self) -> dict[str, FeatureType]:
@@ -131,6 +134,8 @@ def profile_data(df: pd.DataFrame, target: str, *, source: str = "the data") -> 
     warnings = []
     if schema.task is Task.CLASSIFICATION and labels.nunique() < 2:
         warnings.append(f"the target {target!r} holds a single class; uploads need at least two classes")
+    warnings += [w for name, kind in schema.features.items() if kind is FeatureType.DATE
+                 if (w := ambiguous_dates(name, df[name]))]
     minimum = TrainingConfig().min_rows
     if len(labels) < minimum:
         warnings.append(f"{len(labels)} labeled rows; uploads need at least training.min_rows ({minimum})")
@@ -179,6 +184,14 @@ def check_pipeline_name(name: str) -> str:
             "starting with a letter or digit"
         )
     return name
+
+
+def sniff_delimiter(body: bytes) -> str:
+    """The delimiter of a CSV's header line: a comma unless the line has none and another known delimiter."""
+    first = body[:65536].decode("utf-8-sig", errors="replace").split("\n", 1)[0]
+    if "," in first:
+        return ","
+    return detected_delimiter(first, ",") or ","
 
 
 def render_config(profile: DataProfile, name: str, *, command: str = "loopline init") -> str:
@@ -277,6 +290,10 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         f"  # A line longer than this many KB: line_too_long{_bounds(IngestConfig, 'max_line_kb')}.",
         f"  max_line_kb: {ingest.max_line_kb}",
         "",
+        "csv:",
+        f"  # The field delimiter of uploads under incoming/: one of {', '.join(map(repr, DELIMITER_NAMES))}.",
+        f"  delimiter: {json.dumps(profile.delimiter)}",
+        "",
         "# Model candidates and their search spaces; omitted: the defaults, "
         f"{', '.join(_literal_values(ModelCandidate, 'name'))}.",
         "# models:",
@@ -321,14 +338,24 @@ def summary(profile: DataProfile, output: Path) -> str:
         f"(trivial baseline {profile.baseline.score:.3f}: raise it after your first run)",
         f"  alarm     retrains when the champion scores, on a fresh labeled batch, "
         f"{max_drop_note(profile.metric, DEFAULT_MAX_DROP[profile.metric])} (alarm.max_drop)",
+        *([f"  delimiter {DELIMITER_NAMES[profile.delimiter]} ({profile.delimiter!r}, detected; csv.delimiter)"]
+          if profile.delimiter != "," else []),
         *(f"  warning   {w}" for w in profile.warnings),
-        "Next steps:",
-        f"  1. Review and edit {output}, then: loopline validate --config {output}",
-        f"  2. Run it locally:  loopline local up --config {output}",
-        f"  3. Upload the data: aws s3 cp {profile.source} s3://<ArtifactBucketName>/{INCOMING_PREFIX}{Path(profile.source).name}",
+        "Next steps (each runs as printed; 2 runs until Ctrl+C, so give 3 its own terminal):",
+        f"  1. Review and edit {output}, then: {command('validate', '--config', str(output))}",
+        f"  2. Run it locally:  {command('local', 'up', '--config', str(output), *_template_flag())}",
+        f"  3. Upload the data: {command('upload', profile.source)}",
         f"     (on AWS: make deploy PIPELINE_CONFIG={output}; see README, 'Bring your own data')",
     ]
     return "\n".join(lines)
+
+
+def _template_flag() -> list[str]:
+    """`local up` reads ./template.yaml: from elsewhere, name the template of this installation."""
+    if Path("template.yaml").exists():
+        return []
+    bundled = Path(__file__).resolve().parents[2] / "template.yaml"  # the repository of an editable install
+    return ["--template", str(bundled)] if bundled.exists() else []
 
 
 _METRIC_NOTES = {
@@ -350,8 +377,8 @@ def _inference_config(target: str) -> PipelineConfig:
 
 
 def _missing_target_message(target: str, columns: list[str], source: str) -> str:
-    close = [c for c in columns if c.strip().lower() == target.strip().lower()]
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    close = near_miss(target, columns)
+    hint = f"; did you mean {close!r}?" if close else ""
     shown = ", ".join(map(repr, columns[:30])) + (f" and {len(columns) - 30} more" if len(columns) > 30 else "")
     return f"--target {target!r} is not a column of {source}{hint} (columns: {shown})"
 

@@ -4,7 +4,6 @@ with a progress line until predictions/<run>/ is written. A client of the stack'
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -88,16 +87,20 @@ def progress_line(store: ObjectStore, run_id: str, execution: dict[str, Any] | N
             f"model {run['model_version']}, {execution['status'].lower()} ({seconds:.0f} s)")
 
 
-def describe(summary: dict[str, Any]) -> str:
-    """What the user needs from summary.json, in a few lines."""
+def describe(summary: dict[str, Any], bucket: str) -> str:
+    """What the user needs from summary.json, in a few lines; objects as s3:// URLs (`aws s3 cp` takes them)."""
     reasons = ", ".join(f"{code} {count:,}" for code, count in summary["rejected_by_reason"].items()) or "none"
+
+    def url(key: str) -> str:
+        return f"s3://{bucket}/{key}"
+
     return "\n".join([
         f"run {summary['run_id']}: {summary['status']}, model {summary['model_version']}",
         f"rows in {summary['rows_in']:,}, scored {summary['rows_out']:,}, rejected {summary['rows_rejected']:,} "
         f"({reasons})",
-        f"predictions: {', '.join(summary['parts'])}",
-        f"rejected rows: {summary['rejected_key']}",
-        f"summary: {summary_key(summary['run_id'])} "
+        f"predictions: {', '.join(url(part) for part in summary['parts'])}",
+        f"rejected rows: {url(summary['rejected_key'])}",
+        f"summary: {url(summary_key(summary['run_id']))} "
         f"({summary['timings']['wall_seconds']:.1f} s)",
     ])
 
@@ -106,9 +109,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise LooplineError(f"{path}: no such file")
-    from loopline.client import StackClient
+    from loopline.operate.commands import stack_from
 
-    stack = StackClient(args.stack_name, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"), region=args.region)
+    stack = stack_from(args)
     key, candidates = submit(stack, path, chunk_rows=args.chunk_rows)
     print(f"uploaded {path} to s3://{stack.bucket}/{key}", file=sys.stderr)
     tty = sys.stderr.isatty()
@@ -119,23 +122,25 @@ def _cmd_score(args: argparse.Namespace) -> int:
     summary = follow(stack, candidates, timeout=args.timeout, on_progress=show)
     if tty:
         print(file=sys.stderr)
-    print(describe(summary))
+    print(describe(summary, stack.bucket))
     return 0 if summary["status"] == "complete" else 1
 
 
 def add_score(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from loopline.operate.commands import add_stack_arguments
+
     score = subparsers.add_parser(
         "score",
         help="score a CSV of any size with the champion (batch scoring state machine)",
         description="Upload FILE under batch/incoming/ of the stack's bucket, which starts a batch scoring run "
         "(one champion version for the whole run), follow it with a progress line, and print where the "
-        "predictions are. Uses AWS_ENDPOINT_URL when set (the local emulator).",
-        epilog="examples:\n  loopline score customers.csv\n  loopline score big.csv --stack-name loopline-wine",
+        "predictions are (s3:// URLs). The stack is found like `loopline status` finds it.",
+        epilog="examples:\n  loopline score customers.csv\n  loopline score big.csv --stack-name loopline-wine\n"
+        "  loopline score s.csv --endpoint-url http://127.0.0.1:5000 --stack-name loopline-wine",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     score.add_argument("file", metavar="FILE", help="the CSV to score (the model's feature columns; others are kept)")
-    score.add_argument("--stack-name", default="loopline", help="the stack (default loopline)")
-    score.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    add_stack_arguments(score)
     score.add_argument("--chunk-rows", type=int, help="rows per chunk object (default: the function's, 10000)")
     score.add_argument("--timeout", type=float, default=3600, help="seconds to follow the run (default 3600)")
     score.set_defaults(handler=_cmd_score)

@@ -6,7 +6,8 @@ as a client would, through `loopline.client.StackClient` (boto3 + HTTP).
         stack.upload_csv(frame, "data.csv")
         stack.predict([{...}])
 
-`start_stack(config_path)` runs another pipeline config; every stack is stopped at the end of the session.
+`start_stack(config_path)` runs another pipeline config, `start_stack(template=path)` another template (next to
+template.yaml: its CodeUri paths are relative); every stack is stopped at the end of the test module.
 """
 
 from __future__ import annotations
@@ -47,11 +48,11 @@ def start_stack(local_stack_config_path: Path, tmp_path_factory: pytest.TempPath
     workdir = tmp_path_factory.mktemp("stacks")
     with ExitStack() as stacks:
 
-        def start(config: Path | None = None) -> StackClient:
+        def start(config: Path | None = None, template: Path | None = None) -> StackClient:
             name = f"e2e-{uuid.uuid4().hex[:6]}"
             aws_port = free_port()
             stacks.enter_context(run_local_stack(name, config=config or local_stack_config_path, workdir=workdir,
-                                                 aws_port=aws_port, api_port=free_port()))
+                                                 aws_port=aws_port, api_port=free_port(), template=template))
             return StackClient(name, endpoint_url=f"http://127.0.0.1:{aws_port}")
 
         yield start

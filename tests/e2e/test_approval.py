@@ -61,7 +61,7 @@ def test_approve_promotes_and_reject_rejects_with_the_reason(
     # then nothing is promoted yet, status lists the pending approval, and the request says what to run
     assert stack.keys("registry/champion.json") == []
     assert _loopline(stack, "status") == 0
-    assert f"loopline approve {waiting.model_version}" in capsys.readouterr().out
+    assert f" approve {waiting.model_version} --stack-name {stack.stack_name}" in capsys.readouterr().out
     request = _notification(stack, inbox, "approval_requested")
     assert request["model_version"] == waiting.model_version
     assert request["approve"] == f"loopline approve {waiting.model_version} --stack-name {stack.stack_name}"

@@ -19,6 +19,7 @@ from loopline.examples import TARGET, breast_cancer, split_batches
 from loopline.score_command import follow, submit
 from loopline_runtime.batch import CHUNK_ROWS_RANGE
 from loopline_runtime.batch_layout import ROW_COLUMN, run_prefix
+from tests.support.bucket_policy import remove_bucket_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -101,7 +102,9 @@ def _execution_arn(stack: StackClient, run_id: str) -> str:
 
 def _promote_copy_of(stack: StackClient, version: str, new_version: str) -> None:
     """Register the champion's artifact again under a new version and move the pointer to it (what the training
-    state machine's promotion writes), as a client with bucket access would."""
+    state machine's promotion writes), as a client with bucket access would (past the bucket policy, which
+    reserves models/ and registry/ to the pipeline's roles)."""
+    remove_bucket_policy(stack)
     manifest = stack.read_json(f"models/{version}/manifest.json")
     artifact_key = manifest["artifact"]["key"]
     new_key = artifact_key.replace(version, new_version)

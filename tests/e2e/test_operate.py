@@ -19,6 +19,7 @@ from loopline.client import StackClient
 from loopline.emulator.template_loading import load_template
 from loopline.examples import breast_cancer, split_batches
 from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX, MONITORING_PREFIX, model_prefix
+from tests.support.bucket_policy import remove_bucket_policy
 from tests.support.stack import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -95,6 +96,7 @@ def test_rollback_refuses_unknown_never_promoted_and_serving_versions(
     other = a if serving == b else b
     manifest = stack.read_json(f"{model_prefix(other)}manifest.json")
     artifact = stack.s3.get_object(Bucket=stack.bucket, Key=manifest["artifact"]["key"])["Body"].read()
+    remove_bucket_policy(stack)  # registering by hand: a principal the bucket policy would refuse models/
     narrow = {**manifest, "version": "m-narrow",
               "schema": {**manifest["schema"], "features": {"mean radius": "numeric"}}}
     stack.s3.put_object(Bucket=stack.bucket, Key=f"{model_prefix('m-narrow')}manifest.json",

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from loopline.client import StackClient
 from loopline.examples import TARGET, breast_cancer, split_batches
 from loopline_runtime.bucket_layout import MONITORING_PREFIX
 from loopline_runtime.registry import CHAMPION_KEY
+from tests.support.bucket_policy import remove_bucket_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -86,6 +88,11 @@ def test_overwritten_artifacts_and_manifest_are_never_unpickled_nor_served(
     manifest = stack.read_json(manifest_key)
     evil_pickle = pickle.dumps(_LeavesMarker(marker))
     evil_graph = b"\x08\x07 not the champion's graph"
+    # (the bucket policy reserves models/ to the train and evaluate roles: even the administrator is refused)
+    with pytest.raises(ClientError) as refused:
+        stack.s3.put_object(Bucket=stack.bucket, Key=manifest["artifact"]["key"], Body=evil_pickle)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    remove_bucket_policy(stack)  # an attacker who got past it
     stack.s3.put_object(Bucket=stack.bucket, Key=manifest["artifact"]["key"], Body=evil_pickle)
     stack.s3.put_object(Bucket=stack.bucket, Key=manifest["compiled"]["artifact"]["key"], Body=evil_graph)
     manifest["artifact"].update(sha256=hashlib.sha256(evil_pickle).hexdigest(), version_id=None)

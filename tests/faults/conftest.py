@@ -61,6 +61,7 @@ def loop(fault_config_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     stack_name = f"faults-{uuid.uuid4().hex[:6]}"
     with pytest.MonkeyPatch.context() as patch, patched_moto(runtime, alarm_tick_seconds=1.0):
         patch.setattr(on_failure_destinations, "RETRY_DELAYS_SECONDS", [0.2, 0.2])
+        patch.setattr(boto3.session.Session, "client", InProcessRuntime.client_as_running_role)
         for variable, value in {"MOTO_PORT": str(port), "AWS_ACCESS_KEY_ID": "testing",
                                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
                                 "AWS_ENDPOINT_URL": endpoint,

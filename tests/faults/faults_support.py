@@ -24,11 +24,13 @@ from moto.awslambda.models import LambdaFunction
 
 from loopline.client import StackClient
 from loopline.emulator.lambda_workers import InvocationResult
+from loopline.emulator.role_sessions import RoleCredentials, RoleSessions
 from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX, QUARANTINE_PREFIX, dataset_prefix
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.datasets import version_for
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
+from tests.support.roles import client_as_running_role, running_as
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -54,7 +56,11 @@ class _Context:
 
 
 class InProcessRuntime:
-    """The emulator's Lambda seam (what `LambdaRuntime` does in worker processes), running the real handlers here."""
+    """The emulator's Lambda seam (what `LambdaRuntime` does in worker processes), running the real handlers here,
+    each as its function's role (boto3 clients made while it runs get the role's credentials: patch
+    `boto3.session.Session.client` with `client_as_running_role` for as long as the runtime is used)."""
+
+    client_as_running_role = staticmethod(client_as_running_role)
 
     def __init__(self) -> None:
         self.logical_ids: dict[str, str] = {}  # function name -> logical id in template.yaml
@@ -63,6 +69,8 @@ class InProcessRuntime:
         self.invocations: dict[str, int] = defaultdict(int)
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.Lock()
+        self.roles = RoleSessions()
+        self._credentials: dict[str, RoleCredentials] = {}  # logical id -> its role's credentials
 
     def set_layers(self, function_name: str, layer_dirs: list[Path]) -> None:
         """The layers are this process's own packages (loopline_runtime and the venv)."""
@@ -71,9 +79,20 @@ class InProcessRuntime:
         for module in self._modules.values():
             sys.modules.pop(module.__name__, None)
 
+    def credentials(self, logical_id: str) -> RoleCredentials:
+        """The function role's credentials (assumed as the Lambda service does, once)."""
+        if logical_id not in self._credentials:
+            from moto.awslambda.utils import get_backend
+
+            name = next(n for n, i in self.logical_ids.items() if i == logical_id)
+            function = get_backend("123456789012", REGION).get_function(name)
+            self._credentials[logical_id] = self.roles.credentials(function.role, "lambda.amazonaws.com", name)
+        return self._credentials[logical_id]
+
     def module(self, logical_id: str) -> ModuleType:
-        """functions/<step>/app.py, imported once (with the stack's environment already set)."""
-        with self._lock:
+        """functions/<step>/app.py, imported once (with the stack's environment already set) as its role."""
+        credentials = self.credentials(logical_id)
+        with self._lock, running_as(credentials):
             if logical_id not in self._modules:
                 name = f"loopline_faults_{logical_id}_{uuid.uuid4().hex[:6]}"
                 spec = importlib.util.spec_from_file_location(name, self.code_dirs[logical_id] / "app.py")
@@ -95,8 +114,10 @@ class InProcessRuntime:
         if isinstance(event, bytes | str):
             event = json.loads(event or "{}")
         context = _Context(function.function_name, function.function_arn, int(function.timeout or 3))
+        credentials = self.credentials(logical_id)
         try:
-            result = self.module(logical_id).lambda_handler(event, context)
+            with running_as(credentials):
+                result = self.module(logical_id).lambda_handler(event, context)
         except Exception as exc:
             payload = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
             return InvocationResult(json.dumps(payload), True, "")

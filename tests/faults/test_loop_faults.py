@@ -21,6 +21,7 @@ from faults_support import REPO_ROOT, Loop, assert_invariant
 from loopline_runtime.bucket_layout import MODELS_PREFIX
 from loopline_runtime.datasets import version_for
 from loopline_runtime.orchestration import execution_name
+from tests.support.bucket_policy import remove_bucket_policy
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def fault_config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _approve_and_promote(loop: Loop, version: str, expected_etag: str | None) -> dict[str, Any]:
     """Mark a rejected challenger as passed (an earlier, laxer gate) and promote it through the promote action."""
+    remove_bucket_policy(loop.client)  # writing the gate's record by hand: the policy reserves models/ to the roles
     key = loop.registry.prefix(version) + "evaluation.json"
     loop.store.put_json(key, {**loop.store.get_json(key), "passes_gate": True, "beats_champion": True,
                               "promote": True, "reasons": ["passed an earlier gate"]})

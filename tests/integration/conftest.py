@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
+from loopline.emulator.iam_enforcement import enforce_iam
 from loopline.emulator.local_access import CREDENTIALS
 from loopline.local_lambda import import_function_app
 from loopline.params import stack_parameters
@@ -31,7 +32,9 @@ from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX
 from loopline_runtime.config import PipelineConfig, load_config
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
+from tests.support.roles import as_role, client_as_running_role, create_function_roles, running_as
 from tests.support.stack import Stack
+from tests.support.translated import translated_template
 
 # moto runs no Lambda code without Docker; with use_docker off an invoke is accepted and echoed, which is all
 # the handlers under test need from it (they call each other only asynchronously).
@@ -49,17 +52,22 @@ def stack(template: dict[str, Any], pipeline_config: PipelineConfig) -> Stack:
 
 @pytest.fixture
 def aws_stack(stack: Stack, fast_pipeline_config_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    """moto with the stack's bucket, training state machine and evaluate function; the test pipeline config."""
+    """moto with the stack's bucket, training state machine and evaluate function; the test pipeline config; each
+    function's role from the template (handlers run as it, and moto authorises as IAM would: enforce_iam)."""
     for name, value in {"AWS_DEFAULT_REGION": stack.region, **CREDENTIALS}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv("LOOPLINE_PIPELINE_CONFIG", str(fast_pipeline_config_path))
-    with mock_aws(config=MOTO_CONFIG):
+    monkeypatch.setattr(boto3.session.Session, "client", client_as_running_role)
+    with mock_aws(config=MOTO_CONFIG), enforce_iam():
         boto3.client("s3").create_bucket(Bucket=stack.bucket)
         versioning = stack.template["Resources"]["ArtifactBucket"]["Properties"].get("VersioningConfiguration")
         if versioning:  # as the template declares it: champion pins name S3 object versions
             boto3.client("s3").put_bucket_versioning(Bucket=stack.bucket, VersioningConfiguration=versioning)
-        role = boto3.client("iam").create_role(RoleName="loopline-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        states_trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                                "Principal": {"Service": "states.amazonaws.com"}}]}
+        role = boto3.client("iam").create_role(RoleName="loopline-test",
+                                               AssumeRolePolicyDocument=json.dumps(states_trust))["Role"]["Arn"]
         for logical_id in stack.resources_of_type("AWS::Serverless::StateMachine"):
             machine_arn = stack.physical_ids[logical_id]
             boto3.client("stepfunctions").create_state_machine(
@@ -72,6 +80,8 @@ def aws_stack(stack: Stack, fast_pipeline_config_path: Path, monkeypatch: pytest
         boto3.client("lambda").create_function(
             FunctionName=stack.physical_ids["MonitorFunction"], Runtime="python3.12", Role=role,
             Handler="app.lambda_handler", Code={"ZipFile": code.getvalue()})
+        translated = translated_template(stack.template, stack.parameters, stack.region)
+        stack.role_credentials = create_function_roles(stack, translated, boto3.client("iam"), boto3.client("sts"))
         yield stack
 
 
@@ -106,7 +116,8 @@ def reset_metrics() -> Iterator[None]:
 @pytest.fixture
 def load_handler(aws_stack: Stack, monkeypatch: pytest.MonkeyPatch,
                  reset_metrics: None) -> Iterator[Callable[[str], ModuleType]]:
-    """Import functions/<name>/app.py with its template environment, inside moto, under a unique module name."""
+    """Import functions/<name>/app.py with its template environment, inside moto, under a unique module name,
+    running as its role."""
     loaded: list[str] = []
 
     def load(function: str) -> ModuleType:
@@ -114,7 +125,9 @@ def load_handler(aws_stack: Stack, monkeypatch: pytest.MonkeyPatch,
             monkeypatch.setenv(name, value)
         module_name = f"loopline_test_{function}_app_{uuid.uuid4().hex[:8]}"
         loaded.append(module_name)
-        return import_function_app(function, module_name)
+        credentials = aws_stack.role_credentials[aws_stack.function_logical_id(function)]
+        with running_as(credentials):  # module-level clients are the role's, as in the function's environment
+            return as_role(import_function_app(function, module_name), credentials)
 
     yield load
     for module_name in loaded:

@@ -6,11 +6,13 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pandas as pd
 import pytest
+import yaml
 
 from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX, DATASETS_PREFIX, QUARANTINE_PREFIX, dataset_prefix
 from loopline_runtime.config import PipelineConfig
@@ -221,3 +223,100 @@ def test_an_upload_below_the_configured_minimum_is_quarantined(
     assert outcome["status"] == "quarantined"
     assert outcome["reason"]["reason_code"] == "too_few_rows"
     assert f"needs at least {config.training.min_rows}" in outcome["reason"]["message"]
+
+
+def test_a_quarantined_upload_is_announced_on_the_notification_topic(
+    aws_stack: Stack, load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame,
+    config: PipelineConfig, lambda_context: Any,
+) -> None:
+    # given the stack's topic with a queue listening, and an upload without the target column
+    topic_arn = boto3.client("sns").create_topic(
+        Name=aws_stack.physical_ids["NotificationTopic"].rsplit(":", 1)[-1])["TopicArn"]
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName="listener")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    ingest = load_handler("ingest")
+    event = upload("incoming/no-label.csv", training_rows.drop(columns=[config.target]))
+
+    # when
+    ingest.lambda_handler(event, lambda_context)
+
+    # then one notification says which file, why, and how to fix it
+    (message,) = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    envelope = json.loads(message["Body"])
+    details = json.loads(envelope["Message"])
+    assert envelope["Subject"] == f"Loopline {config.name}: incoming/no-label.csv quarantined (missing_target)"
+    assert details["event"] == "quarantined" and details["reason_code"] == "missing_target"
+    assert details["how_to_fix"] and details["quarantined_copy"].startswith(QUARANTINE_PREFIX)
+
+
+def test_a_semicolon_upload_is_quarantined_naming_the_delimiter_and_the_setting(
+    load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame, lambda_context: Any,
+) -> None:
+    # given a semicolon export and the default (comma) config
+    ingest = load_handler("ingest")
+    event = upload("incoming/export.csv", training_rows.to_csv(index=False, sep=";").encode())
+
+    # when
+    (outcome,) = ingest.lambda_handler(event, lambda_context)["results"]
+
+    # then
+    assert outcome["reason"]["reason_code"] == "unparseable_csv"
+    assert "its header has semicolons (';') where commas were expected" in outcome["reason"]["message"]
+    assert 'set `csv: {delimiter: ";"}` in the pipeline config' in outcome["reason"]["message"]
+
+
+def test_csv_delimiter_in_the_config_reads_a_semicolon_upload(
+    aws_stack: Stack, fast_pipeline_config_path: Path, load_handler: Callable[[str], Any], upload: Upload,
+    training_rows: pd.DataFrame, lambda_context: Any,
+) -> None:
+    # given the pipeline config says semicolons
+    config = yaml.safe_load(fast_pipeline_config_path.read_text())
+    fast_pipeline_config_path.write_text(yaml.safe_dump({**config, "csv": {"delimiter": ";"}}))
+    ingest = load_handler("ingest")
+    event = upload("incoming/export.csv", training_rows.to_csv(index=False, sep=";").encode())
+
+    # when
+    (outcome,) = ingest.lambda_handler(event, lambda_context)["results"]
+
+    # then
+    assert outcome["status"] == "accepted", outcome
+    assert outcome["rows"] == len(training_rows)
+
+
+def test_an_unlabeled_upload_points_to_batch_scoring_and_a_near_miss_column(
+    load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame, config: PipelineConfig,
+    lambda_context: Any,
+) -> None:
+    # given the label column misspelled
+    ingest = load_handler("ingest")
+    event = upload("incoming/typo.csv", training_rows.rename(columns={config.target: config.target + "s"}))
+
+    # when
+    (outcome,) = ingest.lambda_handler(event, lambda_context)["results"]
+
+    # then
+    reason = outcome["reason"]
+    assert f"is not in the upload (did you mean {config.target + 's'!r}?)" in reason["message"]
+    assert "batch/incoming/" in reason["message"] and "loopline score FILE" in reason["how_to_fix"]
+
+
+def test_the_handler_runs_as_its_role_and_a_grant_taken_away_is_access_denied(
+    aws_stack: Stack, load_handler: Callable[[str], Any], upload: Upload, training_rows: pd.DataFrame,
+    lambda_context: Any,
+) -> None:
+    # given the ingest role without its policies (the handler's calls are authorised as the role's, as on AWS)
+    iam = boto3.client("iam")
+    role = next(r["RoleName"] for r in iam.list_roles()["Roles"] if "-IngestFunctionRole-" in r["RoleName"])
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=role, PolicyName=name)
+    ingest = load_handler("ingest")
+    event = upload("incoming/breast-cancer.csv", training_rows)
+
+    # when S3 notifies the ingest function
+    # then its first read of the upload is refused, as AWS would refuse it
+    with pytest.raises(Exception, match="AccessDenied") as denied:
+        ingest.lambda_handler(event, lambda_context)
+    assert "s3:GetObject" in str(denied.value)
+    assert _keys(aws_stack.bucket, DATASETS_PREFIX) == []

@@ -24,6 +24,7 @@ class Stack:
     region: str = REGION
     account: str = DEFAULT_ACCOUNT_ID
     physical_ids: dict[str, str] = field(default_factory=dict)
+    role_credentials: dict[str, Any] = field(default_factory=dict)  # function logical id -> RoleCredentials
 
     def __post_init__(self) -> None:
         for logical_id, resource in self.template["Resources"].items():

@@ -98,7 +98,7 @@ def test_example_writes_a_labeled_csv_that_init_turns_into_a_config(name: str, t
     frame = read_csv(csv.read_bytes())
     config = load_config(config_path)
     assert (written, initialised) == (0, 0)
-    assert f"loopline init {csv} --target {example.target}" in printed
+    assert f" init {csv} --target {example.target}\n" in printed
     assert config.target == example.target
     assert config.task is infer_task(frame[example.target])
     assert set(config.features or {}) == set(frame.columns) - {example.target}

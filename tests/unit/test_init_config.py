@@ -351,7 +351,7 @@ def test_the_summary_names_features_by_type_the_ignored_columns_and_next_steps(t
     assert "5: 2 numeric, 1 categorical, 1 boolean, 1 date" in out
     assert "account_id" in out.split("ignored", 1)[1].splitlines()[0]
     assert "metric    f1" in out
-    assert f"loopline local up --config {output}" in out
+    assert f"local up --config {output}" in out
 
 
 def test_pipeline_names_from_file_names():
@@ -380,3 +380,49 @@ def test_feature_types_are_the_runtime_types():
     # then
     assert profile.features == {"plan": FeatureType.CATEGORICAL, "is_annual": FeatureType.BOOLEAN,
                                 "signup": FeatureType.DATE, "fee": FeatureType.NUMERIC, "calls": FeatureType.NUMERIC}
+
+
+def test_a_semicolon_csv_is_detected_named_and_written_as_csv_delimiter(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]):
+    # given a semicolon export (decimal points kept: the delimiter is the only difference)
+    csv = tmp_path / "churn.csv"
+    csv.write_text(mixed_types().to_csv(index=False, sep=";"), encoding="utf-8")
+    output = tmp_path / "churn.yaml"
+
+    # when
+    code = run_init(csv, "churned", output)
+
+    # then
+    assert code == 0
+    assert "delimiter semicolons (';', detected; csv.delimiter)" in capsys.readouterr().out
+    config = load_config(output)
+    assert config.csv.delimiter == ";"
+    assert set(config.features or {}) == set(mixed_types().columns) - {"churned"}
+
+
+def test_day_month_dates_that_read_either_way_are_warned(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    # given dates written day/month/year whose days never pass 12
+    frame = mixed_types()
+    frame["signup"] = [f"{(i % 12) + 1:02d}/{(i % 11) + 1:02d}/2023" for i in range(ROWS)]
+    csv = write_csv(frame, tmp_path / "churn.csv")
+
+    # when
+    run_init(csv, "churned", tmp_path / "churn.yaml")
+
+    # then
+    out = capsys.readouterr().out
+    assert "warning   the dates of 'signup' read either way ('01/01/2023'" not in out  # equal parts are not ambiguous
+    assert "the dates of 'signup' read either way" in out and "read month first" in out
+    assert "YYYY-MM-DD" in out
+
+
+def test_a_near_miss_target_asks_did_you_mean(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    # given
+    csv = write_csv(mixed_types(), tmp_path / "churn.csv")
+
+    # when
+    code = run_init(csv, "churn", tmp_path / "churn.yaml")
+
+    # then
+    assert code == 1
+    assert "did you mean 'churned'?" in capsys.readouterr().err

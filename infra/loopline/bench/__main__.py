@@ -92,10 +92,16 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
             print(f"{case}: skipped (the train case registered no compiled model)", flush=True)
             continue
         print(f"{case}: running ...", flush=True)
-        run = run_case(case, workdir,
+        # the functions' own cases run under the emulator's memory enforcement, at the template's MemorySize
+        memory = {"ingest": ingest_limits.memory_mb, "train": train_limits.memory_mb}.get(case)
+        run = run_case(case, workdir, memory_mb=memory,
                        kill_after_s=train_limits.timeout_s + 600 if case.startswith("train") else 3600)
         runs[case] = run
         state = "ok" if run.ok else f"FAILED (exit {run.exit_code}; log {run.log})"
+        if run.out_of_memory:
+            state = f"Runtime.OutOfMemory: past its MemorySize of {memory} MB (log {run.log})"
+        elif memory is not None:
+            state += f", within its MemorySize of {memory} MB (enforced as on the emulator)"
         print(f"{case}: {state} in {run.wall_s:.1f} s, peak RSS {run.peak_kib / 1024:,.0f} MB", flush=True)
         if not run.ok:
             print(run.log.read_text()[-3000:], file=sys.stderr)

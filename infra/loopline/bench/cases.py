@@ -292,10 +292,12 @@ class CaseRun:
     log: Path
     load_before: float = 0.0
     load_after: float = 0.0
+    memory_mb: int | None = None  # the function's MemorySize, enforced as the emulator enforces it
+    out_of_memory: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and bool(self.result)
+        return self.exit_code == 0 and bool(self.result) and not self.out_of_memory
 
     @property
     def peak_kib(self) -> int:
@@ -306,8 +308,9 @@ class CaseRun:
         return int(own) if own else self.maxrss_kib
 
 
-def run_case(case: str, workdir: Path, *, kill_after_s: float | None = None) -> CaseRun:
-    """Run one case in a fresh interpreter; its own rusage (wait4) gives its peak RSS."""
+def run_case(case: str, workdir: Path, *, kill_after_s: float | None = None, memory_mb: int | None = None) -> CaseRun:
+    """Run one case in a fresh interpreter; its own rusage (wait4) gives its peak RSS. With `memory_mb`, the
+    emulator's memory enforcement (worker_limits) watches it: past that much, it is stopped as Lambda would."""
     log = workdir / f"{case}.log"
     out = workdir / f"{case}.json"
     out.unlink(missing_ok=True)
@@ -320,12 +323,34 @@ def run_case(case: str, workdir: Path, *, kill_after_s: float | None = None) -> 
         timer = threading.Timer(kill_after_s, proc.kill) if kill_after_s else None
         if timer:
             timer.start()
+        stopped = threading.Event()
+        killed_for_memory = threading.Event()
+        if memory_mb is not None:
+            threading.Thread(target=_watch_memory, args=(proc, memory_mb, stopped, killed_for_memory),
+                             daemon=True).start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
+            stopped.set()
             if timer:
                 timer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - started
     result = json.loads(out.read_text()) if out.is_file() else {}
-    return CaseRun(case, proc.returncode, wall, usage.ru_maxrss, result, log, load_before, os.getloadavg()[0])
+    run = CaseRun(case, proc.returncode, wall, usage.ru_maxrss, result, log, load_before, os.getloadavg()[0],
+                  memory_mb=memory_mb)
+    # a peak between two readings: the case's own VmHWM, read at its end
+    run.out_of_memory = killed_for_memory.is_set() or (memory_mb is not None and run.peak_kib > memory_mb * 1024)
+    return run
+
+
+def _watch_memory(proc: subprocess.Popen[bytes], memory_mb: int, stopped: threading.Event,
+                  killed: threading.Event) -> None:
+    from loopline.emulator.worker_limits import POLL_SECONDS, over_memory
+
+    while not stopped.wait(POLL_SECONDS):
+        # the case's own memory: its child is the S3 server standing in for AWS (holding the uploaded bytes)
+        if over_memory(proc.pid, memory_mb, children=False):
+            killed.set()
+            proc.kill()
+            return

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import botocore.config
 
+from loopline.emulator.iam_enforcement import service_may_invoke
 from loopline.emulator.local_access import is_local_host
 
 STAGE = "Prod"
@@ -93,6 +94,20 @@ class LocalApi:
                 return True, key["id"]
         return False, None
 
+    def _may_invoke(self, route: ApiRoute, method: str) -> bool:
+        """API Gateway invokes a function only with its resource policy's leave (the Lambda permission SAM adds
+        for each Api event, SourceArn `arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/<path>`)."""
+        from moto.awslambda.utils import get_backend
+
+        try:
+            function = self.lambda_client.get_function(FunctionName=route.function_name)["Configuration"]
+        except Exception:
+            return True  # a missing function fails the invocation itself, as a broken integration
+        _, _, _, region, account, _ = function["FunctionArn"].split(":", 5)
+        moto_function = get_backend(account, region).get_function(route.function_name)
+        source = f"arn:aws:execute-api:{region}:{account}:{self.rest_api_id}/{STAGE}/{method}{route.resource_path}"
+        return service_may_invoke(moto_function, "apigateway.amazonaws.com", source, account)
+
     def handle(
         self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes, source_ip: str, host: str
     ) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -128,6 +143,11 @@ class LocalApi:
             key_id,
             self.rest_api_id,
         )
+        if not self._may_invoke(route, method):
+            # API Gateway: "Execution failed due to configuration error: Invalid permissions on Lambda function"
+            print(f"loopline api: no Lambda permission lets API Gateway invoke {route.function_name} for "
+                  f"{method} {route.resource_path}", file=sys.stderr)
+            return _json(500, {"message": "Internal server error"})
         try:
             response = self.lambda_client.invoke(FunctionName=route.function_name, Payload=json.dumps(event))
             result = json.loads(response["Payload"].read() or b"null")

@@ -21,6 +21,7 @@ from moto.awslambda.models import LambdaFunction
 
 from loopline.emulator.lambda_workers import InvocationResult, WorkerPool, WorkerSpec
 from loopline.emulator.layer_sites import runtime_site
+from loopline.emulator.role_sessions import RoleSessions
 
 Echo = Callable[[str, str], None]  # (function name, captured output)
 
@@ -34,6 +35,7 @@ class LambdaRuntime:
         self.echo = echo
         self._layer_dirs: dict[str, tuple[Path, ...]] = {}
         self._runtime_site = runtime_site(workdir)
+        self.roles = RoleSessions()
         self._pools: dict[WorkerSpec, WorkerPool] = {}
         self._lock = threading.Lock()
 
@@ -88,7 +90,16 @@ class LambdaRuntime:
             region=function.region,
             aws_endpoint_url=self.aws_endpoint_url,
             runtime_site=self._runtime_site,
+            credentials=tuple(sorted(self._role_credentials(function).items())),
+            ephemeral_storage_mb=int(function.ephemeral_storage or 512),
         )
+
+    def _role_credentials(self, function: LambdaFunction) -> dict[str, str]:
+        # what the Lambda service does: assume the function's execution role (its trust policy must allow it)
+        if not function.role:
+            return {}
+        session = f"{function.function_name}"
+        return self.roles.credentials(function.role, "lambda.amazonaws.com", session).as_environment()
 
     def _extract_code(self, function: LambdaFunction) -> Path:
         code = function.code_bytes

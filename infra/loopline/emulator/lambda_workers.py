@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.emulator.local_access import CREDENTIALS
+from loopline.emulator.worker_limits import POLL_SECONDS, EphemeralStorage, over_memory
 
 MAX_WORKERS_PER_FUNCTION = 3
 _WORKER_MODULE = "loopline.emulator.lambda_worker_main"
@@ -45,13 +46,16 @@ class WorkerSpec:
     aws_endpoint_url: str
     # the Lambda runtime's own packages (boto3...); set: the worker does not see the venv's site-packages
     runtime_site: Path | None = None
+    # the function role's temporary credentials (AWS_ACCESS_KEY_ID...); empty: the emulator's administrator key
+    credentials: tuple[tuple[str, str], ...] = ()
+    ephemeral_storage_mb: int = 512
 
     def python_command(self) -> list[str]:
         """The interpreter and flags of the worker process (-S: no site-packages, as /opt/python alone)."""
         return [sys.executable, "-S"] if self.runtime_site is not None else [sys.executable]
 
     def process_environment(self) -> dict[str, str]:
-        """The child's environment: like Lambda's, with dummy credentials pointed at the emulator."""
+        """The child's environment: like Lambda's, with its role's credentials, pointed at the emulator."""
         inherited = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT") if k in os.environ}
         python_path = [str(self.code_dir)] + [str(d / "python") for d in self.layer_dirs]
         if self.runtime_site is not None:
@@ -70,6 +74,7 @@ class WorkerSpec:
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
             **CREDENTIALS,
+            **dict(self.credentials),
             "AWS_ENDPOINT_URL": self.aws_endpoint_url,
             # X-Ray has no local daemon; Powertools' Tracer would only warn on every segment
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -97,10 +102,11 @@ class Worker:
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
+        self.tmp = EphemeralStorage.create(spec.function_name, spec.ephemeral_storage_mb)
         parent_socket, child_socket = socket.socketpair()
         self._process = subprocess.Popen(
             [*spec.python_command(), "-c", f"from {_WORKER_MODULE} import main; main()", str(child_socket.fileno())],
-            env=spec.process_environment(),
+            env={**spec.process_environment(), "TMPDIR": str(self.tmp.path)},
             cwd=spec.code_dir,
             pass_fds=(child_socket.fileno(),),
             stdin=subprocess.DEVNULL,
@@ -128,10 +134,23 @@ class Worker:
         }
         try:
             self._connection.send_bytes(json.dumps(request).encode("utf-8"))
-            if not self._connection.poll(timeout):
+            limit = self._wait(started + timeout)
+            if limit == "timeout":
                 self.kill()
                 message = f"{_timestamp()} {request_id} Task timed out after {timeout:.2f} seconds"
                 return self._result(_error("Sandbox.Timedout", message), True, log_path, started, message)
+            if limit is None and over_memory(self._process.pid, self.spec.memory_mb, "VmHWM"):
+                limit = "memory"  # a peak between two readings
+            if limit == "memory":
+                self.kill()
+                message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+                note = f"{message}\nRuntime.OutOfMemory (MemorySize {self.spec.memory_mb} MB)"
+                return self._result(_error("Runtime.OutOfMemory", message), True, log_path, started, note)
+            if limit == "tmp":
+                self.kill()
+                message = (f"[Errno 28] No space left on device: /tmp holds {self.spec.ephemeral_storage_mb} MB "
+                           "(EphemeralStorage)")
+                return self._result(_error("OSError", message), True, log_path, started, message)
             reply = json.loads(self._connection.recv_bytes())
             return self._result(reply["payload"], not reply["ok"], log_path, started)
         except (EOFError, OSError):
@@ -140,6 +159,17 @@ class Worker:
             return self._result(_error("Runtime.ExitError", message), True, log_path, started, message)
         finally:
             Path(log_path).unlink(missing_ok=True)
+
+    def _wait(self, deadline: float) -> str | None:
+        """Wait for the reply, watching the environment's limits: None (replied), "timeout", "memory" or "tmp"."""
+        while not self._connection.poll(min(POLL_SECONDS, max(0.0, deadline - time.time()))):
+            if time.time() >= deadline:
+                return "timeout"
+            if over_memory(self._process.pid, self.spec.memory_mb):
+                return "memory"
+            if self.tmp.over_cap():
+                return "tmp"
+        return None
 
     def _result(self, payload: str, errored: bool, log_path: str, started: float, note: str = "") -> InvocationResult:
         logs = Path(log_path).read_text(encoding="utf-8", errors="replace")
@@ -153,6 +183,7 @@ class Worker:
             self._process.kill()
         self._process.wait()
         self._connection.close()
+        self.tmp.remove()
 
 
 class WorkerPool:

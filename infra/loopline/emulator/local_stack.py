@@ -13,7 +13,7 @@ from typing import Any
 from loopline.emulator.api_gateway_resources import LocalApi, drop_api_gateway_resources
 from loopline.emulator.api_server import ApiRoute, routes_from_sam_template
 from loopline.emulator.bucket_notifications import apply_bucket_notifications, extract_bucket_notifications
-from loopline.emulator.bucket_policies import drop_bucket_policies
+from loopline.emulator.bucket_policies import apply_bucket_policies, extract_bucket_policies
 from loopline.emulator.bucket_versioning import apply_bucket_versioning, extract_bucket_versioning
 from loopline.emulator.cloudwatch_alarm_resources import create_alarms, extract_cloudwatch_alarms
 from loopline.emulator.function_layers import function_layer_dirs
@@ -22,6 +22,7 @@ from loopline.emulator.lambda_invocation import LambdaRuntime
 from loopline.emulator.on_failure_destinations import apply_event_invoke_configs, extract_event_invoke_configs
 from loopline.emulator.packaging import package_template
 from loopline.emulator.sam_translation import translate
+from loopline.emulator.stack_completion import hold_completion, release_completion, resources_created
 from loopline.emulator.state_machine_definition import inline_state_machine_definitions
 from loopline.emulator.static_intrinsics import parameter_values, pseudo_parameters
 from loopline.emulator.template_loading import load_template
@@ -91,11 +92,13 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     notifications = extract_bucket_notifications(template)
     invoke_configs = extract_event_invoke_configs(template)
     versioning = extract_bucket_versioning(template)
-    drop_bucket_policies(template)
+    bucket_policies = extract_bucket_policies(template)
     layers = function_layer_dirs(template, packaged.layer_dirs_by_key)
 
     progress(f"creating stack {settings.stack_name} ({len(template['Resources'])} resources)")
-    _create_and_wait(clients.cloudformation, settings.stack_name, template, values)
+    # the stack reports CREATE_COMPLETE only once everything below is applied (stack_completion)
+    hold_completion(settings.stack_name)
+    _create_and_wait(clients.cloudformation, settings.stack_name, template, values, account_id, settings.region)
     # moto reports no physical id for some resources (Lambda permissions, layer versions)
     physical_ids = {
         r["LogicalResourceId"]: r["PhysicalResourceId"]
@@ -108,6 +111,14 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     apply_bucket_versioning(clients.s3, versioning, physical_ids)
     apply_bucket_notifications(clients.s3, notifications, physical_ids, _resolver(physical_ids, clients))
     apply_event_invoke_configs(clients.lambda_, invoke_configs, _resolver(physical_ids, clients))
+    resolve = _resolver(physical_ids, clients, {k: r["Type"] for k, r in template["Resources"].items()})
+    apply_bucket_policies(
+        clients.s3, bucket_policies,
+        lambda logical_id, attribute: resolve({"Fn::GetAtt": [logical_id, attribute]} if attribute
+                                              else {"Ref": logical_id}),
+        values,
+    )
+    release_completion(account_id, settings.region, settings.stack_name)
     stack = clients.cloudformation.describe_stacks(StackName=settings.stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     function_names = {
@@ -124,7 +135,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
 
 class _Clients:
     def __init__(self, session: Any, endpoint_url: str) -> None:
-        for service in ("s3", "sts", "cloudformation", "cloudwatch", "apigateway", "lambda", "sqs"):
+        for service in ("s3", "sts", "cloudformation", "cloudwatch", "apigateway", "lambda", "sqs", "iam"):
             setattr(self, service.replace("lambda", "lambda_"), session.client(service, endpoint_url=endpoint_url))
 
     s3: Any
@@ -134,6 +145,7 @@ class _Clients:
     apigateway: Any
     lambda_: Any
     sqs: Any
+    iam: Any
 
 
 def _create_local_api(template: dict[str, Any], stack_name: str, base_url: str, apigateway: Any) -> LocalApi:
@@ -150,7 +162,8 @@ def _create_local_api(template: dict[str, Any], stack_name: str, base_url: str, 
     return LocalApi(rest_api_id=rest_api_id, api_key_id=api_key_id, base_url=base_url)
 
 
-def _create_and_wait(cloudformation: Any, stack_name: str, template: dict[str, Any], values: dict[str, str]) -> None:
+def _create_and_wait(cloudformation: Any, stack_name: str, template: dict[str, Any], values: dict[str, str],
+                     account_id: str, region: str) -> None:
     parameters = [
         {"ParameterKey": name, "ParameterValue": values[name]}
         for name in template.get("Parameters", {})
@@ -163,6 +176,8 @@ def _create_and_wait(cloudformation: Any, stack_name: str, template: dict[str, A
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
     while True:
+        if resources_created(account_id, region, stack_name):
+            return
         status = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"]
         if not status.endswith("IN_PROGRESS"):
             break
@@ -179,7 +194,10 @@ def _create_and_wait(cloudformation: Any, stack_name: str, template: dict[str, A
         )
 
 
-def _resolver(physical_ids: dict[str, str], clients: _Clients) -> Callable[[Any], str]:
+def _resolver(physical_ids: dict[str, str], clients: _Clients, template_types: dict[str, str] | None = None
+              ) -> Callable[[Any], str]:
+    template_types = template_types or {}
+
     def resolve(value: Any) -> str:
         if isinstance(value, str):
             return value
@@ -191,6 +209,10 @@ def _resolver(physical_ids: dict[str, str], clients: _Clients) -> Callable[[Any]
             if attribute == "Arn" and physical_id.startswith("http"):  # an SQS queue's physical id is its URL
                 attributes = clients.sqs.get_queue_attributes(QueueUrl=physical_id, AttributeNames=["QueueArn"])
                 return str(attributes["Attributes"]["QueueArn"])
+            kind = template_types.get(logical_id, "")
+            if attribute == "Arn" and kind == "AWS::IAM::Role":
+                role_arn: str = clients.iam.get_role(RoleName=physical_id)["Role"]["Arn"]
+                return role_arn
             if attribute == "Arn":
                 arn: str = clients.lambda_.get_function(FunctionName=physical_id)["Configuration"]["FunctionArn"]
                 return arn

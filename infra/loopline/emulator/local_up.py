@@ -21,6 +21,8 @@ from loopline.emulator.local_access import DUMMY_SECRET, local_session
 from loopline.emulator.local_stack import DeployedStack, StackCreationFailed, StackSettings, deploy_stack
 from loopline.emulator.moto_patches import patched_moto
 from loopline.emulator.same_origin_server import SameOriginMotoServer
+from loopline.invocation import command
+from loopline.operate.stack_memory import forget_stack, new_record, remember_stack, state_dir
 from loopline_runtime.errors import InvalidConfig
 
 READY_MESSAGE = "Loopline local stack is ready"
@@ -47,6 +49,17 @@ def progress(message: str) -> None:
     print(f"loopline: {message}", file=sys.stderr, flush=True)
 
 
+# moto's ASL parser warns that ToleratedFailure* "currently have no effect": on this emulator they do
+# (distributed_map_tolerance applies them), so the warning would tell a user something false at every start-up
+_MISLEADING_LOGGERS = ("moto.stepfunctions.parser.asl.parse.preprocessor",)
+
+
+def quiet_third_party_warnings() -> None:
+    """Silence third-party warnings that are wrong about this emulator (errors still show)."""
+    for name in _MISLEADING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def enable_state_machine_execution(aws_endpoint_url: str) -> None:
     """Turn on moto's real ASL interpreter (off by default: executions would do nothing)."""
     request = urllib.request.Request(
@@ -70,6 +83,7 @@ def run_local_up(options: LocalUpOptions) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     if not options.verbose:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    quiet_third_party_warnings()
 
     aws_endpoint_url = f"http://{HOST}:{options.aws_port}"
     api_base_url = f"http://{HOST}:{options.api_port}/"
@@ -95,6 +109,7 @@ def _serve(
 ) -> int:
     moto_server = SameOriginMotoServer(ip_address=HOST, port=options.aws_port, verbose=False)
     api_server = None
+    remembered = False
     try:
         progress(f"starting the AWS emulator (moto) on {aws_endpoint_url}")
         moto_server.start()
@@ -120,6 +135,9 @@ def _serve(
         api = LocalApi(stack.routes, session, aws_endpoint_url, stack.rest_api_id)
         api_server = make_api_server(api, HOST, options.api_port)
         threading.Thread(target=api_server.serve_forever, name="loopline-api", daemon=True).start()
+        # recorded for the other commands (`loopline status` etc. find the stack without flags)
+        remember_stack(new_record(options.stack_name, options.region, aws_endpoint_url, f"{api_base_url}Prod/"))
+        remembered = True
         print(banner(options, aws_endpoint_url, api_base_url, stack), flush=True)
         if options.ready_file is not None:
             _write_ready_file(options.ready_file, options, aws_endpoint_url, api_base_url, stack)
@@ -127,6 +145,8 @@ def _serve(
         progress("stopping")
         return 0
     finally:
+        if remembered:
+            forget_stack(options.stack_name, os.getpid())
         if api_server is not None:
             api_server.shutdown()
         moto_server.stop()
@@ -145,6 +165,9 @@ def banner(options: LocalUpOptions, aws_endpoint_url: str, api_base_url: str, st
         f"  export AWS_ENDPOINT_URL={aws_endpoint_url}\n"
         f"  export AWS_ACCESS_KEY_ID={DUMMY_SECRET} AWS_SECRET_ACCESS_KEY={DUMMY_SECRET}"
         f" AWS_DEFAULT_REGION={options.region}\n\n"
+        f"The loopline commands find this stack while it runs (recorded in {state_dir() / 'stacks'}):\n"
+        f"  {command('status')}\n"
+        f"  {command('events')}        # notifications as they arrive\n\n"
         "Press Ctrl+C to stop (all state is in memory).\n"
     )
 

@@ -18,23 +18,31 @@ from loopline.emulator.alarm_state_change_events import emit_events_on_set_alarm
 from loopline.emulator.distributed_map_listing import read_every_listing_page
 from loopline.emulator.distributed_map_tolerance import apply_tolerated_failure_thresholds
 from loopline.emulator.eventbridge_targets import deliver_to_states_and_lambda_targets
+from loopline.emulator.iam_enforcement import enforce_iam
 from loopline.emulator.lambda_async_invocation import invoke_event_type_asynchronously
 from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_runtime
+from loopline.emulator.lambda_limits import refuse_large_environments
 from loopline.emulator.s3_async_notifications import deliver_s3_notifications_asynchronously
 from loopline.emulator.s3_conditional_writes import make_conditional_writes_atomic
+from loopline.emulator.stack_completion import complete_only_when_released
 from loopline.emulator.stack_resource_listing import list_created_resources_only
 from loopline.emulator.state_machine_backend import route_cloudformation_to_executing_backend
+from loopline.emulator.state_machine_credentials import run_tasks_as_state_machine_role
 from loopline.emulator.state_machine_parse_cache import cache_parse_trees
 from loopline.emulator.task_failure_cause import pass_task_failure_cause
 
 
 def _gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> list[AbstractContextManager[object]]:
     return [
+        enforce_iam(),
+        run_tasks_as_state_machine_role(runtime.roles),
         route_cloudformation_to_executing_backend(),
         list_created_resources_only(),
+        complete_only_when_released(),
         cache_parse_trees(),
         pass_task_failure_cause(),
         install_lambda_runtime(runtime),
+        refuse_large_environments(),
         invoke_event_type_asynchronously(),
         deliver_s3_notifications_asynchronously(),
         make_conditional_writes_atomic(),

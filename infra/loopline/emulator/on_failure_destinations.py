@@ -12,6 +12,7 @@ the record to an SQS destination in moto.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -21,11 +22,15 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction
 from moto.sqs.models import sqs_backends
 
+from loopline.emulator.iam_enforcement import role_may
+from loopline.emulator.lambda_limits import TooManyRequests
 from loopline.emulator.template_references import remove_resources
 
 DEFAULT_MAXIMUM_RETRY_ATTEMPTS = 2
 # pauses before the 1st and 2nd retry; AWS: about 1 and 2 minutes
 RETRY_DELAYS_SECONDS: list[float] = [1.0, 2.0]
+# a throttled asynchronous invocation goes back to Lambda's queue (for up to MaximumEventAgeInSeconds, 6 h)
+THROTTLE_RETRY_SECONDS = 0.5
 
 
 def extract_event_invoke_configs(template: dict[str, Any]) -> list[dict[str, Any]]:
@@ -73,7 +78,12 @@ def invoke_asynchronously(function: LambdaFunction, body: str) -> None:
     while True:
         attempts += 1
         headers: dict[str, str] = {}
-        result = function.invoke(body, {}, headers)
+        try:
+            result = function.invoke(body, {}, headers)
+        except TooManyRequests:  # a throttle is not an attempt: Lambda queues the event again
+            attempts -= 1
+            time.sleep(THROTTLE_RETRY_SECONDS)
+            continue
         if "x-amz-function-error" not in headers:
             return
         if attempts > retries:
@@ -83,6 +93,11 @@ def invoke_asynchronously(function: LambdaFunction, body: str) -> None:
     if not destination:
         return  # like Lambda without a destination: the event is dropped (the reason every function has one)
     record = invocation_record(function, _json_or_text(body), _json_or_text(result), attempts)
+    # Lambda sends the record with the function's execution role, which must allow it
+    if not role_may(function.role, "sqs:SendMessage", destination):
+        print(f"loopline: {function.function_name}'s role may not sqs:SendMessage to its on-failure destination "
+              f"{destination}; the event is dropped, as Lambda drops it", file=sys.stderr)
+        return
     _send(destination, json.dumps(record))
 
 

@@ -4,29 +4,46 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from loopline.client import StackClient
+from loopline.invocation import command
+from loopline.operate.connection import connect
+from loopline.operate.stack_memory import StackTarget, resolve_target
 
 
 def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack-name", default="loopline", help="CloudFormation stack name (default loopline)")
-    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"),
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """--stack-name / --endpoint-url / --region; unset, they come from the environment or `loopline local up`."""
+    parser.add_argument("--stack-name", help="CloudFormation stack name (default: $LOOPLINE_STACK, else the stack "
+                                             "`loopline local up` runs, else loopline)")
+    parser.add_argument("--endpoint-url",
                         help="AWS endpoint, e.g. the local emulator's http://127.0.0.1:5000 (default: "
-                             "$AWS_ENDPOINT_URL; unset = AWS)")
-    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-                        help="AWS region (default $AWS_DEFAULT_REGION or us-east-1)")
+                             "$AWS_ENDPOINT_URL, else the endpoint of the running `loopline local up` stack of that "
+                             "name, else AWS)")
+    parser.add_argument("--region", help="AWS region (default: $AWS_DEFAULT_REGION or us-east-1)")
+
+
+def target_of(args: argparse.Namespace) -> StackTarget:
+    """The stack the command's flags, the environment and `loopline local up` point at (kept on `args`)."""
+    if getattr(args, "target", None) is None:
+        args.target = resolve_target(args.stack_name, args.endpoint_url, args.region)
+    target: StackTarget = args.target
+    return target
 
 
 def stack_from(args: argparse.Namespace) -> StackClient:
-    return StackClient(args.stack_name, endpoint_url=args.endpoint_url, region=args.region)
+    return connect(target_of(args))
+
+
+def follow_up(args: argparse.Namespace, *arguments: str) -> str:
+    """A command to run next on the same stack, runnable as printed in the same shell."""
+    return command(*arguments, *target_of(args).flags())
 
 
 def progress(message: str) -> None:
@@ -37,7 +54,7 @@ def progress(message: str) -> None:
 def _cmd_status(args: argparse.Namespace) -> int:
     from loopline.operate.status import gather_status, render_status
 
-    print(render_status(gather_status(stack_from(args))))
+    print(render_status(gather_status(stack_from(args)), follow_up=lambda *arguments: follow_up(args, *arguments)))
     return 0
 
 
@@ -93,6 +110,33 @@ def _cmd_answer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_upload(args: argparse.Namespace) -> int:
+    from loopline_runtime.bucket_layout import INCOMING_PREFIX
+    from loopline_runtime.errors import LooplineError
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise LooplineError(f"{path}: no such file")
+    stack = stack_from(args)
+    key = INCOMING_PREFIX + (args.name or path.name)
+    stack.s3.upload_file(str(path), stack.bucket, key, ExtraArgs={"ContentType": "text/csv"})
+    print(f"uploaded {path} to s3://{stack.bucket}/{key}: ingestion starts now (training when there is no champion "
+          f"yet, else monitoring). Follow it: {follow_up(args, 'events')}  or  {follow_up(args, 'status')}")
+    return 0
+
+
+def _cmd_events(args: argparse.Namespace) -> int:
+    from loopline.operate.events import follow_events
+
+    stack = stack_from(args)
+    printed = follow_events(
+        stack, lambda line: print(line, flush=True), count=args.count, timeout=args.timeout,
+        on_ready=lambda: progress(f"listening to {stack.outputs['NotificationTopicArn'].rsplit(':', 1)[-1]} "
+                                  f"(stack {stack.stack_name}); Ctrl+C to stop"))
+    progress(f"{printed} notification{'s' if printed != 1 else ''}")
+    return 0
+
+
 def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register status, models and rollback."""
     status = subparsers.add_parser(
@@ -103,7 +147,7 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
         epilog=_examples("loopline status --endpoint-url http://127.0.0.1:5000 --stack-name loopline-demo",
                          "loopline status --stack-name loopline-wine     # on AWS"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_stack_arguments(status)
+    add_stack_arguments(status)
     status.set_defaults(handler=_cmd_status)
 
     models = subparsers.add_parser(
@@ -112,7 +156,7 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
         "score, the gate's decision with its reasons; `*` marks the champion.",
         epilog=_examples("loopline models --stack-name loopline-demo"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_stack_arguments(models)
+    add_stack_arguments(models)
     models.set_defaults(handler=_cmd_models)
 
     rollback = subparsers.add_parser(
@@ -125,7 +169,7 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
         epilog=_examples("loopline rollback --reason 'complaints since the last promotion'",
                          "loopline rollback --to m-20261129T184001-1a2b3c --reason 'back to the audited model'"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_stack_arguments(rollback)
+    add_stack_arguments(rollback)
     rollback.add_argument("--to", metavar="VERSION", help="model version to serve (default: the previous champion)")
     rollback.add_argument("--reason", default="", metavar="TEXT", help="why, for the history record")
     rollback.set_defaults(handler=_cmd_rollback)
@@ -142,13 +186,36 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
                          "loopline report --monitoring                    # the latest monitoring run",
                          "loopline report --screenshot report.png         # also a PNG from headless Chromium"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_stack_arguments(report)
+    add_stack_arguments(report)
     report.add_argument("version", nargs="?", metavar="VERSION", help="model version (default: the champion)")
     report.add_argument("--monitoring", nargs="?", const="latest", metavar="KEY",
                         help="report a monitoring run instead: its key under monitoring/ (default: the latest)")
     report.add_argument("--output", metavar="FILE", help="HTML file (default: report-<version or run>.html)")
     report.add_argument("--screenshot", metavar="PNG", help="also save a screenshot taken with headless Chromium")
     report.set_defaults(handler=_cmd_report)
+
+    upload = subparsers.add_parser(
+        "upload", help="upload a labeled CSV under incoming/ (ingestion, then training or monitoring)",
+        description="Put FILE under incoming/ of the stack's bucket, which S3 announces to the ingest function: "
+        "the file becomes a dataset version (or is quarantined with a reason; `loopline events` shows it), then "
+        "trains a first champion or measures the champion on it. For unlabeled rows use `loopline score`.",
+        epilog=_examples("loopline upload wine.csv", "loopline upload march.csv --name 2026-03.csv"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_stack_arguments(upload)
+    upload.add_argument("file", metavar="FILE", help="a labeled CSV (the target column and the features)")
+    upload.add_argument("--name", metavar="NAME", help="object name under incoming/ (default: FILE's name)")
+    upload.set_defaults(handler=_cmd_upload)
+
+    events = subparsers.add_parser(
+        "events", help="print the stack's notifications as they arrive (promoted, rejected, quarantined, alarm, ...)",
+        description="Subscribe a temporary SQS queue to the stack's notification topic and print one line per "
+        "notification (local time, subject, details) until Ctrl+C; the queue is removed when the command stops.",
+        epilog=_examples("loopline events", "loopline events --count 1 --timeout 300   # wait for the next one"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_stack_arguments(events)
+    events.add_argument("--count", type=int, metavar="N", help="stop after N notifications")
+    events.add_argument("--timeout", type=float, metavar="SECONDS", help="stop after SECONDS")
+    events.set_defaults(handler=_cmd_events)
 
     for name, verb in (("approve", "promote"), ("reject", "reject")):
         command = subparsers.add_parser(
@@ -158,7 +225,7 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
             f"history); the state machine then goes on to {verb} it. `loopline status` lists what is waiting.",
             epilog=_examples(f"loopline {name} m-20261129T184001-1a2b3c --reason 'report reviewed'"),
             formatter_class=argparse.RawDescriptionHelpFormatter)
-        _add_stack_arguments(command)
+        add_stack_arguments(command)
         command.add_argument("version", metavar="VERSION", help="the model version waiting for approval")
         command.add_argument("--reason", required=name == "reject", default="", metavar="TEXT",
                              help="why (recorded with the decision" + ("; required)" if name == "reject" else ")"))

@@ -6,15 +6,27 @@ recorded values and the README quotes real output.
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from loopline.client import StackClient
-from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX, MODELS_PREFIX, MONITORING_PREFIX, model_prefix
+from loopline_runtime import bucket_layout
+from loopline_runtime.bucket_layout import (
+    CHAMPION_KEY,
+    HISTORY_PREFIX,
+    MODELS_PREFIX,
+    MONITORING_PREFIX,
+    QUARANTINE_PREFIX,
+    model_prefix,
+)
 
 RECENT_MEASUREMENTS = 3
 RECENT_EXECUTIONS = 5
+RECENT_QUARANTINES = 5
+SHOWN_STRAYS = 5
 
 
 @dataclass
@@ -27,6 +39,8 @@ class StackStatus:
     executions: list[dict[str, Any]]
     queues: dict[str, int]
     pending_approvals: list[dict[str, Any]] = field(default_factory=list)
+    quarantines: list[dict[str, Any]] = field(default_factory=list)
+    strays: list[str] = field(default_factory=list)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -52,7 +66,28 @@ def gather_status(stack: StackClient) -> StackStatus:
     approvals = [{"model_version": a.model_version, "requested_at": a.requested_at}
                  for a in pending_approvals(stack)]
     return StackStatus(stack.stack_name, pointer, champion, alarm, measurements, shown, queue_depths(stack),
-                       approvals)
+                       approvals, recent_quarantines(stack), objects_outside_known_prefixes(stack))
+
+
+def recent_quarantines(stack: StackClient) -> list[dict[str, Any]]:
+    """The reason.json of the newest quarantined uploads, newest first (folders sort by time)."""
+    reasons = sorted(k for k in stack.keys(QUARANTINE_PREFIX) if k.endswith("/reason.json"))
+    return [stack.read_json(key) for key in reversed(reasons[-RECENT_QUARANTINES:])]
+
+
+def known_top_prefixes() -> set[str]:
+    """The top-level folders of the bucket layout (every `*_PREFIX` of bucket_layout, cut at its first /)."""
+    return {value.split("/", 1)[0] + "/" for name, value in vars(bucket_layout).items()
+            if name.endswith("_PREFIX") and isinstance(value, str)}
+
+
+def objects_outside_known_prefixes(stack: StackClient) -> list[str]:
+    """Objects at the bucket root and folders no part of the pipeline reads (`Incoming/`, `uploads/`): an upload
+    there does nothing, so status says so."""
+    listed = stack.s3.list_objects_v2(Bucket=stack.bucket, Delimiter="/", MaxKeys=1000)
+    known = known_top_prefixes()
+    folders = [p["Prefix"] for p in listed.get("CommonPrefixes", []) if p["Prefix"] not in known]
+    return sorted(folders) + sorted(item["Key"] for item in listed.get("Contents", []))
 
 
 def queue_depths(stack: StackClient) -> dict[str, int]:
@@ -72,8 +107,12 @@ def queue_depths(stack: StackClient) -> dict[str, int]:
     return depths
 
 
-def render_status(status: StackStatus) -> str:
-    """A table a person reads in five seconds."""
+def _plain_command(*arguments: str) -> str:
+    return shlex.join(["loopline", *arguments])
+
+
+def render_status(status: StackStatus, follow_up: Callable[..., str] = _plain_command) -> str:
+    """A table a person reads in five seconds; `follow_up(*arguments)` spells the commands it suggests."""
     rows: list[tuple[str, str]] = []
     if status.pointer and status.champion:
         manifest, pointer = status.champion, status.pointer
@@ -86,7 +125,7 @@ def render_status(status: StackStatus) -> str:
             promoted += f"; previous {pointer['previous_version']}"
         rows.append(("", f"promoted {promoted}"))
     else:
-        rows.append(("Champion", "none yet (upload a labeled CSV to incoming/)"))
+        rows.append(("Champion", f"none yet (upload a labeled CSV: {follow_up('upload', 'FILE')})"))
     if status.alarm:
         alarm = status.alarm
         operator = _OPERATORS.get(alarm["ComparisonOperator"], "?")
@@ -118,7 +157,22 @@ def render_status(status: StackStatus) -> str:
             version = approval["model_version"]
             rows.append(("Approvals" if index == 0 else "",
                          f"{version} waiting since {_when(approval.get('requested_at'), status.now)}: "
-                         f"loopline approve {version}  |  loopline reject {version} --reason TEXT"))
+                         f"{follow_up('approve', version)}  |  "
+                         f"{follow_up('reject', version, '--reason', 'TEXT')}"))
+    for index, reason in enumerate(status.quarantines):
+        message = reason.get("message", "")
+        rows.append(("Quarantined" if index == 0 else "",
+                     f"{_when(reason.get('received_at'), status.now)}  {reason.get('source_key', '?')}  "
+                     f"{reason.get('reason_code', '?')}: {message[:200] + ('…' if len(message) > 200 else '')}"))
+    if status.quarantines:
+        rows.append(("", f"(why and how to fix: reason.json next to each copy under {QUARANTINE_PREFIX})"))
+    for index, key in enumerate(status.strays[:SHOWN_STRAYS]):
+        rows.append(("Ignored" if index == 0 else "", key))
+    if status.strays:
+        more = len(status.strays) - SHOWN_STRAYS
+        rows.append(("", (f"and {more} more; " if more > 0 else "") + "nothing reads these: labeled CSVs go "
+                         f"under incoming/ ({follow_up('upload', 'FILE')}), unlabeled ones under batch/incoming/ "
+                         f"({follow_up('score', 'FILE')})"))
     for index, (name, depth) in enumerate(sorted(status.queues.items())):
         rows.append(("Queues" if index == 0 else "", f"{name}: {depth} message{'s' if depth != 1 else ''}"))
     width = max(len(label) for label, _ in rows) + 2

@@ -7,6 +7,7 @@ integration tests see plain moto.
 from __future__ import annotations
 
 import io
+import json
 import textwrap
 import uuid
 import zipfile
@@ -24,6 +25,8 @@ from loopline.emulator.same_origin_server import SameOriginMotoServer
 from tests.support.markers import mark_tests_under
 
 REGION = "us-east-1"
+LAMBDA_TRUST_POLICY = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -65,12 +68,17 @@ def aws(emulator: dict[str, Any]) -> Callable[[str], Any]:
 def create_function(aws: Callable[[str], Any], tmp_path: Path) -> Callable[..., str]:
     """Create a Lambda function from handler source text; returns its name."""
 
-    def create(source: str, timeout: int = 10, environment: dict[str, str] | None = None, **extra: Any) -> str:
+    def create(source: str, timeout: int = 10, environment: dict[str, str] | None = None,
+               policy: dict[str, Any] | None = None, memory: int = 256, **extra: Any) -> str:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("app.py", textwrap.dedent(source))
         name = f"fn-{uuid.uuid4().hex[:8]}"
-        aws("iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")
+        # the function runs as this role (the emulator assumes it, as the Lambda service does)
+        aws("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY))
+        if policy is not None:
+            document = {"Version": "2012-10-17", **policy}
+            aws("iam").put_role_policy(RoleName=name, PolicyName="grants", PolicyDocument=json.dumps(document))
         aws("lambda").create_function(
             FunctionName=name,
             Runtime="python3.12",
@@ -78,13 +86,29 @@ def create_function(aws: Callable[[str], Any], tmp_path: Path) -> Callable[..., 
             Handler="app.lambda_handler",
             Code={"ZipFile": buffer.getvalue()},
             Timeout=timeout,
-            MemorySize=256,
+            MemorySize=memory,
             Environment={"Variables": environment or {}},
             **extra,
         )
         return name
 
     return create
+
+
+@pytest.fixture
+def make_role(aws: Callable[[str], Any]) -> Callable[..., str]:
+    """A role that `service` may assume (e.g. "states.amazonaws.com"), allowed `statements`; returns its ARN."""
+
+    def make(service: str, statements: list[dict[str, Any]]) -> str:
+        name = f"role-{uuid.uuid4().hex[:8]}"
+        trust = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+        arn = aws("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        aws("iam").put_role_policy(RoleName=name, PolicyName="grants",
+                                   PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+        return str(arn)
+
+    return make
 
 
 @pytest.fixture

@@ -56,6 +56,10 @@ def api(
         ApiRoute("GET", "/boom", function_name),
         ApiRoute("GET", "/garbage", function_name),
     ]
+    # API Gateway invokes only with the function's leave (SAM adds one permission per Api event)
+    aws("lambda").add_permission(FunctionName=function_name, StatementId="api", Action="lambda:InvokeFunction",
+                                 Principal="apigateway.amazonaws.com",
+                                 SourceArn="arn:aws:execute-api:us-east-1:123456789012:api123/*/*/*")
     port = unused_port
     server = make_api_server(LocalApi(routes, aws_session, emulator["endpoint"], "api123"), "127.0.0.1", port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -165,3 +169,23 @@ def test_a_request_naming_a_foreign_host_is_refused_before_any_function_runs(api
     # and the machine's own names are served
     for host in ("127.0.0.1", "localhost:3000", "[::1]:3000"):
         assert request(f"{api['url']}/items/42", headers={"Host": host})[0] == 201
+
+
+def test_a_route_whose_function_does_not_let_api_gateway_invoke_it_answers_500(
+    emulator: dict[str, Any], aws_session: Any, unused_port: int, create_function: Callable[..., str],
+) -> None:
+    # given a route to a function without a Lambda permission for API Gateway
+    function_name = create_function(HANDLER)
+    routes = [ApiRoute("GET", "/items/{id}", function_name)]
+    server = make_api_server(LocalApi(routes, aws_session, emulator["endpoint"], "api456"), "127.0.0.1",
+                             unused_port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # when it is called
+        status, _, body = request(f"http://127.0.0.1:{unused_port}/Prod/items/1")
+    finally:
+        server.shutdown()
+
+    # then API Gateway's answer for invalid permissions on the function
+    assert status == 500
+    assert body == {"message": "Internal server error"}

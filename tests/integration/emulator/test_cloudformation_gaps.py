@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 
 from loopline.emulator.api_gateway_resources import LocalApi, drop_api_gateway_resources
 from loopline.emulator.bucket_notifications import apply_bucket_notifications, extract_bucket_notifications
-from loopline.emulator.bucket_policies import drop_bucket_policies
+from loopline.emulator.bucket_policies import extract_bucket_policies
 from loopline.emulator.cloudwatch_alarm_resources import create_alarms, extract_cloudwatch_alarms
 from loopline.emulator.function_layers import function_layer_dirs
 from loopline.emulator.static_intrinsics import parameter_values, pseudo_parameters
@@ -139,10 +139,14 @@ def test_bucket_notifications_are_applied_after_creation_and_delivered_asynchron
                 },
             },
             "Policy": {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": {"Ref": "Bucket"}}},
+            # S3 invokes the function only with its resource policy's leave
+            "Permission": {"Type": "AWS::Lambda::Permission", "Properties": {
+                "Action": "lambda:InvokeFunction", "FunctionName": function_name, "Principal": "s3.amazonaws.com",
+                "SourceArn": f"arn:aws:s3:::{bucket}"}},
         }
     }  # fmt: skip
     pending = extract_bucket_notifications(template)
-    drop_bucket_policies(template)
+    extract_bucket_policies(template)
     create_stack(aws, template)
     arn = aws("lambda").get_function(FunctionName=function_name)["Configuration"]["FunctionArn"]
 

@@ -13,8 +13,6 @@ import pytest
 
 from loopline.emulator.distributed_map_tolerance import exceeds_tolerance
 
-ROLE = "arn:aws:iam::123456789012:role/emulator-test"
-
 
 def _definition(bucket: str, prefix: str) -> dict[str, Any]:
     """A Distributed Map over the objects under prefix; a child fails when its key contains "bad"."""
@@ -49,17 +47,21 @@ def _definition(bucket: str, prefix: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def run_map(aws: Callable[[str], Any]) -> Callable[[list[str]], tuple[dict[str, Any], dict[str, Any]]]:
+def run_map(aws: Callable[[str], Any], make_role: Callable[..., str]
+            ) -> Callable[[list[str]], tuple[dict[str, Any], dict[str, Any]]]:
     """Put objects with these names under a fresh prefix, run the Map over them; (execution, map run item counts)."""
     s3, sfn = aws("s3"), aws("stepfunctions")
     bucket = f"map-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
+    # the Map's item reader lists the bucket as the state machine's role
+    role = make_role("states.amazonaws.com", [{"Effect": "Allow", "Action": "s3:ListBucket",
+                                               "Resource": f"arn:aws:s3:::{bucket}"}])
 
     def run(names: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         prefix = f"items-{uuid.uuid4().hex[:6]}/"
         for name in names:
             s3.put_object(Bucket=bucket, Key=prefix + name, Body=b"")
-        arn = sfn.create_state_machine(name=f"map-{uuid.uuid4().hex[:8]}", roleArn=ROLE,
+        arn = sfn.create_state_machine(name=f"map-{uuid.uuid4().hex[:8]}", roleArn=role,
                                        definition=json.dumps(_definition(bucket, prefix)))["stateMachineArn"]
         execution_arn = sfn.start_execution(stateMachineArn=arn)["executionArn"]
         deadline = time.monotonic() + 300

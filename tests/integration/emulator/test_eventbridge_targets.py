@@ -19,9 +19,26 @@ def make_state_machine(aws: Callable[[str], Any]) -> str:
     )
 
 
-def put_rule(aws: Callable[[str], Any], source: str, target: dict[str, Any]) -> None:
+def target_role(aws: Callable[[str], Any], state_machine_arn: str, allowed: bool = True) -> str:
+    """The role EventBridge starts executions as (SAM makes one per EventBridgeRule event)."""
+    name = f"events-{uuid.uuid4().hex[:8]}"
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                            "Action": "sts:AssumeRole"}]}
+    arn = str(aws("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+    action = "states:StartExecution" if allowed else "states:DescribeExecution"
+    aws("iam").put_role_policy(RoleName=name, PolicyName="start", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": state_machine_arn}]}))
+    return arn
+
+
+def put_rule(aws: Callable[[str], Any], source: str, target: dict[str, Any], role_allowed: bool = True) -> None:
     name = f"rule-{uuid.uuid4().hex[:8]}"
-    aws("events").put_rule(Name=name, EventPattern=json.dumps({"source": [source]}))
+    rule_arn = aws("events").put_rule(Name=name, EventPattern=json.dumps({"source": [source]}))["RuleArn"]
+    if ":states:" in target["Arn"]:
+        target = {"RoleArn": target_role(aws, target["Arn"], role_allowed), **target}
+    else:  # a Lambda target: the function's resource policy must let EventBridge invoke it for this rule
+        aws("lambda").add_permission(FunctionName=target["Arn"], StatementId=name, Action="lambda:InvokeFunction",
+                                     Principal="events.amazonaws.com", SourceArn=rule_arn)
     aws("events").put_targets(Rule=name, Targets=[{"Id": "t", **target}])
 
 
@@ -67,6 +84,21 @@ def test_input_path_and_input_transformer_shape_the_execution_input(aws):
     # then
     assert execution_inputs(aws, by_path, 1) == [{"n": 5}]
     assert execution_inputs(aws, by_transformer, 1) == [{"number": 5}]
+
+
+def test_a_states_target_whose_role_may_not_start_executions_starts_none(aws):
+    # given a rule whose target role is not allowed states:StartExecution, and one that is
+    source = f"test.{uuid.uuid4().hex[:8]}"
+    denied, allowed = make_state_machine(aws), make_state_machine(aws)
+    put_rule(aws, source, {"Arn": denied}, role_allowed=False)
+    put_rule(aws, source, {"Arn": allowed})
+
+    # when
+    put_event(aws, source, {"n": 1})
+
+    # then only the allowed target starts an execution, as on AWS
+    assert len(execution_inputs(aws, allowed, 1)) == 1
+    assert aws("stepfunctions").list_executions(stateMachineArn=denied)["executions"] == []
 
 
 def test_without_input_the_whole_event_is_delivered(aws):

@@ -52,12 +52,33 @@ def _messages(aws: Callable[[str], Any], url: str, wait: float) -> list[dict[str
     return found
 
 
+def _may_send_to(queue_arn: str) -> dict[str, Any]:
+    # Lambda sends the invocation record with the function's role (SAM adds this for a destination)
+    return {"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}]}
+
+
+def test_a_destination_the_role_may_not_send_to_receives_nothing(
+    aws: Callable[[str], Any], create_function: Callable[..., str],
+) -> None:
+    # given a failing function whose role may not send to its on-failure destination
+    url, arn = _queue(aws)
+    name = create_function(FAILS)
+    aws("lambda").put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=0, DestinationConfig={"OnFailure": {"Destination": arn}})
+
+    # when it is invoked asynchronously
+    aws("lambda").invoke(FunctionName=name, InvocationType="Event", Payload=b'{"upload": "a.csv"}')
+
+    # then Lambda cannot deliver the record, as on AWS
+    assert _messages(aws, url, wait=4) == []
+
+
 def test_a_failing_async_invocation_is_retried_twice_then_kept_in_the_on_failure_queue(
     aws: Callable[[str], Any], create_function: Callable[..., str],
 ) -> None:
-    # given a function that always fails, with an SQS on-failure destination
+    # given a function that always fails, with an SQS on-failure destination its role may send to
     url, arn = _queue(aws)
-    name = create_function(FAILS)
+    name = create_function(FAILS, policy=_may_send_to(arn))
     aws("lambda").put_function_event_invoke_config(
         FunctionName=name, MaximumRetryAttempts=2, DestinationConfig={"OnFailure": {"Destination": arn}})
 
@@ -79,7 +100,7 @@ def test_an_invocation_that_succeeds_on_retry_sends_nothing(
 ) -> None:
     # given a function that fails once, then succeeds
     url, arn = _queue(aws)
-    name = create_function(FAILS_ONCE)
+    name = create_function(FAILS_ONCE, policy=_may_send_to(arn))
     aws("lambda").put_function_event_invoke_config(
         FunctionName=name, MaximumRetryAttempts=2, DestinationConfig={"OnFailure": {"Destination": arn}})
 

@@ -44,18 +44,21 @@ def wait_for_execution(sfn: Any, arn: str) -> dict[str, Any]:
     raise AssertionError(f"{arn} still running")
 
 
-def create_stack_with_state_machine(aws: Callable[[str], Any], function_name: str) -> str:
+def create_stack_with_state_machine(aws: Callable[[str], Any], function_name: str,
+                                    make_role: Callable[..., str]) -> str:
     bucket = f"defs-{uuid.uuid4().hex[:8]}"
     aws("s3").create_bucket(Bucket=bucket)
     aws("s3").put_object(Bucket=bucket, Key="def.json", Body=json.dumps(DEFINITION))
     function_arn = aws("lambda").get_function(FunctionName=function_name)["Configuration"]["FunctionArn"]
+    role = make_role("states.amazonaws.com", [{"Effect": "Allow", "Action": "lambda:InvokeFunction",
+                                               "Resource": function_arn}])
     template = {
         "Resources": {
             "Machine": {
                 "Type": "AWS::StepFunctions::StateMachine",
                 "Properties": {
                     "StateMachineName": f"sm-{uuid.uuid4().hex[:8]}",
-                    "RoleArn": "arn:aws:iam::123456789012:role/sfn",
+                    "RoleArn": role,
                     "DefinitionS3Location": {"Bucket": bucket, "Key": "def.json"},
                     "DefinitionSubstitutions": {"WorkFunctionArn": function_arn, "Label": {"Ref": "AWS::StackName"}},
                 },
@@ -70,9 +73,9 @@ def create_stack_with_state_machine(aws: Callable[[str], Any], function_name: st
     return str(outputs[0]["OutputValue"])
 
 
-def test_a_packaged_definition_with_substitutions_runs_from_a_cloudformation_stack(aws, create_function):
+def test_a_packaged_definition_with_substitutions_runs_from_a_cloudformation_stack(aws, create_function, make_role):
     # given
-    state_machine_arn = create_stack_with_state_machine(aws, create_function(HANDLER))
+    state_machine_arn = create_stack_with_state_machine(aws, create_function(HANDLER), make_role)
     sfn = aws("stepfunctions")
 
     # when
@@ -84,9 +87,9 @@ def test_a_packaged_definition_with_substitutions_runs_from_a_cloudformation_sta
     assert json.loads(execution["output"]) == {"execution": started["executionArn"]}
 
 
-def test_catch_routes_on_the_handler_exception_class_name(aws, create_function):
+def test_catch_routes_on_the_handler_exception_class_name(aws, create_function, make_role):
     # given
-    state_machine_arn = create_stack_with_state_machine(aws, create_function(HANDLER))
+    state_machine_arn = create_stack_with_state_machine(aws, create_function(HANDLER), make_role)
     sfn = aws("stepfunctions")
 
     # when

@@ -12,8 +12,9 @@
     monitoring/<time>-<dataset version>.json one report per monitoring run
 
 Every reader and writer builds keys from here; template.yaml's IAM policies are checked against `ROLE_ACCESS` by
-tests/unit/test_bucket_layout_iam.py (moto does not enforce IAM). Keys that sort by time carry a UTC timestamp in
-`KEY_TIME_FORMAT` (sortable as text, microseconds kept so two writes in one second stay distinct).
+tests/unit/test_bucket_layout_iam.py and enforced on the emulator (infra/loopline/emulator/iam_enforcement.py).
+Keys that sort by time carry a UTC timestamp in `KEY_TIME_FORMAT` (sortable as text, microseconds kept so two
+writes in one second stay distinct).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def writers() -> dict[str, frozenset[str]]:
 # what each role of template.yaml (by the logical id of its function or state machine) may read and write
 ROLE_ACCESS: dict[str, Access] = {
     "IngestFunction": Access(
-        reads=frozenset({INCOMING_PREFIX, DATASETS_PREFIX, REGISTRY_PREFIX}),
+        reads=frozenset({INCOMING_PREFIX, DATASETS_PREFIX, REGISTRY_PREFIX, MODELS_PREFIX}),
         writes=frozenset({QUARANTINE_PREFIX, DATASETS_PREFIX}),
     ),
     "TrainFunction": Access(

@@ -105,6 +105,13 @@ class IngestConfig(_Strict):
                              description="Uploads with a longer line (KB) are quarantined as line_too_long.")
 
 
+class CsvConfig(_Strict):
+    """How uploads under incoming/ are read."""
+
+    delimiter: Literal[",", ";", "\t", "|"] = Field(
+        default=",", description="The field delimiter of training uploads (semicolon exports: \";\").")
+
+
 class ModelCandidate(_Strict):
     name: Literal["linear", "random_forest", "hist_gradient_boosting"]
     params: dict[str, list[Any]] = Field(default_factory=dict, description="Search space: parameter -> values.")
@@ -121,6 +128,7 @@ class PipelineConfig(_Strict):
     alarm: AlarmConfig
     training: TrainingConfig = TrainingConfig()
     ingest: IngestConfig = IngestConfig()
+    csv: CsvConfig = CsvConfig()
     models: list[ModelCandidate] | None = None
 
     @field_validator("metric")

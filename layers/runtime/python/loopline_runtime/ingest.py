@@ -28,12 +28,15 @@ from loopline_runtime.upload_checks import UploadChecks
 from loopline_runtime.upload_stream import CheckedText, HashingReader, open_csv, typed
 
 if TYPE_CHECKING:
+    from loopline_runtime.notifications import Notifier
     from loopline_runtime.orchestration import UploadFollowUps
 
 
 FIXES = {
     "unparseable_csv": "Export the data as a UTF-8 CSV with a header row, then upload it again.",
-    "missing_target": "Add the target column named in the pipeline config (or fix `target`), then upload again.",
+    "missing_target": "Add the target column named in the pipeline config (or fix `target`), then upload again. "
+                      "To get predictions for rows without labels, upload them under batch/incoming/ instead "
+                      "(`loopline score FILE`).",
     "schema_mismatch": "Make the columns and their types match the pipeline's features, or update pipeline.yaml.",
     "too_few_rows": "Upload more labeled rows in one file, or lower training.min_rows in pipeline.yaml.",
     "single_class": "Include rows of at least two classes, or check that the target column is the right one.",
@@ -152,9 +155,14 @@ def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig, *, size:
 
 
 def process_upload(store: ObjectStore, key: str, config: PipelineConfig, follow_ups: UploadFollowUps, *,
-                   size: int | None = None, version_id: str | None = None) -> dict[str, Any]:
-    """One uploaded object: a dataset version (or quarantine), then training or monitoring (see `follow_up`)."""
-    return follow_up(ingest_upload(store, key, config, size=size, version_id=version_id), ModelRegistry(store),
+                   size: int | None = None, version_id: str | None = None,
+                   notifier: Notifier | None = None) -> dict[str, Any]:
+    """One uploaded object: a dataset version (or quarantine, announced on `notifier`), then training or
+    monitoring (see `follow_up`)."""
+    outcome = ingest_upload(store, key, config, size=size, version_id=version_id)
+    if outcome.status == "quarantined" and notifier is not None:
+        notifier.quarantined(outcome.reason)
+    return follow_up(outcome, ModelRegistry(store),
                      start_training=follow_ups.start_training, request_monitoring=follow_ups.request_monitoring)
 
 
@@ -185,7 +193,7 @@ def _read(raw: HashingReader, catalog: DatasetCatalog, config: PipelineConfig, s
           data_path: Path) -> tuple[UploadChecks, list[str], FeatureSchema]:
     """Parse and check every chunk, writing the labeled rows of the schema's columns to `data_path`."""
     text = CheckedText(raw, source=source)
-    csv_chunks = open_csv(text, source=source, max_columns=config.ingest.max_columns)
+    csv_chunks = open_csv(text, source=source, max_columns=config.ingest.max_columns, delimiter=config.csv.delimiter)
     checks: UploadChecks | None = None
     keep: list[str] = []
     with data_path.open("w", encoding="utf-8", newline="") as out:

@@ -21,6 +21,7 @@ PROMOTED = "promoted"
 APPROVAL_REQUESTED = "approval_requested"
 REJECTED = "rejected"
 BATCH_SCORING_FINISHED = "batch_scoring_finished"
+QUARANTINED = "quarantined"
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ class Notifier:
     def rejected(self, model_version: str, reasons: list[str], **details: Any) -> str | None:
         return self.publish(REJECTED, f"challenger {model_version} rejected", model_version=model_version,
                             reasons=reasons, **details)
+
+    def quarantined(self, reason: dict[str, Any]) -> str | None:
+        """For a rejected upload: `Loopline <pipeline>: incoming/x.csv quarantined (missing_target)` + reason.json."""
+        return self.publish(QUARANTINED, f"{reason['source_key']} quarantined ({reason['reason_code']})", **reason)
 
     def batch_scoring_finished(self, *, status: str, rows: int, output: str, model_version: str,
                                execution_arn: str | None = None) -> str | None:

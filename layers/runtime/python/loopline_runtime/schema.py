@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 import re
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from loopline_runtime.config import PipelineConfig
+from loopline_runtime.csv_delimiter import single_column_message
 from loopline_runtime.errors import (
     InvalidRequest,
     MissingTarget,
@@ -36,7 +38,7 @@ MAX_CLASSES_FOR_INTEGER_TARGET = 20
 DATE_PARSE_SHARE = 0.95
 
 
-def read_csv(body: bytes, *, source: str = "upload") -> pd.DataFrame:
+def read_csv(body: bytes, *, source: str = "upload", delimiter: str = ",") -> pd.DataFrame:
     """Parse an uploaded CSV (UTF-8, optional BOM) or raise UnparseableCsv saying what is wrong."""
     if not body.strip():
         raise UnparseableCsv(f"{source} is empty; upload a CSV with a header row and at least one data row")
@@ -51,7 +53,7 @@ def read_csv(body: bytes, *, source: str = "upload") -> pd.DataFrame:
         # an index (a RangeIndex when they count 1, 2, 3...) and shift every value one column to the left
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
-            df = pd.read_csv(io.StringIO(text), skipinitialspace=True, index_col=False)
+            df = pd.read_csv(io.StringIO(text), skipinitialspace=True, index_col=False, sep=delimiter)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnparseableCsv(f"{source} is not a parseable CSV: {first}") from None
@@ -69,16 +71,13 @@ def read_csv(body: bytes, *, source: str = "upload") -> pd.DataFrame:
     # trailing commas make a nameless, empty last column: not a feature anyone could send at prediction time
     df = df.drop(columns=[c for c in unnamed if df[c].isna().all()])
     # from the header line itself: pandas renames a repeated `a` to `a.1`, which a real column may also be called
-    header = [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
+    header = [name.strip() for name in next(csv.reader(io.StringIO(text), delimiter=delimiter), [])]
     duplicated = sorted({name for name in header if name and header.count(name) > 1})
     if duplicated:
         names = ", ".join(duplicated)
         raise UnparseableCsv(f"{source} repeats column names ({names}); give every column a unique name")
     if len(df.columns) < 2:
-        raise UnparseableCsv(
-            f"{source} has a single column ({df.columns[0]!r}); a training CSV needs feature columns and a target "
-            "column, separated by commas"
-        )
+        raise UnparseableCsv(single_column_message(source, str(df.columns[0]), text.split("\n", 1)[0], delimiter))
     return df
 
 
@@ -187,11 +186,48 @@ def infer_schema(df: pd.DataFrame, config: PipelineConfig) -> FeatureSchema:
     return FeatureSchema(target=config.target, task=Task(task), features=features, ignored=ignored, levels=levels)
 
 
+_NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b")
+
+
+def ambiguous_dates(name: str, series: pd.Series) -> str | None:
+    """A warning when a date column's values read either way (03/01/2023: March 1 or 3 January): pandas reads
+    them month first unless a day above 12 comes first. None when every value is unambiguous."""
+    parts = series.dropna().astype(str).str.extract(_NUMERIC_DATE).dropna().astype(int)
+    if parts.empty:
+        return None
+    both_small = parts[(parts[0] <= 12) & (parts[1] <= 12) & (parts[0] != parts[1])]
+    if both_small.empty:
+        return None
+    example = series.dropna().astype(str)[both_small.index[0]].strip()
+    day_first = bool((parts[0] > 12).any())
+    reading = "in some rows day first (a first number above 12), so the others are ambiguous" if day_first else \
+        "month first"
+    return (f"the dates of {name!r} read either way ({example!r}: month/day or day/month); they are read "
+            f"{reading}. Write them as YYYY-MM-DD to be sure")
+
+
+def near_miss(name: str, columns: Sequence[str]) -> str | None:
+    """The column a typo most likely meant (`churn` for `churned`, `Churned` for `churned`), if any."""
+    names = [str(c) for c in columns]
+    folded = {c.strip().lower(): c for c in names}
+    if name.strip().lower() in folded:
+        return folded[name.strip().lower()]
+    close = difflib.get_close_matches(name.lower(), list(folded), n=1, cutoff=0.7)
+    return folded[close[0]] if close else None
+
+
+def did_you_mean(name: str, columns: Sequence[str]) -> str:
+    """' (did you mean 'churned'?)' or ''."""
+    guess = near_miss(name, columns)
+    return f" (did you mean {guess!r}?)" if guess else ""
+
+
 def _missing_target_message(target: str, columns: Sequence[str]) -> str:
     shown = ", ".join(map(str, list(columns)[:20]))
     return (
-        f"the target column {target!r} is not in the upload (columns: {shown}); add it, or set `target` in the "
-        "pipeline config to the column that holds the label"
+        f"the target column {target!r} is not in the upload{did_you_mean(target, columns)} (columns: {shown}); "
+        "add it, or set `target` in the pipeline config to the column that holds the label. Rows without labels "
+        "that you want predictions for go under batch/incoming/ instead (`loopline score FILE`)"
     )
 
 

@@ -15,7 +15,7 @@ from pandas.api.types import union_categoricals
 
 from loopline_runtime.config import FeatureType, Task
 from loopline_runtime.errors import MissingTarget, SchemaMismatch, SingleClass, TooFewRows
-from loopline_runtime.schema import FeatureSchema, _missing_target_message, coerce_column
+from loopline_runtime.schema import FeatureSchema, _missing_target_message, coerce_column, did_you_mean
 
 PROFILE_SAMPLE_ROWS = 100_000  # the drift profile is computed on a seeded uniform sample of this many rows
 MAX_LEVELS_TRACKED = 10_000  # distinct levels remembered per categorical column (the schema keeps the first 100)
@@ -54,8 +54,9 @@ class UploadChecks:
             raise MissingTarget(_missing_target_message(self.schema.target, columns))
         missing = [name for name in self.schema.features if name not in columns]
         if missing:
+            named = ", ".join(f"{name!r}{did_you_mean(name, columns)}" for name in missing)
             raise SchemaMismatch(
-                f"the upload lacks the pipeline's feature column(s) {', '.join(map(repr, missing))}; add them (empty "
+                f"the upload lacks the pipeline's feature column(s) {named}; add them (empty "
                 "values are fine) or remove them from `features` in the pipeline config"
             )
 

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from loopline_runtime.csv_delimiter import single_column_message
 from loopline_runtime.errors import LineTooLong, TooManyColumns, UnparseableCsv
 
 CHUNK_ROWS = 50_000  # rows parsed at a time: about 100 MB of Python strings at 30 columns
@@ -191,10 +192,11 @@ class CsvChunks:
     chunks: Iterator[pd.DataFrame] = field(default_factory=lambda: iter(()))
 
 
-def open_csv(text: CheckedText, *, source: str, max_columns: int, chunk_rows: int | None = None) -> CsvChunks:
+def open_csv(text: CheckedText, *, source: str, max_columns: int, chunk_rows: int | None = None,
+             delimiter: str = ",") -> CsvChunks:
     """Parse the header (checked like a whole-file read would check it) and return the rows as chunks."""
     head = text.read_header()
-    header = [name.strip() for name in next(csv.reader(io.StringIO(head.lstrip("\r\n"))), [])]
+    header = [name.strip() for name in next(csv.reader(io.StringIO(head.lstrip("\r\n")), delimiter=delimiter), [])]
     if len(header) > max_columns:
         raise TooManyColumns(
             f"{source} has {len(header):,} columns; the pipeline accepts at most {max_columns:,} "
@@ -204,7 +206,7 @@ def open_csv(text: CheckedText, *, source: str, max_columns: int, chunk_rows: in
     if duplicated:
         names = ", ".join(duplicated)
         raise UnparseableCsv(f"{source} repeats column names ({names}); give every column a unique name")
-    reader = _reader(text, source, chunk_rows or CHUNK_ROWS)
+    reader = _reader(text, source, chunk_rows or CHUNK_ROWS, delimiter)
     try:
         first = next(reader)
     except StopIteration:
@@ -219,10 +221,9 @@ def open_csv(text: CheckedText, *, source: str, max_columns: int, chunk_rows: in
     dropped = [c for c in unnamed if first[c].isna().all()]
     kept = [c for c in columns if c not in dropped]
     if len(kept) < 2:
-        raise UnparseableCsv(
-            f"{source} has a single column ({kept[0] if kept else columns[0]!r}); a training CSV needs feature "
-            "columns and a target column, separated by commas"
-        )
+        raise UnparseableCsv(single_column_message(source, kept[0] if kept else columns[0],
+                                                   head.lstrip("\r\n").splitlines()[0] if head.strip() else "",
+                                                   delimiter))
 
     pending = [first]
 
@@ -235,13 +236,14 @@ def open_csv(text: CheckedText, *, source: str, max_columns: int, chunk_rows: in
     return CsvChunks(kept, dropped, chunks())
 
 
-def _reader(text: CheckedText, source: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _reader(text: CheckedText, source: str, chunk_rows: int, delimiter: str = ",") -> Iterator[pd.DataFrame]:
     """pandas' C parser over the stream; a row with more values than the header has names is an error (pandas
     would silently drop them with index_col=False, or shift every value into an index without it)."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
-            parser = pd.read_csv(text, dtype=str, skipinitialspace=True, index_col=False, chunksize=chunk_rows)
+            parser = pd.read_csv(text, dtype=str, skipinitialspace=True, index_col=False, chunksize=chunk_rows,
+                                 sep=delimiter)
             with parser:
                 for chunk in parser:
                     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught) or not isinstance(
