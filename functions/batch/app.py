@@ -12,7 +12,7 @@ from urllib.parse import unquote_plus
 import boto3
 from aws_lambda_powertools import Logger
 
-from loopline_runtime.batch import ModelCache, finalize_run, score_chunk, split_upload
+from loopline_runtime.batch import ModelCache, finalize_run, record_failure, score_chunk, split_upload
 from loopline_runtime.batch_layout import run_id_for
 from loopline_runtime.notifications import Notifier
 from loopline_runtime.registry import ModelRegistry
@@ -45,8 +45,9 @@ def start_runs(event: dict[str, Any]) -> dict[str, Any]:
         obj = record["s3"]["object"]
         run_id = run_id_for(key, obj.get("versionId") or obj.get("eTag"))  # an unversioned bucket: the ETag
         try:
+            # the version the event names is the one scored: a newer upload to the same key is its own run
             _sfn().start_execution(stateMachineArn=os.environ["BATCH_STATE_MACHINE_ARN"], name=run_id,
-                                input=json.dumps({"source_key": key}))
+                                   input=json.dumps({"source_key": key, "version_id": obj.get("versionId")}))
         except _sfn().exceptions.ExecutionAlreadyExists:
             logger.info("batch run already started", extra={"run_id": run_id, "source_key": key})
             continue
@@ -64,10 +65,20 @@ def finalize(event: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def fail(event: dict[str, Any]) -> dict[str, Any]:
+    """A run that ended before its predictions: summary.json says why, and the topic says so."""
+    summary = record_failure(store, event["run_id"], event.get("source_key"), event.get("error") or {})
+    notifier.batch_scoring_stopped(status=summary["status"], error=summary["error"], reason=summary["reason"],
+                                   output=summary["summary_key"], execution_arn=event.get("execution_arn"))
+    return summary
+
+
 TASKS = {
-    "split": lambda e: split_upload(store, registry, e["source_key"], e["run_id"], chunk_rows=e.get("chunk_rows")),
-    "score": lambda e: score_chunk(store, models, e["run_id"], e["chunk_key"], e["model_version"]),
+    "split": lambda e: split_upload(store, registry, e["source_key"], e["run_id"], chunk_rows=e.get("chunk_rows"),
+                                    version_id=(e.get("upload") or {}).get("version_id")),
+    "score": lambda e: score_chunk(store, models, e["run_id"], e["chunk_key"], e["model_version"], e.get("pins")),
     "finalize": finalize,
+    "fail": fail,
 }
 
 

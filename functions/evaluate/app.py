@@ -1,63 +1,41 @@
-"""Evaluate: `gate` scores challenger and champion on the same holdout; `promote` moves the champion pointer if
-it is still the one the gate compared against; `monitor` measures the champion on a new labeled batch and
-publishes quality and drift to CloudWatch; `rollback` verifies a registered model and returns the promotion record
-that `promote` then writes; `reject` records why a person (or the approval timeout) rejected a challenger.
-Decisions are notified on the stack's topic: promoted, rejected with reasons."""
+"""Evaluate: `gate` scores challenger and champion on the same holdout; `promote` moves the champion pointer to
+what the gate passed if it is still the one the gate compared against; `rollback` verifies a version that served
+before and returns the promotion record that `promote` then writes; `reject` records why a person (or the approval
+timeout) rejected a challenger. Decisions are notified on the stack's topic: promoted, rejected with reasons.
+
+Only the training and rollback state machines may invoke this function; measuring the champion on new data is the
+monitor function's (functions/monitor/), which ingest invokes."""
 
 from __future__ import annotations
 
-import os
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger
 
 from loopline_runtime.config import runtime_config
 from loopline_runtime.errors import ChampionChanged, InvalidRequest
 from loopline_runtime.evaluation import gate_challenger, reject_promotion
 from loopline_runtime.notifications import Notifier
+from loopline_runtime.orchestration import mark_awaiting_approval
+from loopline_runtime.promotion import promotion_record
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.rollback import ROLLBACK_REASON, rollback_record
 from loopline_runtime.storage import ObjectStore
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-    from mypy_boto3_cloudwatch import CloudWatchClient
-    from mypy_boto3_stepfunctions import SFNClient
 
 logger = Logger()
 config = runtime_config()
 store = ObjectStore.from_env()
 notifier = Notifier.from_env(config.name)
-# pins: the S3 versions and sha256 the gate (or the rollback check) verified; the pointer records them for every loader
-PROMOTION_FIELDS = ("version", "previous_version", "metric", "score", "promoted_at", "execution_arn", "reason",
-                    "pins")
-PROMOTION_OPTIONAL_FIELDS = ("requested_by", "note")  # a rollback's who and why
 
 
-@cache
-def cloudwatch() -> CloudWatchClient:
-    """Only monitoring publishes metrics: the gate path does not pay for this client at cold start."""
-    return boto3.client("cloudwatch")
-
-
-@cache
-def stepfunctions() -> SFNClient:
-    return boto3.client("stepfunctions")
-
-
-def retrain(dataset_version: str) -> str:
-    """Start a retraining for a bad batch measured while the alarm was already in ALARM (no new alarm event)."""
-    from loopline_runtime.orchestration import start_training
-
-    return start_training(stepfunctions(), os.environ["STATE_MACHINE_ARN"], reason="alarm_persists",
-                          dataset_version=dataset_version)
-
-
-@logger.inject_lambda_context(log_event=True)
+@logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     action = event.get("action")
+    # never the whole event: an approval request carries the execution's task token, a bearer credential
+    logger.info("evaluate", extra={k: v for k, v in event.items() if k != "task_token"})
     registry = ModelRegistry(store)
     if action == "gate":
         decision = gate_challenger(registry, config, event["model_version"], event["holdout_key"],
@@ -69,10 +47,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                               champion_version=decision.champion_version, champion_score=decision.champion_score)
         return decision.to_dict()
     if action == "promote":
-        record = {name: event.get(name) for name in PROMOTION_FIELDS}
-        record.update({name: event[name] for name in PROMOTION_OPTIONAL_FIELDS if name in event})
+        # the pins and the compared-against ETag come from the gate's evaluation (a rollback: the version's own
+        # earlier promotion), never from the event; an event that names others is refused
+        record, expected_etag = promotion_record(registry, event)
         try:
-            promoted = registry.promote(record, expected_etag=event.get("expected_etag"))
+            promoted = registry.promote(record, expected_etag=expected_etag)
         except ChampionChanged as exc:
             if record["reason"] != ROLLBACK_REASON:  # a rollback target keeps the evaluation its gate wrote
                 reject_promotion(registry, record["version"], str(exc))
@@ -80,23 +59,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             raise
         notifier.promoted(promoted)
         return promoted
+    if action == "request_approval":
+        # invoked with waitForTaskToken: the token stays in the execution's history, never in the message
+        mark_awaiting_approval(store, event["execution_arn"])  # triggers meanwhile queue behind it
+        notifier.approval_requested({k: v for k, v in event.items() if k not in ("action", "task_token")})
+        return {"requested": event.get("model_version")}
     if action == "reject":
         evaluation = reject_promotion(registry, event["model_version"], event["reason"])
         notifier.rejected(event["model_version"], evaluation["reasons"], metric=evaluation.get("metric"),
                           score=evaluation.get("challenger_score"))
         return evaluation
-    if action == "monitor":
-        from loopline_runtime.monitoring import monitor_champion  # local: the gate path does not need it
-
-        report = monitor_champion(store, config, cloudwatch(), dataset_version=event.get("dataset_version", "latest"),
-                                  reason=event.get("reason", "manual"), alarm_name=os.environ.get("QUALITY_ALARM_NAME"),
-                                  retrain=retrain if os.environ.get("STATE_MACHINE_ARN") else None)
-        logger.info("champion measured", extra=report)
-        return report
     if action == "rollback":
         request = event.get("request") or {}
         record = rollback_record(registry, to_version=request.get("to_version"),
                                  requested_by=request.get("requested_by"), note=request.get("note"))
         logger.info("rollback verified", extra=record)
         return record
-    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote', 'reject', 'monitor' or 'rollback'")
+    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote', 'request_approval', 'reject' or "
+                         "'rollback'")

@@ -65,12 +65,15 @@ def test_approve_promotes_and_reject_rejects_with_the_reason(
     request = _notification(stack, inbox, "approval_requested")
     assert request["model_version"] == waiting.model_version
     assert request["approve"] == f"loopline approve {waiting.model_version} --stack-name {stack.stack_name}"
+    assert "task_token" not in request and waiting.task_token not in json.dumps(request)
 
     # when a person approves
     assert _loopline(stack, "approve", waiting.model_version, "--reason", "reviewed the report") == 0
 
-    # then it is promoted and serves
-    assert stack.read_json("registry/champion.json")["version"] == waiting.model_version
+    # then it is promoted and serves, with who approved it on the record
+    pointer = stack.read_json("registry/champion.json")
+    assert pointer["version"] == waiting.model_version and pointer["approved_by"]
+    assert _notification(stack, inbox, "promoted")["approved_by"] == pointer["approved_by"]
     assert stack.entered_states(waiting.execution_arn)[-1] == "Promoted"
     assert stack.http("GET", "model").body["model_version"] == waiting.model_version
 

@@ -17,19 +17,22 @@ import pytest
 from loopline.client import StackClient
 from loopline.examples import TARGET, breast_cancer, split_batches
 from loopline.score_command import follow, submit
+from loopline_runtime.batch import CHUNK_ROWS_RANGE
 from loopline_runtime.batch_layout import ROW_COLUMN, run_prefix
 from tests.support.bucket_policy import remove_bucket_policy
 
 pytestmark = pytest.mark.e2e
 
 CHUNKS = 1_010  # more chunk objects than one ListObjectsV2 page
+CHUNK_ROWS = CHUNK_ROWS_RANGE[0]  # the smallest chunks the batch caps allow
 
 
 def _batch_file(path: Path) -> pd.DataFrame:
-    """CHUNKS rows (features and an id, no label), 2 with invalid values, plus a line with the wrong number of
-    fields; returns the CHUNKS rows."""
+    """CHUNKS x CHUNK_ROWS rows (features and an id, no label), 2 with invalid values, plus a line with the wrong
+    number of fields; returns those rows."""
     features = breast_cancer().drop(columns=[TARGET])
-    rows = pd.concat([features] * 2, ignore_index=True).head(CHUNKS)
+    rows = pd.concat([features] * (CHUNKS * CHUNK_ROWS // len(features) + 1), ignore_index=True).head(
+        CHUNKS * CHUNK_ROWS)
     rows.insert(0, "patient_id", [f"p-{i:05d}" for i in range(len(rows))])
     rows = rows.astype(object)
     rows.loc[5, "mean radius"] = "large"  # not a number
@@ -57,8 +60,8 @@ def test_a_batch_of_more_than_a_listing_page_of_chunks_is_scored_once_per_row_wi
     pinned = stack.read_json("registry/champion.json")["version"]
     rows = _batch_file(tmp_path / "patients.csv")
 
-    # when the file is scored in chunks of one row, and a new champion is promoted while the chunks are scored
-    _, candidates = submit(stack, tmp_path / "patients.csv", chunk_rows=1)
+    # when the file is scored in chunks of the fewest rows allowed, and a new champion is promoted meanwhile
+    _, candidates = submit(stack, tmp_path / "patients.csv", chunk_rows=CHUNK_ROWS)
     promoted = threading.Event()
 
     def promote_when_scoring(line: str) -> None:

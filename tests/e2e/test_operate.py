@@ -87,9 +87,10 @@ def test_rollback_serves_the_previous_champion_and_records_who_and_why(
     assert _served_within_staleness(stack) == b
 
 
-def test_rollback_refuses_unknown_tampered_and_other_schema_versions(
+def test_rollback_refuses_unknown_never_promoted_and_serving_versions(
         two_champions: tuple[StackClient, str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    # given a champion, a model version whose artifact was overwritten, and one trained on other columns
+    # given a champion, and two versions written into the registry that were never promoted (one with an
+    # overwritten artifact, one trained on other columns)
     stack, a, b = two_champions
     serving = stack.read_json(CHAMPION_KEY)["version"]
     other = a if serving == b else b
@@ -108,10 +109,11 @@ def test_rollback_refuses_unknown_tampered_and_other_schema_versions(
                         Body=artifact[:-16] + b"\0" * 16)
     history = stack.keys(HISTORY_PREFIX)
 
+    # (a version that served before and has another schema or changed pinned bytes: test_promotion_trust.py)
     for target, expected in [
         ("m-does-not-exist", "is not in the registry"),
-        ("m-tampered", "does not match its manifest"),
-        ("m-narrow", "another feature schema"),
+        ("m-tampered", "was never promoted"),
+        ("m-narrow", "was never promoted"),
         (serving, "is already the champion"),
     ]:
         # when a person asks to roll back to it

@@ -99,9 +99,9 @@ def test_overwritten_artifacts_and_manifest_are_never_unpickled_nor_served(
     manifest["compiled"]["artifact"].update(sha256=hashlib.sha256(evil_graph).hexdigest(), version_id=None)
     stack.s3.put_object(Bucket=stack.bucket, Key=manifest_key, Body=json.dumps(manifest).encode("utf-8"))
 
-    # when predict starts cold and answers, and the champion is measured on a new labeled batch (evaluate loads it)
+    # when predict starts cold and answers, and the champion is measured on a new labeled batch (monitor loads it)
     _restart_function(stack, "PredictFunction")
-    _restart_function(stack, "EvaluateFunction")
+    _restart_function(stack, "MonitorFunction")
     response = stack.predict(_records(batches[1]))
     reports_before = len(stack.keys(MONITORING_PREFIX))
     stack.upload_csv(batches[2], "fresh.csv")

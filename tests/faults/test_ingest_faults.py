@@ -149,12 +149,12 @@ def test_the_same_event_delivered_five_times_makes_one_version_and_one_measureme
 
     # when S3 delivers the same event five more times
     event = {"Records": [{"s3": {"bucket": {"name": loop.client.bucket}, "object": {"key": key}}}]}
-    ingested, evaluated = (loop.runtime.invocations[f] for f in ("IngestFunction", "EvaluateFunction"))
+    ingested, evaluated = (loop.runtime.invocations[f] for f in ("IngestFunction", "MonitorFunction"))
     for _ in range(5):
         loop.client.client("lambda").invoke(FunctionName=loop.function_names["IngestFunction"],
                                             InvocationType="Event", Payload=json.dumps(event).encode())
     loop.wait_for(lambda: loop.runtime.invocations["IngestFunction"] >= ingested + 5, what="five deliveries")
-    loop.wait_for(lambda: loop.runtime.invocations["EvaluateFunction"] >= evaluated + 5, what="five requests")
+    loop.wait_for(lambda: loop.runtime.invocations["MonitorFunction"] >= evaluated + 5, what="five requests")
     loop.settled()
 
     # then still one dataset version, one index entry, one measurement, and no new execution

@@ -142,14 +142,14 @@ def test_the_predict_function_crashing_serves_an_error_and_the_champion_stays(lo
 
 def test_a_monitoring_request_failing_every_attempt_ends_in_the_on_failure_queue(
         loop: Loop, first_champion: str, cancer_batches: dict[str, pd.DataFrame]) -> None:
-    # given the evaluate function crashing on three invocations in a row
-    loop.answer_next("EvaluateFunction", CRASH, CRASH, CRASH)
+    # given the monitor function crashing on three invocations in a row
+    loop.answer_next("MonitorFunction", CRASH, CRASH, CRASH)
 
     # when a new labeled batch asks for the champion to be measured
     key = loop.upload(cancer_batches["fresh_a"], "fresh.csv")
     assert loop.wait_for_upload(key) == "dataset"
 
-    # then the monitoring request is kept in the evaluate on-failure queue with the batch it was for
+    # then the monitoring request is kept in the on-failure queue (EvaluateFailureQueue) with the batch it was for
     records = loop.wait_for(lambda: loop.failure_messages("EvaluateFailureQueueUrl"), what="a failure record")
     assert records[0]["requestPayload"]["action"] == "monitor"
     assert records[0]["responsePayload"]["errorType"] == "Runtime.ExitError"

@@ -73,12 +73,12 @@ def aws_stack(stack: Stack, fast_pipeline_config_path: Path, monkeypatch: pytest
             boto3.client("stepfunctions").create_state_machine(
                 name=machine_arn.rsplit(":", 1)[-1], definition=stack.state_machine_definition(logical_id),
                 roleArn=role)
-        # the evaluate function exists so ingest's asynchronous "measure the champion" invoke is accepted
+        # the monitor function exists so ingest's asynchronous "measure the champion" invoke is accepted
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
         boto3.client("lambda").create_function(
-            FunctionName=stack.physical_ids["EvaluateFunction"], Runtime="python3.12", Role=role,
+            FunctionName=stack.physical_ids["MonitorFunction"], Runtime="python3.12", Role=role,
             Handler="app.lambda_handler", Code={"ZipFile": code.getvalue()})
         translated = translated_template(stack.template, stack.parameters, stack.region)
         stack.role_credentials = create_function_roles(stack, translated, boto3.client("iam"), boto3.client("sts"))
@@ -145,13 +145,15 @@ def upload(aws_stack: Stack, load_event: Callable[[str], dict[str, Any]]) -> Cal
 
     def put(key: str, body: bytes | pd.DataFrame) -> dict[str, Any]:
         data = _csv(body) if isinstance(body, pd.DataFrame) else body
-        boto3.client("s3").put_object(Bucket=aws_stack.bucket, Key=key, Body=data)
+        put = boto3.client("s3").put_object(Bucket=aws_stack.bucket, Key=key, Body=data)
         event = load_event("s3_put_incoming.json")
         record = event["Records"][0]
         record["awsRegion"] = aws_stack.region
         record["s3"]["bucket"]["name"] = aws_stack.bucket
         record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{aws_stack.bucket}"
         record["s3"]["object"].update(key=quote_plus(key, safe="/"), size=len(data), eTag=hashlib.md5(data).hexdigest())
+        if put.get("VersionId"):  # a versioned bucket's events name the version they are about
+            record["s3"]["object"]["versionId"] = put["VersionId"]
         return event
 
     return put

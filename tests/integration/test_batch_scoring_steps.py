@@ -54,7 +54,7 @@ def test_a_failed_chunk_puts_its_rows_in_rejected_and_every_row_is_counted_once(
     # when the first and last chunks are scored and the middle one fails (never writes its result)
     models = ModelCache(registry)
     for key in (chunks[0], chunks[2]):
-        score_chunk(store, models, "run-1", key, run["model_version"])
+        score_chunk(store, models, "run-1", key, run["model_version"], run["pins"])
     result = finalize_run(store, "run-1", map_error={"Error": "States.ExceedToleratedFailureThreshold"})
 
     # then the run is partial and every input row is once in the predictions or rejected, with its id

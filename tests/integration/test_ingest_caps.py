@@ -45,8 +45,8 @@ def bytes_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     counts: list[int] = []
     original = ObjectStore.open
 
-    def counting_open(self: ObjectStore, key: str) -> Any:
-        body = original(self, key)
+    def counting_open(self: ObjectStore, key: str, version_id: str | None = None) -> Any:
+        body = original(self, key, version_id)
         counts.append(0)
 
         class Counting:

@@ -46,12 +46,12 @@ def test_monitor_publishes_model_quality_where_the_alarm_looks(
     # given a fresh labeled batch accepted while a champion serves (ingest asked for this measurement)
     outcome = ingest("incoming/fresh.csv", fresh_rows)
     assert outcome["monitoring"] == "requested"
-    event = load_event("evaluate_monitor_async.json")
+    event = load_event("monitor_async.json")
     event["dataset_version"] = outcome["dataset_version"]
-    evaluate = load_handler("evaluate")
+    monitor = load_handler("monitor")
 
-    # when the evaluate function measures the champion
-    report = evaluate.lambda_handler(event, lambda_context)
+    # when the monitor function measures the champion
+    report = monitor.lambda_handler(event, lambda_context)
 
     # then the quality metric the alarm watches exists, with the alarm's namespace and dimensions
     cloudwatch = boto3.client("cloudwatch")
@@ -76,14 +76,14 @@ def test_monitor_value_is_the_champions_metric_on_the_batch(
 ) -> None:
     # given
     outcome = ingest("incoming/fresh.csv", fresh_rows)
-    event = {**load_event("evaluate_monitor_async.json"), "dataset_version": outcome["dataset_version"]}
-    evaluate = load_handler("evaluate")
+    event = {**load_event("monitor_async.json"), "dataset_version": outcome["dataset_version"]}
+    monitor = load_handler("monitor")
     model = registry.load(champion)
     expected = f1_score(fresh_rows[config.target],
                         model.pipeline.predict(fresh_rows.drop(columns=[config.target])), average="macro")
 
     # when
-    report = evaluate.lambda_handler(event, lambda_context)
+    report = monitor.lambda_handler(event, lambda_context)
 
     # then (the pipeline's metric is macro F1)
     assert report["metric"] == config.metric == "f1"
@@ -97,11 +97,11 @@ def test_monitor_writes_a_report(
 ) -> None:
     # given
     outcome = ingest("incoming/fresh.csv", fresh_rows)
-    event = {**load_event("evaluate_monitor_async.json"), "dataset_version": outcome["dataset_version"]}
-    evaluate = load_handler("evaluate")
+    event = {**load_event("monitor_async.json"), "dataset_version": outcome["dataset_version"]}
+    monitor = load_handler("monitor")
 
     # when
-    result = evaluate.lambda_handler(event, lambda_context)
+    result = monitor.lambda_handler(event, lambda_context)
 
     # then a JSON report sits under monitoring/ with the measurement, the threshold and the drift summary
     assert result["report_key"].startswith(MONITORING_PREFIX)
@@ -111,7 +111,7 @@ def test_monitor_writes_a_report(
     assert report["rows"] == len(fresh_rows)
     assert report["value"] == result["value"]
     assert report["alarm_threshold"] == config.alarm.threshold
-    assert report["pipeline"] == stack.function_environment("evaluate")["PIPELINE_NAME"]
+    assert report["pipeline"] == stack.function_environment("monitor")["PIPELINE_NAME"]
     assert report["reason"] == "new_data"
     assert report["drift"]["drifted_share"] == result["drifted_share"]
     assert {f["name"] for f in report["drift"]["features"]} == set(registry.manifest(champion)["schema"]["features"])
@@ -124,13 +124,13 @@ def test_the_daily_schedule_measures_the_newest_batch(
     # given two accepted batches, and the schedule's payload as template.yaml defines it
     ingest("incoming/older.csv", breast_cancer.iloc[200:300])
     newest = ingest("incoming/newer.csv", breast_cancer.iloc[300:400])
-    evaluate_id = stack.function_logical_id("evaluate")
-    events = stack.template["Resources"][evaluate_id]["Properties"]["Events"]
+    monitor_id = stack.function_logical_id("monitor")
+    events = stack.template["Resources"][monitor_id]["Properties"]["Events"]
     (schedule,) = [e["Properties"] for e in events.values() if e["Type"] == "Schedule"]
-    evaluate = load_handler("evaluate")
+    monitor = load_handler("monitor")
 
     # when the schedule fires
-    report = evaluate.lambda_handler(json.loads(schedule["Input"]), lambda_context)
+    report = monitor.lambda_handler(json.loads(schedule["Input"]), lambda_context)
 
     # then the newest batch was measured
     assert report["dataset_version"] == newest["dataset_version"]
@@ -143,10 +143,10 @@ def test_monitor_without_a_champion_says_so(
 ) -> None:
     # given a dataset but no champion
     outcome = ingest("incoming/fresh.csv", fresh_rows)
-    event = {**load_event("evaluate_monitor_async.json"), "dataset_version": outcome["dataset_version"]}
-    evaluate = load_handler("evaluate")
+    event = {**load_event("monitor_async.json"), "dataset_version": outcome["dataset_version"]}
+    monitor = load_handler("monitor")
 
     # when / then
     with pytest.raises(NoChampion, match="no champion to monitor yet"):
-        evaluate.lambda_handler(event, lambda_context)
+        monitor.lambda_handler(event, lambda_context)
     assert boto3.client("cloudwatch").list_metrics(Namespace=quality_alarm["Namespace"])["Metrics"] == []

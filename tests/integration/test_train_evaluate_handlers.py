@@ -207,7 +207,7 @@ def test_evaluate_rejects_an_unknown_action(load_handler: Callable[[str], Any], 
     evaluate = load_handler("evaluate")
 
     # when / then
-    expected = "unknown action 'retrain'; expected 'gate', 'promote', 'reject', 'monitor' or 'rollback'"
+    expected = "unknown action 'retrain'; expected 'gate', 'promote', 'request_approval', 'reject' or 'rollback'"
     with pytest.raises(InvalidRequest, match=expected):
         evaluate.lambda_handler({"action": "retrain"}, lambda_context)
 

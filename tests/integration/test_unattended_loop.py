@@ -60,11 +60,11 @@ def test_monitor_publishes_the_drop_below_the_champions_own_holdout_score(
     load_handler: Callable[[str], Any], load_event: Callable[[str], dict[str, Any]], lambda_context: Any,
 ) -> None:
     # given a champion whose holdout f1 was 0.95 and a fresh batch
-    event = {**load_event("evaluate_monitor_async.json"),
+    event = {**load_event("monitor_async.json"),
              "dataset_version": ingest("incoming/fresh.csv", fresh_rows)["dataset_version"]}
 
     # when it is measured
-    report = load_handler("evaluate").lambda_handler(event, lambda_context)
+    report = load_handler("monitor").lambda_handler(event, lambda_context)
 
     # then the drop is the holdout score minus the measured one, published as ModelQualityDrop
     assert report["quality_drop"] == pytest.approx(0.95 - report["value"])
@@ -88,12 +88,12 @@ def test_a_bad_batch_while_the_alarm_stays_in_alarm_starts_training_once(
     # given the alarm already in ALARM (a rejected retraining left it there: no new state-change event will come)
     boto3.client("cloudwatch").set_alarm_state(AlarmName=quality_alarm, StateValue="ALARM", StateReason="test")
     version = ingest("incoming/bad.csv", _flipped(fresh_rows, config.target))["dataset_version"]
-    event = {**load_event("evaluate_monitor_async.json"), "dataset_version": version}
-    evaluate = load_handler("evaluate")
+    event = {**load_event("monitor_async.json"), "dataset_version": version}
+    monitor = load_handler("monitor")
 
     # when the bad batch is measured, and the same request is delivered again
-    first = evaluate.lambda_handler(event, lambda_context)
-    again = evaluate.lambda_handler(event, lambda_context)
+    first = monitor.lambda_handler(event, lambda_context)
+    again = monitor.lambda_handler(event, lambda_context)
 
     # then the measurement breaches the alarm and starts one retraining, named after the batch
     assert first["alarm_breached"] is True
@@ -113,10 +113,10 @@ def test_a_bad_batch_while_the_alarm_is_ok_leaves_retraining_to_the_alarm(
 ) -> None:
     # given the alarm in OK: its transition to ALARM will start the retraining through EventBridge
     version = ingest("incoming/bad.csv", _flipped(fresh_rows, config.target))["dataset_version"]
-    event = {**load_event("evaluate_monitor_async.json"), "dataset_version": version}
+    event = {**load_event("monitor_async.json"), "dataset_version": version}
 
     # when
-    report = load_handler("evaluate").lambda_handler(event, lambda_context)
+    report = load_handler("monitor").lambda_handler(event, lambda_context)
 
     # then no second trigger from the monitor
     assert report["alarm_breached"] is True
@@ -208,8 +208,10 @@ def test_the_pointer_moves_only_if_the_champion_is_still_the_one_the_gate_compar
     promote(register_model())
     _, etag = registry.champion_pointer_and_etag()
     first, second = register_model(), register_model()
-    for version in (first, second):
-        registry.store.put_json(registry.prefix(version) + "evaluation.json", {"promote": True, "reasons": ["ok"]})
+    for version in (first, second):  # as the gate records them: the pins and the champion ETag it compared to
+        registry.store.put_json(registry.prefix(version) + "evaluation.json",
+                                {"promote": True, "reasons": ["ok"], "pins": registry.pins(version),
+                                 "champion_etag": etag})
     evaluate = load_handler("evaluate")
     event = {**load_event("evaluate_promote_task.json"), "promoted_at": datetime.now(UTC).isoformat()}
 
@@ -234,8 +236,10 @@ def test_a_retried_promotion_finishes_the_history_without_moving_the_pointer_twi
     register_model: Callable[..., str], registry: ModelRegistry, load_handler: Callable[[str], Any],
     load_event: Callable[[str], dict[str, Any]], lambda_context: Any,
 ) -> None:
-    # given a first promotion (no champion yet)
+    # given a first promotion (no champion yet) of a version the gate passed
     version = register_model()
+    registry.store.put_json(registry.prefix(version) + "evaluation.json",
+                            {"promote": True, "reasons": ["ok"], "pins": registry.pins(version), "champion_etag": None})
     event = {**load_event("evaluate_promote_task.json"), "version": version, "expected_etag": None,
              "pins": registry.pins(version)}
     evaluate = load_handler("evaluate")

@@ -1,5 +1,6 @@
 """IAM against the bucket layout: what each function's and state machine's role may read and write in the artifact
-bucket, derived from the translated template, is exactly what loopline_runtime.bucket_layout.ROLE_ACCESS says.
+bucket, derived from the translated template, is exactly what loopline_runtime.bucket_layout.ROLE_ACCESS says; and
+the bucket policy denies writes under each of those prefixes to every principal but the roles that write it.
 
 moto does not enforce IAM, so without this test a renamed prefix or a new writer would pass every other test and
 fail only in AWS (AccessDenied)."""
@@ -133,3 +134,43 @@ def test_state_machines_take_their_keys_from_definition_substitutions(
             if isinstance(value, str) and any(value.startswith(prefix) for prefix in prefixes):
                 names = {v for v in vars(bucket_layout).values() if isinstance(v, str)}  # (a module has unhashables)
                 assert value in names, f"{logical_id}: {name}={value!r}"
+
+
+def _write_denies(template: dict[str, Any]) -> dict[str, frozenset[str]]:
+    """Per prefix: the roles (logical ids of their owners) the bucket policy exempts from its Deny on writes."""
+    document = template["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]
+    objects = "arn:${AWS::Partition}:s3:::${ArtifactBucket}/"
+    denies: dict[str, frozenset[str]] = {}
+    for statement in document["Statement"]:
+        resource = statement.get("Resource")
+        if statement["Effect"] != "Deny" or not _actions(statement) >= WRITE_ACTIONS or not isinstance(resource, dict):
+            continue
+        text = resource["Fn::Sub"]
+        if not text.startswith(objects) or not text.endswith("/*") or "*" in text[len(objects):-1]:
+            continue  # narrower statements (a model's own files) add to these, they do not replace them
+        exempt = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+        roles = [getatt["Fn::GetAtt"][0] for getatt in (exempt if isinstance(exempt, list) else [exempt])]
+        assert all(role.endswith("Role") for role in roles), statement["Sid"]
+        denies[text[len(objects):-1]] = frozenset(role.removesuffix("Role") for role in roles)
+    return denies
+
+
+def test_the_bucket_policy_lets_only_each_prefixs_writer_roles_write_under_it(template: dict[str, Any]) -> None:
+    # given the bucket policy's Deny statements on writes, by prefix
+    denies = _write_denies(template)
+
+    # then every prefix a role writes is denied to every principal but exactly the roles that write it
+    assert denies == bucket_layout.writers(), (
+        "template.yaml ArtifactBucketPolicy must deny s3:PutObject/DeleteObject under each prefix of "
+        "bucket_layout.writers() with ArnNotEquals aws:PrincipalArn = the GetAtt <Owner>Role.Arn of its writers")
+
+
+def test_every_prefix_of_the_layout_is_guarded_or_an_upload_prefix() -> None:
+    # given the layout's named prefixes, those a role writes and those people upload to
+    prefixes = {value for name, value in vars(bucket_layout).items() if name.endswith("_PREFIX")}
+    guarded = set(bucket_layout.writers()) | bucket_layout.UPLOAD_PREFIXES
+
+    # then each is under one of them, or only a parent of some (batch/)
+    for prefix in prefixes:
+        assert any(prefix.startswith(g) for g in guarded) or any(g.startswith(prefix) for g in guarded), prefix
+    assert not bucket_layout.UPLOAD_PREFIXES & set(bucket_layout.writers()), "an upload prefix no role writes"

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from loopline_runtime.bucket_layout import QUARANTINE_PREFIX
+from loopline_runtime.bucket_layout import (
+    BATCH_INCOMING_PREFIX,
+    BATCH_MAP_RESULTS_PREFIX,
+    BATCH_RUNS_PREFIX,
+    INCOMING_PREFIX,
+    PREDICTIONS_PREFIX,
+    QUARANTINE_PREFIX,
+)
 
 API_GATEWAY_INTEGRATION_TIMEOUT_S = 29  # REST API integration timeout (AWS quota, not configurable upwards)
 
@@ -101,3 +108,50 @@ def test_metrics_may_only_be_published_to_the_project_namespace(template: dict[s
     for function in _resources(template, "AWS::Serverless::Function").values():
         assert not any(isinstance(p, dict) and "CloudWatchPutMetricPolicy" in p
                        for p in function["Properties"].get("Policies", []))
+
+
+def test_only_principals_of_the_stacks_account_may_subscribe_to_the_notification_topic(
+    template: dict[str, Any],
+) -> None:
+    # given the topic policies of the notification topic
+    policies = [r["Properties"] for r in _resources(template, "AWS::SNS::TopicPolicy").values()
+                if {"Ref": "NotificationTopic"} in r["Properties"]["Topics"]]
+
+    # then one denies sns:Subscribe to every principal outside the stack's account
+    denies = [s for p in policies for s in p["PolicyDocument"]["Statement"]
+              if s["Effect"] == "Deny" and "sns:Subscribe" in s["Action"] and s["Principal"] == "*"]
+    assert [d["Condition"] for d in denies] == [
+        {"StringNotEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}]
+
+
+def test_every_prefix_that_grows_with_uploads_or_runs_expires_after_the_failure_queues_give_up(
+    template: dict[str, Any],
+) -> None:
+    # given the bucket's lifecycle rules and the longest a failed event waits in an on-failure queue
+    rules = template["Resources"]["ArtifactBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    expiring = {rule.get("Prefix"): rule["ExpirationInDays"] for rule in rules if "ExpirationInDays" in rule}
+    queue_days = max(int(r["Properties"]["MessageRetentionPeriod"]) for r in _resources(template, "AWS::SQS::Queue")
+                     .values()) / 86_400
+
+    # then uploads, quarantine copies, batch working objects and predictions expire
+    growing = {INCOMING_PREFIX, BATCH_INCOMING_PREFIX, QUARANTINE_PREFIX, BATCH_RUNS_PREFIX, BATCH_MAP_RESULTS_PREFIX,
+               PREDICTIONS_PREFIX}
+    assert growing <= set(expiring), f"no expiry for {sorted(growing - set(expiring))}"
+    # and an upload outlives the queue that may hold its event for a redrive
+    assert min(expiring[INCOMING_PREFIX], expiring[BATCH_INCOMING_PREFIX]) > queue_days
+
+
+def test_every_request_to_the_artifact_bucket_is_logged_to_a_bucket_only_s3_logging_writes(
+    template: dict[str, Any],
+) -> None:
+    # given the artifact bucket's logging configuration and the policy of the bucket it names
+    logging = template["Resources"]["ArtifactBucket"]["Properties"]["LoggingConfiguration"]
+    target = logging["DestinationBucketName"]["Ref"]
+    policies = [r["Properties"]["PolicyDocument"] for r in _resources(template, "AWS::S3::BucketPolicy").values()
+                if r["Properties"]["Bucket"] == {"Ref": target}]
+
+    # then that bucket is another one, and only the S3 logging service may put objects into it
+    assert target != "ArtifactBucket" and len(policies) == 1
+    allows = [s for s in policies[0]["Statement"] if s["Effect"] == "Allow"]
+    assert [s["Principal"] for s in allows] == [{"Service": "logging.s3.amazonaws.com"}]
+    assert "aws:SourceArn" in allows[0]["Condition"]["ArnLike"]

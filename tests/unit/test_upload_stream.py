@@ -53,3 +53,32 @@ def test_a_long_line_and_a_bad_byte_are_typed_errors() -> None:
     text, _ = _text(b"a,b\n1,\xff\n")
     with pytest.raises(UnparseableCsv, match=r"not UTF-8 text \(byte 6\)"):
         text.read(-1)
+
+
+def _read_all(body: bytes, *, max_line_bytes: int, block: int = 1 << 20) -> None:
+    raw = HashingReader(io.BytesIO(body), max_line_bytes=max_line_bytes, source="up.csv")
+    buffer = bytearray(block)
+    while raw.readinto(buffer):
+        pass
+
+
+@pytest.mark.parametrize("block", [7, 1 << 20])
+def test_a_quoted_value_spanning_many_short_lines_counts_whole_against_the_line_cap(block: int) -> None:
+    # given a record whose quoted value holds 100 lines of 50 bytes (5 KB) under a 1 KB cap, read in blocks
+    cell = "\n".join(["x" * 49] * 100)
+    body = f'id,note\n1,"{cell}"\n2,short\n'.encode()
+
+    # when / then it is too long, although no physical line is
+    with pytest.raises(LineTooLong):
+        _read_all(body, max_line_bytes=1024, block=block)
+
+
+@pytest.mark.parametrize("block", [3, 1 << 20])
+def test_quotes_that_open_no_quoted_value_and_doubled_quotes_do_not_join_lines(block: int) -> None:
+    # given 500 short records with an inch mark inside a field, doubled quotes inside quoted values, and
+    # quoted values with a line break, under a cap far smaller than the file
+    rows = ['12" screen,"say ""hi""",b', '"two\nlines",x,y', 'a,"",c'] * 500
+    body = ("size,quote,c\n" + "\n".join(rows) + "\n").encode()
+
+    # when / then every record is within the cap
+    _read_all(body, max_line_bytes=64, block=block)

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import botocore.config
 
 from loopline.emulator.iam_enforcement import service_may_invoke
+from loopline.emulator.local_access import is_local_host
 
 STAGE = "Prod"
 
@@ -276,6 +277,11 @@ def make_api_server(api: LocalApi, host: str, port: int) -> ThreadingHTTPServer:
                 self._discard_body(length)
                 self._answer(413, [("Content-Type", "application/json")],
                              b'{"message": "Request Too Long"}', close=True)
+                return
+            if not is_local_host(self.headers.get("Host")):  # a DNS-rebinding page names its own host
+                self._discard_body(length)
+                self._answer(403, [("Content-Type", "application/json")],
+                             b'{"message": "the local API answers only Host 127.0.0.1 or localhost"}', close=True)
                 return
             body = self.rfile.read(length) if length else b""
             status, headers, data = api.handle(

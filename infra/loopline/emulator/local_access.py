@@ -1,5 +1,5 @@
-"""What a client of the local emulator needs: its credentials (moto accepts any, botocore insists on some) and a
-free port to serve on."""
+"""What a client of the local emulator needs: its credentials (moto accepts any, botocore insists on some), a
+free port to serve on, and which Host headers name this machine."""
 
 from __future__ import annotations
 
@@ -23,6 +23,18 @@ def local_session(region: str) -> boto3.Session:
     import boto3  # here: the benchmarks' children import this module and time boto3's import themselves
 
     return boto3.Session(region_name=region, aws_access_key_id=DUMMY_SECRET, aws_secret_access_key=DUMMY_SECRET)
+
+
+def is_local_host(host: str | None) -> bool:
+    """Whether a request's Host header names this machine: 127.0.0.1, localhost, [::1] or a *.localhost name, with
+    any port. A page on another site that rebinds its DNS name to 127.0.0.1 sends its own name: refused."""
+    if not host:
+        return False
+    name = host.strip().lower()
+    if name.startswith("["):  # [::1]:port
+        return name.split("]", 1)[0] == "[::1"
+    name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+    return name in ("127.0.0.1", "localhost") or name.endswith(".localhost")
 
 
 def free_port() -> int:

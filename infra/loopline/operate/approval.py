@@ -1,8 +1,10 @@
 """`loopline approve` / `loopline reject`: answer a training execution waiting for a person after the gate.
 
-With `gate.approval: manual` the state machine publishes an approval request on the notification topic with a
-task token (`sns:publish.waitForTaskToken`) and waits. The token is in that state's scheduled parameters in the
-execution history, where these commands find it for a model version; they answer with SendTaskSuccess or
+With `gate.approval: manual` the state machine asks the evaluate function (`lambda:invoke.waitForTaskToken`) to
+publish an approval request on the notification topic, without the task token, and waits. The token is in that
+state's scheduled parameters in the execution history (readable with states:GetExecutionHistory, which an approver
+has and a topic subscriber does not), where these commands find it for a model version; they answer with
+SendTaskSuccess (with who approved: the local user and the AWS identity, recorded on the promotion) or
 SendTaskFailure(ApprovalRejected), and the state machine promotes or rejects.
 """
 
@@ -49,8 +51,8 @@ def _waiting(stack: StackClient, execution_arn: str) -> PendingApproval | None:
     if not scheduled:
         return None
     parameters = json.loads(scheduled[-1]["taskScheduledEventDetails"]["parameters"])
-    message = parameters.get("Message")
-    request = json.loads(message) if isinstance(message, str) else dict(message or {})
+    payload = parameters.get("Payload")
+    request = json.loads(payload) if isinstance(payload, str) else dict(payload or {})
     return PendingApproval(str(request["model_version"]), execution_arn, str(request["task_token"]),
                            str(scheduled[-1]["timestamp"].isoformat()), request)
 

@@ -160,6 +160,17 @@ def test_many_clients_connecting_at_once_are_all_answered(api):
     assert results == [201] * 48
 
 
+def test_a_request_naming_a_foreign_host_is_refused_before_any_function_runs(api):
+    # when a page whose DNS name was rebound to 127.0.0.1 calls the local API with its own Host
+    status, _, body = request(f"{api['url']}/items/42", headers={"Host": "attacker.example:8080"})
+
+    # then it is refused
+    assert status == 403 and "Host" in body["message"]
+    # and the machine's own names are served
+    for host in ("127.0.0.1", "localhost:3000", "[::1]:3000"):
+        assert request(f"{api['url']}/items/42", headers={"Host": host})[0] == 201
+
+
 def test_a_route_whose_function_does_not_let_api_gateway_invoke_it_answers_500(
     emulator: dict[str, Any], aws_session: Any, unused_port: int, create_function: Callable[..., str],
 ) -> None:

@@ -63,3 +63,18 @@ def test_aws_clients_are_unaffected(aws: Callable[[str], Any], bucket: str) -> N
 
     # then it works as before
     assert aws("s3").get_object(Bucket=bucket, Key="incoming/ok.csv")["Body"].read() == b"a,b\n1,2\n"
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:5000", "127.0.0.1.nip.io"])
+def test_a_request_naming_a_foreign_host_is_refused_and_writes_nothing(
+    emulator: dict[str, Any], bucket: str, aws: Callable[[str], Any], host: str,
+) -> None:
+    # given a page whose DNS name was rebound to 127.0.0.1: its requests are same-origin, with its own Host
+    url = f"{emulator['endpoint']}/{bucket}/incoming/evil.csv"
+
+    # when it tries to put an object
+    status, _ = _request(url, "PUT", {"Host": host, "Content-Type": "text/plain"}, b"a,b\n1,2\n")
+
+    # then it is refused and the bucket stays empty
+    assert status == 403
+    assert aws("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0

@@ -8,10 +8,12 @@ import html
 import io
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import matplotlib
 from matplotlib.figure import Figure
 
 from loopline.operate.report import figures
@@ -66,7 +68,23 @@ def monitoring_figures(inputs: MonitoringReportInputs) -> list[DrawnFigure]:
     return drawn
 
 
+def _plain_text() -> AbstractContextManager[None]:
+    """Feature names and versions are text, never matplotlib math: `cost_$_usd_$` is drawn as written (mathtext
+    would fail on it). Set around drawing and saving both: tick labels are laid out when a figure is saved."""
+    return matplotlib.rc_context({"text.parse_math": False, "text.usetex": False})
+
+
 def render_model_page(inputs: ModelReportInputs, *, progress: Callable[[str], None] = lambda _: None) -> str:
+    with _plain_text():
+        return _model_page(inputs, progress)
+
+
+def render_monitoring_page(inputs: MonitoringReportInputs, *, progress: Callable[[str], None] = lambda _: None) -> str:
+    with _plain_text():
+        return _monitoring_page(inputs, progress)
+
+
+def _model_page(inputs: ModelReportInputs, progress: Callable[[str], None]) -> str:
     manifest, evaluation, numbers = inputs.manifest, inputs.evaluation, inputs.numbers
     serving = bool(inputs.pointer and inputs.pointer.get("version") == inputs.version)
     progress(f"drawing the figures of {inputs.version}")
@@ -80,7 +98,8 @@ def render_model_page(inputs: ModelReportInputs, *, progress: Callable[[str], No
             ("cross-validated score", _num(manifest.get("cv_score"))),
             ("registered", manifest.get("registered_at")),
         ])),
-        _section("gate", "Gate decision", _gate(evaluation)),
+        _section("gate", "Gate decision", _gate(evaluation, promoted=any(
+            record.get("version") == inputs.version for record in inputs.history))),
     ]
     if numbers is None:
         sections.append(_section("figures", "Figures", "<p>No report numbers were recorded for this version "
@@ -106,7 +125,7 @@ def render_model_page(inputs: ModelReportInputs, *, progress: Callable[[str], No
     return _page(f"Model report {inputs.version}", sections, recorded)
 
 
-def render_monitoring_page(inputs: MonitoringReportInputs, *, progress: Callable[[str], None] = lambda _: None) -> str:
+def _monitoring_page(inputs: MonitoringReportInputs, progress: Callable[[str], None]) -> str:
     run = inputs.run
     progress(f"drawing the figures of {inputs.key}")
     drawn = monitoring_figures(inputs)
@@ -133,10 +152,18 @@ def render_monitoring_page(inputs: MonitoringReportInputs, *, progress: Callable
 
 
 # ------------------------------------------------------------------------------------------------ sections
-def _gate(evaluation: dict[str, Any] | None) -> str:
+def _gate(evaluation: dict[str, Any] | None, *, promoted: bool) -> str:
+    """The gate's decision, and what came of it: promoted only when a promotion of this version is on record."""
     if evaluation is None:
         return "<p>Not gated yet.</p>"
-    verdict = "promoted" if evaluation.get("promote") else "rejected"
+    if promoted:
+        verdict, style = "promoted", "promoted"
+    elif evaluation.get("promote") and evaluation.get("approval_required"):
+        verdict, style = "passed the gate, awaiting approval", "pending"
+    elif evaluation.get("promote"):
+        verdict, style = "passed the gate, not promoted", "pending"
+    else:
+        verdict, style = "rejected", "rejected"
     rows = [("decision", verdict), ("metric", evaluation.get("metric")),
             ("challenger score", _num(evaluation.get("challenger_score"))),
             ("gate threshold", _num(evaluation.get("gate_threshold"))),
@@ -145,7 +172,7 @@ def _gate(evaluation: dict[str, Any] | None) -> str:
             ("champion's score on the same rows", _num(evaluation.get("champion_score"))),
             ("beats the champion", evaluation.get("beats_champion")), ("evaluated", evaluation.get("evaluated_at"))]
     reasons = "".join(f"<li>{_e(r)}</li>" for r in evaluation.get("reasons", []))
-    return (f'<p class="verdict {verdict}">{verdict.upper()}</p>' + _definition_list(rows)
+    return (f'<p class="verdict {style}">{_e(verdict.upper())}</p>' + _definition_list(rows)
             + f"<h3>Reasons</h3><ul class=\"reasons\">{reasons}</ul>"
             + "<h3>All holdout scores</h3>" + _table(["metric", "score"], [
                 (k, _num(v)) for k, v in sorted(evaluation.get("challenger_scores", {}).items())]))
@@ -229,7 +256,7 @@ table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}td,th{border:1px s
 text-align:left;vertical-align:top}th{background:#f4f4f4}
 figure{display:inline-block;margin:.5rem;vertical-align:top}figure img{max-width:100%}
 figcaption{font-size:.85rem;color:#555;max-width:520px}
-.verdict{font-weight:700;font-size:1.2rem}.promoted{color:#1a7f37}.rejected{color:#c62828}
+.verdict{font-weight:700;font-size:1.2rem}.promoted{color:#1a7f37}.rejected{color:#c62828}.pending{color:#9a6700}
 footer{margin-top:3rem;font-size:.8rem;color:#777}
 """
 
@@ -244,7 +271,10 @@ window.addEventListener("load", function () {
 
 
 def _page(title: str, sections: list[str], recorded: dict[str, Any]) -> str:
-    numbers = json.dumps(recorded, sort_keys=True, default=str).replace("</", "<\\/")
+    # inside <script> no "<" may appear ("<!--<script>" would swallow the page, "</script>" end the block): JSON's
+    # own escapes keep the value the same
+    numbers = (json.dumps(recorded, sort_keys=True, default=str)
+               .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>{''.join(sections)}"

@@ -5,12 +5,14 @@ The batch scoring state machine runs three steps of this module (the BatchFuncti
     split     pin the champion (its version and the pointer's verified S3 versions and sha256 of the compiled
               model), stream the file into chunk objects (input row numbers added)
     score     one chunk, with the pinned compiled model (a Distributed Map child per chunk): the same ONNX graph
-              and request validation as POST /predict, loaded by the pins in run.json, never unpickled
+              and request validation as POST /predict, loaded by the pins the state machine carries from the
+              split's result (never from run.json, which is a record, not a source of trust), never unpickled
     finalize  predictions/<run>/part-*.csv, rejected.csv and summary.json
 
 Layout in the artifact bucket:
     batch/incoming/<file>.csv                   uploads (each starts a run)
-    batch/runs/<run>/run.json                   the pinned model (version + pins), chunks, counts, split times
+    batch/runs/<run>/run.json                   a record of the pinned model (version + pins), chunks, counts,
+                                                split times (finalize reads the counts; no step reads the pins)
     batch/runs/<run>/chunks/<n>.csv             the input rows, `input_row` first (what the Distributed Map reads)
     batch/runs/<run>/scored/<n>.csv             predictions of chunk n
     batch/runs/<run>/rejected/<n>.csv           rows of chunk n that could not be scored, with reasons
@@ -27,6 +29,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
+import re
+import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -47,14 +52,18 @@ from loopline_runtime.batch_layout import (
 )
 from loopline_runtime.compiled_model import CompiledModel
 from loopline_runtime.config import FeatureType, Task
-from loopline_runtime.errors import InvalidBatch, InvalidRequest, NoChampion
+from loopline_runtime.errors import InvalidBatch, InvalidRequest, InvalidUpload, NoChampion
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.schema import FeatureSchema, coerce_column
 from loopline_runtime.serving import predict_records
 from loopline_runtime.storage import ObjectNotFound, ObjectStore
 from loopline_runtime.upload_stream import HashingReader
 
-MAX_LINE_BYTES = 1 << 20
+MAX_LINE_BYTES = 1 << 20  # bytes of one row (a quoted value spanning lines counts whole)
+MAX_BATCH_BYTES = 10 * 2**30  # one split streams about this much within its 900 s
+MAX_BATCH_COLUMNS = 1_000
+CHUNK_ROWS_RANGE = (10, 100_000)  # x-amz-meta-chunk-rows: 1 would make one Map child per row
+MAX_CHUNKS = 10_000  # Map children of one run
 
 REASONS = {
     "wrong_field_count": "the row has a different number of values than the header has columns",
@@ -67,6 +76,8 @@ REASONS = {
 _KIND_REASON = {FeatureType.NUMERIC: "not_a_number", FeatureType.BOOLEAN: "not_a_boolean",
                 FeatureType.DATE: "not_a_date"}
 MAX_VALUE_ECHO = 60  # characters of a bad value quoted in a rejection message
+FORMULA_START = re.compile(r"[=+\-@\t\r]")  # what a spreadsheet reads as the start of a formula
+USER_ERRORS = ("InvalidBatch", "NoChampion")  # a run that ends in one of these was refused, not broken
 
 
 def _chunk_name(index: int) -> str:
@@ -77,22 +88,30 @@ def _chunk_name(index: int) -> str:
 
 
 def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, run_id: str, *,
-                 chunk_rows: int | None = None) -> dict[str, Any]:
+                 chunk_rows: int | None = None, version_id: str | None = None) -> dict[str, Any]:
     """Pin the champion for the run and stream the upload into chunk objects of `chunk_rows` rows.
 
     The run pins what the champion pointer pins (the compiled model's S3 VersionId and sha256, as the gate
     verified them): every chunk loads exactly that, whatever is promoted meanwhile. The pins are checked here,
-    before any chunk is written (ArtifactIntegrityError otherwise)."""
+    before any chunk is written (ArtifactIntegrityError otherwise). `version_id` is the S3 version the event named:
+    a newer upload to the same key is its own run. Over a cap (MAX_BATCH_BYTES, MAX_BATCH_COLUMNS,
+    MAX_LINE_BYTES, the csv field limit, CHUNK_ROWS_RANGE, MAX_CHUNKS) the file is refused with InvalidBatch."""
     started, started_at = time.monotonic(), datetime.now(UTC)
     pointer = registry.champion_pointer()
     if pointer is None:
         raise NoChampion("no model has been promoted yet; batch scoring needs a champion (train one first)")
     model_version = str(pointer["version"])
     schema = FeatureSchema.from_dict(registry.champion_manifest(pointer)["schema"])
-    chunk_rows = chunk_rows or int(store.metadata(source_key).get(CHUNK_ROWS_METADATA) or DEFAULT_CHUNK_ROWS)
-    rejected: list[list[Any]] = []
-    chunks = rows_in = 0
-    with contextlib.closing(store.open(source_key)) as body:
+    size, metadata = store.head(source_key, version_id)
+    if size > MAX_BATCH_BYTES:
+        raise InvalidBatch(f"{source_key} is {size / 2**30:,.1f} GiB, over the batch cap of "
+                           f"{MAX_BATCH_BYTES / 2**30:,.0f} GiB; split it into several uploads")
+    chunk_rows = _chunk_rows(chunk_rows if chunk_rows is not None else metadata.get(CHUNK_ROWS_METADATA))
+    rejected_count = chunks = rows_in = 0
+    # rows refused here go to a file on /tmp as they come, never into memory
+    with contextlib.closing(store.open(source_key, version_id)) as body, \
+            tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", suffix=".csv") as rejected_file:
+        rejected = csv.writer(rejected_file, lineterminator="\n")
         raw = HashingReader(body, max_line_bytes=MAX_LINE_BYTES, source=source_key)
         text = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8-sig", newline="")
         reader = csv.reader(text)
@@ -100,12 +119,18 @@ def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, r
             header = [name.strip() for name in next(reader)]
         except (StopIteration, UnicodeDecodeError):
             raise InvalidBatch(f"{source_key} is empty or not UTF-8 CSV; upload a CSV with a header row") from None
+        except (csv.Error, InvalidUpload) as exc:
+            raise InvalidBatch(_unreadable(source_key, 0, exc)) from None
+        if len(header) > MAX_BATCH_COLUMNS:
+            raise InvalidBatch(f"{source_key} has {len(header):,} columns, over the batch cap of "
+                               f"{MAX_BATCH_COLUMNS:,}; keep the model's features and your id columns")
         missing = [name for name in schema.features if name not in header]
         if missing:
             raise InvalidBatch(
                 f"{source_key} lacks the model's feature column(s) {', '.join(map(repr, missing))} (model "
                 f"{model_version}); add them (empty values are fine)")
         passthrough = _passthrough(header, schema)
+        rejected.writerow([ROW_COLUMN, *passthrough, "reason", "message"])
         pending: list[list[str]] = []
         try:
             for row in reader:
@@ -114,30 +139,67 @@ def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, r
                 rows_in += 1
                 if len(row) != len(header):
                     values = dict(zip(header, row, strict=False))
-                    rejected.append([rows_in, *(values.get(c, "") for c in passthrough), "wrong_field_count",
-                                     f"{len(row)} values for {len(header)} columns"])
+                    rejected.writerow([rows_in, *(values.get(c, "") for c in passthrough), "wrong_field_count",
+                                       f"{len(row)} values for {len(header)} columns"])
+                    rejected_count += 1
                     continue
                 pending.append([str(rows_in), *row])
                 if len(pending) >= chunk_rows:
-                    chunks += 1
-                    _put_csv(store, f"{chunk_prefix(run_id)}{_chunk_name(chunks)}.csv", [ROW_COLUMN, *header], pending)
+                    chunks = _next_chunk(store, run_id, chunks, header, pending)
                     pending = []
         except UnicodeDecodeError:
             raise InvalidBatch(f"{source_key} is not UTF-8 text after row {rows_in:,}; save it as UTF-8 CSV") from None
+        except (csv.Error, InvalidUpload) as exc:
+            raise InvalidBatch(_unreadable(source_key, rows_in, exc)) from None
         if pending:
-            chunks += 1
-            _put_csv(store, f"{chunk_prefix(run_id)}{_chunk_name(chunks)}.csv", [ROW_COLUMN, *header], pending)
-    _put_csv(store, f"{run_prefix(run_id)}rejected/split.csv", [ROW_COLUMN, *passthrough, "reason", "message"],
-             rejected)
+            chunks = _next_chunk(store, run_id, chunks, header, pending)
+        rejected_file.flush()
+        store.put_file(f"{run_prefix(run_id)}rejected/split.csv", rejected_file.name, content_type="text/csv")
     run = {
-        "run_id": run_id, "source_key": source_key, "model_version": model_version, "pins": pointer["pins"],
-        "chunk_rows": chunk_rows,
-        "chunks": chunks, "rows_in": rows_in, "rejected_at_split": len(rejected), "passthrough_columns": passthrough,
+        "run_id": run_id, "source_key": source_key, "source_version_id": version_id, "model_version": model_version,
+        "pins": pointer["pins"], "chunk_rows": chunk_rows,
+        "chunks": chunks, "rows_in": rows_in, "rejected_at_split": rejected_count, "passthrough_columns": passthrough,
         "started_at": started_at.isoformat(), "split_seconds": round(time.monotonic() - started, 3),
     }
     store.put_json(f"{run_prefix(run_id)}run.json", run)
-    return {"run_id": run_id, "model_version": model_version, "chunk_prefix": chunk_prefix(run_id), "chunks": chunks,
-            "rows_in": rows_in}
+    # the pins go on in the state machine's state (to every Map child): the only path they are read from
+    return {"run_id": run_id, "model_version": model_version, "pins": pointer["pins"],
+            "chunk_prefix": chunk_prefix(run_id), "chunks": chunks, "rows_in": rows_in}
+
+
+def _chunk_rows(requested: Any) -> int:
+    """The run's chunk size: the request's, else the upload's chunk-rows metadata, else the default; bounded."""
+    if requested in (None, ""):
+        return DEFAULT_CHUNK_ROWS
+    low, high = CHUNK_ROWS_RANGE
+    try:
+        value = int(requested)
+    except (TypeError, ValueError):
+        value = -1
+    if not low <= value <= high:
+        raise InvalidBatch(f"chunk-rows {str(requested)[:MAX_VALUE_ECHO]!r} is not a whole number from {low:,} to "
+                           f"{high:,}; set x-amz-meta-{CHUNK_ROWS_METADATA} within that range, or leave it out")
+    return value
+
+
+def _next_chunk(store: ObjectStore, run_id: str, chunks: int, header: list[str], rows: list[list[str]]) -> int:
+    """Write chunk number chunks + 1; refuse a file that would need more than MAX_CHUNKS Map children."""
+    if chunks >= MAX_CHUNKS:
+        raise InvalidBatch(f"the file needs more than {MAX_CHUNKS:,} chunks of {len(rows):,} rows; raise "
+                           f"x-amz-meta-{CHUNK_ROWS_METADATA} (at most {CHUNK_ROWS_RANGE[1]:,}) or split the file")
+    _put_csv(store, f"{chunk_prefix(run_id)}{_chunk_name(chunks + 1)}.csv", [ROW_COLUMN, *header], rows)
+    return chunks + 1
+
+
+def _unreadable(source_key: str, rows_read: int, exc: Exception) -> str:
+    """Why the CSV reader stopped: a row (a quoted value counts whole) over MAX_LINE_BYTES, or a field over the csv
+    module's limit."""
+    if isinstance(exc, InvalidUpload):
+        what = f"a row longer than {MAX_LINE_BYTES // 1024:,} KB"
+    else:
+        what = f"a value longer than {csv.field_size_limit():,} characters ({exc})"
+    return (f"{source_key} has {what} after row {rows_read:,}; batch rows are table rows: check the file is CSV "
+            "and that every quote is closed")
 
 
 def _passthrough(header: list[str], schema: FeatureSchema) -> list[str]:
@@ -156,31 +218,42 @@ def _put_csv(store: ObjectStore, key: str, header: list[str], rows: list[list[An
 # ---------------------------------------------------------------------------------------------------- score
 
 
+def _pin_key(version: str, pins: dict[str, dict[str, Any]]) -> tuple[str, ...]:
+    """What a cached model is keyed by: everything pinned (key, S3 VersionId and sha256 of both objects)."""
+    return (version, *(str(pins[name].get(field)) for name in ("manifest", "compiled")
+                       for field in ("key", "version_id", "sha256")))
+
+
 class ModelCache:
-    """A run's pinned compiled model, loaded once per execution environment (warm Lambda invocations reuse it)."""
+    """A run's pinned compiled model, loaded once per execution environment (warm Lambda invocations reuse it).
+
+    Keyed by the pins, not the version name: a later run of the same warm worker reuses the model only if it pins
+    exactly the same objects."""
 
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
-        self._models: dict[str, CompiledModel] = {}
+        self._models: dict[tuple[str, ...], CompiledModel] = {}
 
-    def get(self, run_id: str, version: str) -> CompiledModel:
-        """The model run `run_id` pinned at its split, by the pins in its run.json (checked against `version`,
-        what the state machine passed on)."""
-        if version not in self._models:
-            run = self.registry.store.get_json(f"{run_prefix(run_id)}run.json")
-            if run["model_version"] != version:
-                raise InvalidBatch(f"run {run_id} pinned model {run['model_version']}, not {version}")
-            # keep one: a run pins one version
-            self._models = {version: self.registry.load_pinned(version, run["pins"])}
-        return self._models[version]
+    def get(self, version: str, pins: dict[str, dict[str, Any]]) -> CompiledModel:
+        """The model `pins` name (from the state machine's state), loaded and checked by the registry."""
+        if not isinstance(pins, dict) or not {"manifest", "compiled"} <= pins.keys():
+            raise InvalidBatch(f"the score step got no pins for model {version}; the state machine passes the "
+                               "split's pins to every chunk")
+        key = _pin_key(version, pins)
+        if key not in self._models:
+            # keep one: a run pins one model
+            self._models = {key: self.registry.load_pinned(version, pins)}
+        return self._models[key]
 
 
-def score_chunk(store: ObjectStore, models: ModelCache, run_id: str, chunk_key: str, model_version: str
-                ) -> dict[str, Any]:
+def score_chunk(store: ObjectStore, models: ModelCache, run_id: str, chunk_key: str, model_version: str,
+                pins: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Score one chunk with the run's pinned compiled model through the serving path (predict_records)."""
     started = time.monotonic()
     name = chunk_key.rsplit("/", 1)[-1].removesuffix(".csv")
-    model = models.get(run_id, model_version)
+    if not chunk_key.startswith(chunk_prefix(run_id)):
+        raise InvalidBatch(f"chunk {chunk_key} is not a chunk of run {run_id}")
+    model = models.get(model_version, pins)
     schema = model.schema
     frame = pd.read_csv(io.BytesIO(store.get_bytes(chunk_key)), dtype=str, keep_default_na=True)
     frame[ROW_COLUMN] = frame[ROW_COLUMN].astype(int)
@@ -192,7 +265,9 @@ def score_chunk(store: ObjectStore, models: ModelCache, run_id: str, chunk_key: 
     scored, refused = _predict(model, valid, passthrough)
     rejected = pd.concat([rejected, refused], ignore_index=True).sort_values(ROW_COLUMN)
     prefix = run_prefix(run_id)
-    store.put_bytes(f"{prefix}scored/{name}.csv", scored.to_csv(index=False).encode("utf-8"), content_type="text/csv")
+    # the parts are these files concatenated: cells a spreadsheet would run are neutralised here
+    store.put_bytes(f"{prefix}scored/{name}.csv", neutralise_formulas(scored).to_csv(index=False).encode("utf-8"),
+                    content_type="text/csv")
     store.put_bytes(f"{prefix}rejected/{name}.csv", rejected.to_csv(index=False).encode("utf-8"),
                     content_type="text/csv")
     result = {"chunk": name, "rows": len(frame), "scored": len(scored), "rejected": len(rejected),
@@ -222,6 +297,32 @@ def invalid_rows(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
             message[new] = [f"{name}: {str(v)[:MAX_VALUE_ECHO]!r} is not {_kind_words(kind)}"
                             for v in frame.loc[new, name]]
     return pd.DataFrame({"reason": reason, "message": message})
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Output cells (and column names) a spreadsheet would run as a formula: text starting with =, +, -, @, tab or
+    carriage return that is not a number gets a leading apostrophe, which spreadsheets show as text and do not run.
+    Batch outputs are opened in spreadsheets; `=HYPERLINK(...)` in an id column must not become a live link."""
+    out = frame.rename(columns={c: _neutral(c) for c in frame.columns if isinstance(c, str)})
+    for column in out.columns:
+        if not (pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column])):
+            continue  # numbers and booleans are never formulas
+        text = out[column].astype("string")
+        risky = text.str.match(FORMULA_START).fillna(False).astype(bool)
+        if risky.any():
+            risky &= pd.to_numeric(out[column].where(risky), errors="coerce").isna()  # "-1.5" stays a number
+            out.loc[risky, column] = "'" + text[risky]
+    return out
+
+
+def _neutral(value: str) -> str:
+    if FORMULA_START.match(value) is None:
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
 
 
 def _kind_words(kind: FeatureType) -> str:
@@ -373,8 +474,25 @@ def _write_rejected(store: ObjectStore, prefix: str, out: str, run: dict[str, An
     rejected[ROW_COLUMN] = pd.to_numeric(rejected[ROW_COLUMN])
     rejected = rejected.sort_values(ROW_COLUMN)
     by_reason.update(rejected["reason"])
-    store.put_bytes(f"{out}rejected.csv", rejected.to_csv(index=False).encode("utf-8"), content_type="text/csv")
+    store.put_bytes(f"{out}rejected.csv", neutralise_formulas(rejected).to_csv(index=False).encode("utf-8"),
+                    content_type="text/csv")
     return len(rejected)
+
+
+def record_failure(store: ObjectStore, run_id: str, source_key: str | None, error: dict[str, Any]) -> dict[str, Any]:
+    """summary.json for a run that ended before its predictions were written: `rejected` (the file or the lack of a
+    champion, the user's to fix) or `failed`, with the step's error and message."""
+    name = str(error.get("Error") or "BatchScoringFailed")
+    cause = str(error.get("Cause") or "")
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        parsed = None
+    message = str(parsed.get("errorMessage") or cause) if isinstance(parsed, dict) else cause
+    summary = {"run_id": run_id, "status": "rejected" if name in USER_ERRORS else "failed", "source_key": source_key,
+               "error": name, "reason": message[:2000], "finished_at": datetime.now(UTC).isoformat()}
+    store.put_json(summary_key(run_id), summary)
+    return {**summary, "summary_key": summary_key(run_id)}
 
 
 def summary_progress(store: ObjectStore, run_id: str) -> tuple[int, int] | None:

@@ -79,6 +79,20 @@ class Access:
     writes: frozenset[str] = frozenset()
 
 
+# where people (and the CLI) upload: the only prefixes the bucket policy lets any principal write; every prefix a
+# role of ROLE_ACCESS writes is denied to every other principal (template.yaml ArtifactBucketPolicy)
+UPLOAD_PREFIXES = frozenset({INCOMING_PREFIX, BATCH_INCOMING_PREFIX})
+
+
+def writers() -> dict[str, frozenset[str]]:
+    """Each prefix a role writes, and the roles (logical ids) that write it: the bucket policy's writer table."""
+    table: dict[str, set[str]] = {}
+    for owner, access in ROLE_ACCESS.items():
+        for prefix in access.writes:
+            table.setdefault(prefix, set()).add(owner)
+    return {prefix: frozenset(owners) for prefix, owners in table.items()}
+
+
 # what each role of template.yaml (by the logical id of its function or state machine) may read and write
 ROLE_ACCESS: dict[str, Access] = {
     "IngestFunction": Access(
@@ -91,7 +105,11 @@ ROLE_ACCESS: dict[str, Access] = {
     ),
     "EvaluateFunction": Access(
         reads=frozenset({DATASETS_PREFIX, MODELS_PREFIX, REGISTRY_PREFIX}),
-        writes=frozenset({MODELS_PREFIX, MONITORING_PREFIX, REGISTRY_PREFIX}),
+        writes=frozenset({MODELS_PREFIX, REGISTRY_PREFIX}),
+    ),
+    "MonitorFunction": Access(
+        reads=frozenset({DATASETS_PREFIX, MODELS_PREFIX, REGISTRY_PREFIX}),
+        writes=frozenset({MODELS_PREFIX, MONITORING_PREFIX}),
     ),
     "PredictFunction": Access(reads=frozenset({MODELS_PREFIX, REGISTRY_PREFIX})),
     "TrainingStateMachine": Access(),

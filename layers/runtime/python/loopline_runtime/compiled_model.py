@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from loopline_runtime.errors import ArtifactIntegrityError
 from loopline_runtime.feature_schema import FeatureSchema, Task
 from loopline_runtime.model_inputs import InputSpec, ModelInput
+from loopline_runtime.onnx_external_data import MalformedModel, uses_external_data
 
 METADATA_KEY = "loopline"  # ONNX metadata_props key holding the JSON below
 FORM = "onnx"
@@ -34,6 +36,13 @@ class CompiledGraph:
     """An onnxruntime session over one ONNX model plus what its metadata says about its inputs and outputs."""
 
     def __init__(self, onnx_bytes: bytes) -> None:
+        try:
+            external = uses_external_data(onnx_bytes)
+        except MalformedModel as exc:
+            raise ArtifactIntegrityError(f"the compiled model is not a well-formed ONNX model ({exc})") from None
+        if external:  # onnxruntime would open a file named inside the model: what serves is only the pinned bytes
+            raise ArtifactIntegrityError("the compiled model keeps tensors in external data files; a served model "
+                                         "must hold all its tensors in its own (pinned) bytes")
         options = ort.SessionOptions()
         # one request at a time per Lambda environment: extra threads only cost start-up and memory
         options.intra_op_num_threads = 1

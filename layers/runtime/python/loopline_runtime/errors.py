@@ -101,3 +101,8 @@ class LineTooLong(InvalidUpload):
 
 class InvalidBatch(LooplineError):
     """A batch scoring upload cannot be scored at all (not a CSV, or it lacks the model's feature columns)."""
+
+
+class PromotionRefused(LooplineError):
+    """A promotion asks to pin what the registry's own records do not: a version the gate did not pass, pins or a
+    compared-against champion other than the gate recorded, or (a rollback) a version never promoted before."""

@@ -63,6 +63,16 @@ class IngestOutcome:
         return {k: v for k, v in self.__dict__.items() if v not in (None, {})}
 
 
+def loggable(outcome: dict[str, Any]) -> dict[str, Any]:
+    """What the logs keep of an outcome: a quarantine's reason code and keys, not its message, which quotes values
+    of the upload (those stay in the bucket's reason.json, next to the quarantined copy)."""
+    reason = outcome.get("reason")
+    if not reason:
+        return outcome
+    kept = {k: v for k, v in reason.items() if k in ("reason_code", "error", "quarantined_copy", "sha256")}
+    return {**outcome, "reason": kept}
+
+
 def prior_schema(catalog: DatasetCatalog, config: PipelineConfig) -> FeatureSchema | None:
     """The newest accepted version's schema while the config agrees with it (same target and features)."""
     try:
@@ -88,14 +98,17 @@ def inferred_schema(frame: pd.DataFrame, config: PipelineConfig) -> FeatureSchem
     return schema
 
 
-def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig, *, size: int | None = None) -> IngestOutcome:
+def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig, *, size: int | None = None,
+                  version_id: str | None = None) -> IngestOutcome:
     """Validate `key` and write a dataset version, or quarantine it. Idempotent for repeated deliveries.
 
     The upload is streamed in chunks (memory bounded by the chunk, time linear in the size); `size` (from the S3
-    event, else a HEAD) is checked against ingest.max_upload_mb before a byte is read.
+    event, else a HEAD) is checked against ingest.max_upload_mb before a byte is read. `version_id` is the S3
+    version the event names: what is checked, read and quarantined is that version, never a newer upload to the
+    same key (which has its own event).
     """
     source = posixpath.basename(key)
-    size = store.size(key) if size is None else size
+    size = store.head(key, version_id)[0] if size is None else size
     limit_mb = config.ingest.max_upload_mb
     if size > limit_mb * MB:
         return quarantine(store, key, TooLarge(
@@ -103,9 +116,10 @@ def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig, *, size:
             f"(ingest.max_upload_mb). Split it into files of at most {limit_mb:,} MB, each with the header row "
             f"(e.g. `split -C {limit_mb}m` on the rows, then prepend the header), and upload them one by one: "
             "each becomes a dataset version and training uses the newest training.window of them"
-        ))
+        ), version_id=version_id)
     catalog = DatasetCatalog(store)
-    with contextlib.closing(store.open(key)) as body, tempfile.TemporaryDirectory(prefix="ingest-") as scratch:
+    with contextlib.closing(store.open(key, version_id)) as body, \
+            tempfile.TemporaryDirectory(prefix="ingest-") as scratch:
         raw = HashingReader(body, max_line_bytes=config.ingest.max_line_kb * 1024, source=source)
         data_path = Path(scratch) / "data.csv"
         try:
@@ -113,7 +127,7 @@ def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig, *, size:
         except InvalidUpload as exc:
             # the caps stop reading where they trip; otherwise the rest is read (not kept) to name the upload
             sha256 = None if isinstance(exc, LineTooLong | TooManyColumns) else raw.drain()
-            return quarantine(store, key, exc, sha256=sha256)
+            return quarantine(store, key, exc, sha256=sha256, version_id=version_id)
         sha256 = raw.drain()
         version = "ds-" + sha256[:20]  # = datasets.version_for(the whole upload)
         if catalog.exists(version):
@@ -141,10 +155,11 @@ def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig, *, size:
 
 
 def process_upload(store: ObjectStore, key: str, config: PipelineConfig, follow_ups: UploadFollowUps, *,
-                   size: int | None = None, notifier: Notifier | None = None) -> dict[str, Any]:
+                   size: int | None = None, version_id: str | None = None,
+                   notifier: Notifier | None = None) -> dict[str, Any]:
     """One uploaded object: a dataset version (or quarantine, announced on `notifier`), then training or
     monitoring (see `follow_up`)."""
-    outcome = ingest_upload(store, key, config, size=size)
+    outcome = ingest_upload(store, key, config, size=size, version_id=version_id)
     if outcome.status == "quarantined" and notifier is not None:
         notifier.quarantined(outcome.reason)
     return follow_up(outcome, ModelRegistry(store),
@@ -197,7 +212,8 @@ def _read(raw: HashingReader, catalog: DatasetCatalog, config: PipelineConfig, s
     return checks, csv_chunks.columns, schema
 
 
-def quarantine(store: ObjectStore, key: str, error: InvalidUpload, *, sha256: str | None = None) -> IngestOutcome:
+def quarantine(store: ObjectStore, key: str, error: InvalidUpload, *, sha256: str | None = None,
+               version_id: str | None = None) -> IngestOutcome:
     """Keep a copy of the rejected upload (a server-side copy: its bytes never pass through this function)
     with a machine-readable reason next to it."""
     now = datetime.now(UTC)
@@ -215,6 +231,8 @@ def quarantine(store: ObjectStore, key: str, error: InvalidUpload, *, sha256: st
     }
     if sha256:
         reason["sha256"] = sha256
-    store.copy(key, copy_key)
+    if version_id:
+        reason["source_version_id"] = version_id
+    store.copy(key, copy_key, version_id=version_id)
     store.put_json(folder + "reason.json", reason)
     return IngestOutcome("quarantined", key, quarantine_key=copy_key, reason=reason)

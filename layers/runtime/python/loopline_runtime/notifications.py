@@ -1,7 +1,8 @@
 """Notifications: one small JSON message with a readable subject per event, on the stack's SNS topic.
 
-The evaluate function publishes what it decides (promoted, rejected with reasons, approval answered), the training
-state machine publishes when a step fails and when it waits for an approval, the quality alarm's own actions
+The evaluate function publishes what it decides (promoted, with who approved, rejected with reasons) and the approval
+requests (what to run; never the task token, which stays in the execution's history), the training state machine
+publishes when a step fails, the quality alarm's own actions
 publish its state changes, and code finishing work elsewhere (batch scoring) calls `Notifier.publish` too.
 A notification that cannot be sent is logged and never changes the outcome it reports.
 """
@@ -17,6 +18,7 @@ NOTIFICATION_TOPIC_ENV = "NOTIFICATION_TOPIC_ARN"
 SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
 PROMOTED = "promoted"
+APPROVAL_REQUESTED = "approval_requested"
 REJECTED = "rejected"
 BATCH_SCORING_FINISHED = "batch_scoring_finished"
 QUARANTINED = "quarantined"
@@ -68,6 +70,12 @@ class Notifier:
         return self.publish(PROMOTED, f"{record['version']} promoted ({record.get('reason')})",
                             **{k: v for k, v in record.items() if k != "version"}, model_version=record["version"])
 
+    def approval_requested(self, request: dict[str, Any]) -> str | None:
+        """What a person must decide and the commands to run (the caller leaves the task token out)."""
+        if "task_token" in request:
+            raise ValueError("an approval request is published without its task token")
+        return self.publish(APPROVAL_REQUESTED, f"approve or reject {request.get('model_version')}", **request)
+
     def rejected(self, model_version: str, reasons: list[str], **details: Any) -> str | None:
         return self.publish(REJECTED, f"challenger {model_version} rejected", model_version=model_version,
                             reasons=reasons, **details)
@@ -81,3 +89,9 @@ class Notifier:
         """For batch scoring: `Loopline <pipeline>: batch scoring SUCCEEDED, 1,000,000 rows`."""
         return self.publish(BATCH_SCORING_FINISHED, f"batch scoring {status}, {rows:,} rows", status=status,
                             rows=rows, output=output, model_version=model_version, execution_arn=execution_arn)
+
+    def batch_scoring_stopped(self, *, status: str, error: str, reason: str, output: str,
+                              execution_arn: str | None = None) -> str | None:
+        """For a batch run that ended before its predictions: `Loopline <pipeline>: batch scoring rejected`."""
+        return self.publish(BATCH_SCORING_FINISHED, f"batch scoring {status}: {error}", status=status, error=error,
+                            reason=reason, output=output, execution_arn=execution_arn)

@@ -7,6 +7,7 @@ decided by a lease object written with S3 conditional writes, not by listing exe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -26,6 +27,23 @@ if TYPE_CHECKING:
 class TrainingAlreadyRunning(LooplineError):
     """Another training execution holds the lease and is still running; this one stands aside (concurrent
     triggers -> one run)."""
+
+
+class TrainingQueued(LooplineError):
+    """The lease holder waits for a person's approval (up to gate.approval_timeout_seconds): this trigger's data
+    came after that challenger was trained, so it waits and trains after the approval instead of standing aside."""
+
+
+def mark_awaiting_approval(store: ObjectStore, execution_arn: str) -> None:
+    """Note on the lease that its holder now waits for a person: triggers meanwhile queue (TrainingQueued)."""
+    try:
+        current, etag = store.get_json_with_etag(TRAINING_LEASE_KEY)
+    except ObjectNotFound:
+        return
+    if current.get("execution_arn") != execution_arn:
+        return  # not the holder (a run without the lease never gets this far)
+    with contextlib.suppress(ObjectChanged):  # taken over meanwhile: the new holder is not waiting
+        store.put_json(TRAINING_LEASE_KEY, {**current, "awaiting_approval": True}, if_match=etag)
 
 
 def execution_name(reason: str, subject: str) -> str:
@@ -57,7 +75,7 @@ def start_training(sfn: SFNClient, state_machine_arn: str, *, reason: str, datas
 
 
 def request_monitoring(lambda_client: LambdaClient, function_name: str, *, dataset_version: str, reason: str) -> None:
-    """Ask the evaluate function (asynchronously) to measure the champion on a new labeled batch."""
+    """Ask the monitor function (asynchronously) to measure the champion on a new labeled batch."""
     lambda_client.invoke(
         FunctionName=function_name,
         InvocationType="Event",
@@ -86,6 +104,10 @@ def acquire_training_lease(store: ObjectStore, sfn: SFNClient, execution_arn: st
     if holder == execution_arn:
         return  # a retry of this execution's own train step
     if holder and _is_running(sfn, holder):
+        if current.get("awaiting_approval"):
+            raise TrainingQueued(
+                f"training execution {holder.rsplit(':', 1)[-1]} waits for a person's approval; this trigger "
+                "trains after it is answered")
         raise TrainingAlreadyRunning(
             f"training execution {holder.rsplit(':', 1)[-1]} holds the training lease and is still running; "
             "this trigger is covered by it"
@@ -110,19 +132,19 @@ def _is_running(sfn: SFNClient, execution_arn: str) -> bool:
 
 
 class UploadFollowUps:
-    """What may follow an accepted upload, on AWS: start the training state machine for it, or ask the evaluate
+    """What may follow an accepted upload, on AWS: start the training state machine for it, or ask the monitor
     function (asynchronously) to measure the champion on it. The adapter over Step Functions and Lambda."""
 
     def __init__(self, sfn: SFNClient, lambda_client: LambdaClient, *, state_machine_arn: str,
-                 evaluate_function_name: str) -> None:
+                 monitor_function_name: str) -> None:
         self.sfn = sfn
         self.lambda_client = lambda_client
         self.state_machine_arn = state_machine_arn
-        self.evaluate_function_name = evaluate_function_name
+        self.monitor_function_name = monitor_function_name
 
     def start_training(self, dataset_version: str) -> str:
         return start_training(self.sfn, self.state_machine_arn, reason="new_data", dataset_version=dataset_version)
 
     def request_monitoring(self, dataset_version: str) -> None:
-        request_monitoring(self.lambda_client, self.evaluate_function_name, dataset_version=dataset_version,
+        request_monitoring(self.lambda_client, self.monitor_function_name, dataset_version=dataset_version,
                            reason="new_data")

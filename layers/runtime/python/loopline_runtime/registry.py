@@ -203,9 +203,25 @@ class ModelRegistry:
         return self._pinned(str(pointer["version"]), _pins_of(pointer))[0]
 
     def _pinned(self, version: str, pins: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], bytes]:
+        """Both pinned objects, checked; the pins must name exactly models/<version>/manifest.json and the
+        compiled artifact that manifest records (key and sha256): a pin elsewhere is refused before any read."""
+        manifest_key = self.prefix(version) + "manifest.json"
+        if pins["manifest"].get("key") != manifest_key:
+            raise ArtifactIntegrityError(
+                f"the pins of model {version} name manifest {pins['manifest'].get('key')!r}, not {manifest_key}; "
+                "refusing to load it")
         manifest_bytes, _ = self._checked_bytes(version, pins["manifest"], "the pinned")
+        manifest = json.loads(manifest_bytes)
+        recorded = (manifest.get("compiled") or {}).get("artifact") or {}
+        compiled_key = self.prefix(version) + COMPILED_ARTIFACT
+        pinned = pins["compiled"]
+        if (manifest.get("version") != version or recorded.get("key") != compiled_key
+                or pinned.get("key") != compiled_key or pinned.get("sha256") != recorded.get("sha256")):
+            raise ArtifactIntegrityError(
+                f"the pins of model {version} name artifact {pins['compiled'].get('key')!r}, not the {compiled_key} "
+                "its pinned manifest records; refusing to load it")
         graph_bytes, _ = self._checked_bytes(version, pins["compiled"], "the pinned")
-        return json.loads(manifest_bytes), graph_bytes
+        return manifest, graph_bytes
 
     def _checked_bytes(self, version: str, expected: dict[str, Any], against: str) -> tuple[bytes, str | None]:
         """The bytes of the S3 version `expected` names (the current object when it names none, or the bucket is

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from loopline_runtime.errors import NoChampion, RollbackRefused, UnknownModelVersion
+from loopline_runtime.errors import NoChampion, PromotionRefused, RollbackRefused, UnknownModelVersion
+from loopline_runtime.promotion import ROLLBACK_REASON, promoted_before
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.schema import FeatureSchema
 
-ROLLBACK_REASON = "rollback"
+__all__ = ["ROLLBACK_REASON", "rollback_record"]
 
 
 def rollback_record(registry: ModelRegistry, *, to_version: str | None, requested_by: str | None,
@@ -40,19 +41,28 @@ def rollback_record(registry: ModelRegistry, *, to_version: str | None, requeste
     if target == current:
         raise RollbackRefused(f"{target} is already the champion")
     try:
-        manifest = registry.manifest(target)
+        registry.manifest(target)
     except NoChampion:
         raise UnknownModelVersion(
             f"model version {target!r} is not in the registry; `loopline models` lists the versions"
         ) from None
-    registry.verify(target)  # every artifact against its manifest's sha256, none loaded (nothing unpickled)
-    pins = registry.pins(target)  # what the promotion pins: the S3 versions and sha256 checked here
+    try:
+        # only a version that served before, with exactly the objects pinned then (a gate passed it, its compiled
+        # form passed parity); never one the gate rejected or one still waiting for approval
+        earlier = promoted_before(registry, target)
+    except PromotionRefused as exc:
+        raise RollbackRefused(str(exc)) from None
+    pins = earlier["pins"]
+    # both pinned objects read by their S3 versions and checked against the pinned sha256; nothing is loaded
+    manifest = registry.champion_manifest({"version": target, "pins": pins})
+    if not (manifest.get("compiled") or {}).get("parity", {}).get("passed"):
+        raise RollbackRefused(f"{target}'s compiled model did not pass its parity check; it cannot serve")
     _check_same_schema(target, manifest, current, registry.manifest(current))
     return {
         "version": target,
         "previous_version": current,
-        "metric": manifest["metric"],
-        "score": manifest.get("holdout_score"),
+        "metric": earlier.get("metric", manifest["metric"]),
+        "score": earlier.get("score"),
         "expected_etag": etag,
         "pins": pins,
         "reason": ROLLBACK_REASON,

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CopySourceTypeDef
 
 
 class ObjectNotFound(KeyError):
@@ -46,10 +47,12 @@ class ObjectStore:
                 raise ObjectNotFound(key) from None
             raise
 
-    def open(self, key: str) -> BinaryIO:
-        """The object's body as a stream: read it in pieces, never whole (bounded memory for large uploads)."""
+    def open(self, key: str, version_id: str | None = None) -> BinaryIO:
+        """The object's body as a stream: read it in pieces, never whole (bounded memory for large uploads); with
+        `version_id`, exactly that S3 version (the one an event names, not a newer upload to the same key)."""
+        extra: dict[str, Any] = {"VersionId": version_id} if version_id else {}
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]  # type: ignore[return-value]
+            return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]  # type: ignore[return-value]
         except ClientError as exc:
             if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
                 raise ObjectNotFound(key) from None
@@ -64,6 +67,17 @@ class ObjectStore:
                 raise ObjectNotFound(key) from None
             raise
 
+    def head(self, key: str, version_id: str | None = None) -> tuple[int, dict[str, str]]:
+        """The size and user metadata (x-amz-meta-*) of the object (of that S3 version), from one HEAD request."""
+        extra: dict[str, Any] = {"VersionId": version_id} if version_id else {}
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=key, **extra)
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}:
+                raise ObjectNotFound(key) from None
+            raise
+        return int(response["ContentLength"]), dict(response.get("Metadata", {}))
+
     def metadata(self, key: str) -> dict[str, str]:
         """The object's user metadata (x-amz-meta-*), from a HEAD request."""
         try:
@@ -73,10 +87,13 @@ class ObjectStore:
                 raise ObjectNotFound(key) from None
             raise
 
-    def copy(self, source_key: str, key: str) -> None:
-        """A server-side copy inside the bucket: the bytes never pass through this process (multipart above 8 MB,
-        so objects past S3's 5 GB single-copy limit copy too)."""
-        self.client.copy({"Bucket": self.bucket, "Key": source_key}, self.bucket, key)
+    def copy(self, source_key: str, key: str, *, version_id: str | None = None) -> None:
+        """A server-side copy inside the bucket (of that S3 version of the source): the bytes never pass through
+        this process (multipart above 8 MB, so objects past S3's 5 GB single-copy limit copy too)."""
+        source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": source_key}
+        if version_id:
+            source["VersionId"] = version_id
+        self.client.copy(source, self.bucket, key)
 
     def put_file(self, key: str, path: str | os.PathLike[str], *,
                  content_type: str = "application/octet-stream") -> None:

@@ -28,10 +28,14 @@ READ_BYTES = 1 << 20
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _UNNAMED = re.compile(r"Unnamed: \d+")
 _BOOL_WORDS = {"true": True, "false": False}
+_QUOTE_OR_NEWLINE = re.compile(rb'["\n]')
+_QUOTE = ord('"')
+_FIELD_ENDS = b",\n"  # a quote right after one of these opens a quoted value
 
 
 class HashingReader(io.RawIOBase):
-    """Bytes from `body`, hashed on the way; a physical line longer than `max_line_bytes` raises LineTooLong."""
+    """Bytes from `body`, hashed on the way; a CSV record longer than `max_line_bytes` raises LineTooLong (a record:
+    a line, or several when a quoted value spans them)."""
 
     def __init__(self, body: IO[bytes], *, max_line_bytes: int, source: str) -> None:
         self.body = body
@@ -40,7 +44,10 @@ class HashingReader(io.RawIOBase):
         self.sha256 = hashlib.sha256()
         self.bytes_read = 0
         self.eof = False
-        self._line_length = 0  # bytes since the last newline
+        self._line_length = 0  # bytes of the current record (since the last newline outside quotes)
+        self._quoted = False  # inside a quoted value at the end of the last block
+        self._field_start = 0  # 0: the next block starts a field; -1: it does not
+        self._closed_at = -2  # -1: the last block ended with a quote that closed a quoted value
 
     def readable(self) -> bool:
         return True
@@ -57,6 +64,16 @@ class HashingReader(io.RawIOBase):
         return len(data)
 
     def _check_lines(self, data: bytes) -> None:
+        """Track the length of the current CSV record: a newline inside a quoted value does not end it, so a
+        quoted value spanning many short lines counts whole (as the parser will hold it)."""
+        if not self._quoted and b'"' not in data:
+            self._check_plain_lines(data)
+        else:
+            self._check_quoted_lines(data)
+        if self._line_length > self.max_line_bytes:
+            self._too_long()
+
+    def _check_plain_lines(self, data: bytes) -> None:
         last = data.rfind(b"\n")
         if last < 0:
             self._line_length += len(data)
@@ -66,8 +83,30 @@ class HashingReader(io.RawIOBase):
             if longest > self.max_line_bytes:
                 self._too_long()
             self._line_length = len(data) - last - 1
-        if self._line_length > self.max_line_bytes:
-            self._too_long()
+        self._field_start = 0 if data.endswith((b",", b"\n")) else -1
+        self._closed_at = -2
+
+    def _check_quoted_lines(self, data: bytes) -> None:
+        """The csv module's quoting: a quote opens a quoted value only as a field's first character; inside, a
+        doubled quote is a literal one; a quote elsewhere is a literal character. Only quotes and newlines are
+        visited (a field's start is read from the byte before the quote)."""
+        length, start = self._line_length, 0
+        closed_at, quoted = self._closed_at, self._quoted
+        for match in _QUOTE_OR_NEWLINE.finditer(data):
+            at = match.start()
+            if data[at] == _QUOTE:
+                if quoted:
+                    quoted, closed_at = False, at
+                elif (data[at - 1] in _FIELD_ENDS if at else self._field_start == 0) or at == closed_at + 1:
+                    quoted = True  # an opening quote, or the second quote of a "" inside a quoted value
+            elif not quoted:
+                if length + at - start > self.max_line_bytes:
+                    self._too_long()
+                length, start = 0, at + 1
+        self._line_length = length + len(data) - start
+        self._quoted = quoted
+        self._field_start = 0 if data.endswith((b",", b"\n")) else -1
+        self._closed_at = -1 if closed_at == len(data) - 1 else -2
 
     def _too_long(self) -> None:
         raise LineTooLong(

@@ -1,0 +1,52 @@
+"""Monitor: measure the champion on a new labeled batch and publish quality and drift to CloudWatch (ingest invokes
+it asynchronously for each accepted upload while a champion serves; a daily schedule too).
+
+A function of its own so that the ingest role, which parses untrusted CSVs, may invoke only this: its role reads the
+registry but cannot write it, and it has no action that moves the champion pointer (the evaluate function's
+promote, reject and rollback are invoked by the state machines only)."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools import Logger
+
+from loopline_runtime.config import runtime_config
+from loopline_runtime.errors import InvalidRequest
+from loopline_runtime.monitoring import monitor_champion
+from loopline_runtime.orchestration import start_training
+from loopline_runtime.storage import ObjectStore
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_cloudwatch import CloudWatchClient
+
+logger = Logger()
+config = runtime_config()
+store = ObjectStore.from_env()
+
+
+@cache
+def cloudwatch() -> CloudWatchClient:
+    return boto3.client("cloudwatch")
+
+
+def retrain(dataset_version: str) -> str:
+    """Start a retraining for a bad batch measured while the alarm was already in ALARM (no new alarm event)."""
+    return start_training(boto3.client("stepfunctions"), os.environ["STATE_MACHINE_ARN"], reason="alarm_persists",
+                          dataset_version=dataset_version)
+
+
+@logger.inject_lambda_context(log_event=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("action") != "monitor":
+        raise InvalidRequest(f"unknown action {event.get('action')!r}; the monitor function only measures the "
+                             "champion ('monitor')")
+    report = monitor_champion(store, config, cloudwatch(), dataset_version=event.get("dataset_version", "latest"),
+                              reason=event.get("reason", "manual"), alarm_name=os.environ.get("QUALITY_ALARM_NAME"),
+                              retrain=retrain if os.environ.get("STATE_MACHINE_ARN") else None)
+    logger.info("champion measured", extra=report)
+    return report
