@@ -35,3 +35,24 @@ def test_the_monitoring_legend_sits_below_the_axes_not_on_the_holdout_line():
     for level in (0.95, 0.85):  # the holdout score and the alarm threshold
         _, y = axes.transData.transform((0, level))
         assert y > legend_box.y1
+
+
+def test_report_times_read_as_local_time_to_the_second_with_the_zone(monkeypatch):
+    import time
+
+    from loopline.operate.report import page
+
+    # given a reader in Central European Time and a time the functions recorded in UTC with microseconds
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        # when it is shown
+        shown = page._when("2026-12-05T12:00:01.123456+00:00")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+    # then local time, no microseconds, the zone named
+    assert shown == "2026-12-05 13:00:01 CET"
+    assert page._when(None) == "-"
+    assert page._when("not a time") == "not a time"
