@@ -320,3 +320,21 @@ def test_the_handler_runs_as_its_role_and_a_grant_taken_away_is_access_denied(
         ingest.lambda_handler(event, lambda_context)
     assert "s3:GetObject" in str(denied.value)
     assert _keys(aws_stack.bucket, DATASETS_PREFIX) == []
+
+
+def test_dates_that_read_either_way_are_accepted_with_a_warning_in_the_outcome_and_manifest(
+    aws_stack: Stack, ingest: Callable[[str, pd.DataFrame], dict[str, Any]], training_rows: pd.DataFrame,
+) -> None:
+    # given a labeled upload whose visit dates are written 03/01/2023 (March 1, or 3 January?)
+    rows = training_rows.copy()
+    rows["visit"] = [f"{1 + i % 12:02d}/{1 + (i * 7) % 12:02d}/2023" for i in range(len(rows))]
+
+    # when it is ingested
+    outcome = ingest("incoming/visits.csv", rows)
+
+    # then it is accepted, and both the outcome and the version's manifest say how the dates were read
+    assert outcome["status"] == "accepted"
+    (warning,) = outcome["warnings"]
+    assert "'visit'" in warning and "month first" in warning and "YYYY-MM-DD" in warning
+    manifest = json.loads(_body(aws_stack.bucket, f"{dataset_prefix(outcome['dataset_version'])}manifest.json"))
+    assert manifest["warnings"] == [warning]

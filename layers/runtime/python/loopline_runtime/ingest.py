@@ -21,8 +21,9 @@ from loopline_runtime.bucket_layout import QUARANTINE_PREFIX
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.errors import InvalidUpload, LineTooLong, NoDatasets, NoUsableFeatures, TooLarge, TooManyColumns
+from loopline_runtime.feature_schema import FeatureType
 from loopline_runtime.registry import ModelRegistry
-from loopline_runtime.schema import FeatureSchema, infer_schema
+from loopline_runtime.schema import FeatureSchema, ambiguous_dates, infer_schema
 from loopline_runtime.storage import ObjectStore
 from loopline_runtime.upload_checks import UploadChecks
 from loopline_runtime.upload_stream import CheckedText, HashingReader, open_csv, typed
@@ -58,9 +59,10 @@ class IngestOutcome:
     rows: int | None = None
     quarantine_key: str | None = None
     reason: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # accepted, but a person should know (ambiguous dates)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, {})}
+        return {k: v for k, v in self.__dict__.items() if v not in (None, {}, [])}
 
 
 def loggable(outcome: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +125,7 @@ def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig, *, size:
         raw = HashingReader(body, max_line_bytes=config.ingest.max_line_kb * 1024, source=source)
         data_path = Path(scratch) / "data.csv"
         try:
-            checks, columns, schema = _read(raw, catalog, config, source, data_path)
+            checks, columns, schema, warnings = _read(raw, catalog, config, source, data_path)
         except InvalidUpload as exc:
             # the caps stop reading where they trip; otherwise the rest is read (not kept) to name the upload
             sha256 = None if isinstance(exc, LineTooLong | TooManyColumns) else raw.drain()
@@ -149,9 +151,11 @@ def ingest_upload(store: ObjectStore, key: str, config: PipelineConfig, *, size:
             "schema": schema.to_dict(),
             "null_ratios": checks.null_ratios(),
             "profile": profile,
+            "warnings": warnings,
         }
         created = catalog.write_file(version, data_path, manifest)
-    return IngestOutcome("accepted" if created else "duplicate", key, dataset_version=version, rows=checks.labeled)
+    return IngestOutcome("accepted" if created else "duplicate", key, dataset_version=version, rows=checks.labeled,
+                         warnings=warnings)
 
 
 def process_upload(store: ObjectStore, key: str, config: PipelineConfig, follow_ups: UploadFollowUps, *,
@@ -190,12 +194,14 @@ def follow_up(outcome: IngestOutcome, registry: ModelRegistry, *, start_training
 
 
 def _read(raw: HashingReader, catalog: DatasetCatalog, config: PipelineConfig, source: str,
-          data_path: Path) -> tuple[UploadChecks, list[str], FeatureSchema]:
-    """Parse and check every chunk, writing the labeled rows of the schema's columns to `data_path`."""
+          data_path: Path) -> tuple[UploadChecks, list[str], FeatureSchema, list[str]]:
+    """Parse and check every chunk, writing the labeled rows of the schema's columns to `data_path`; also the
+    warnings a person should read (date columns whose values read either way)."""
     text = CheckedText(raw, source=source)
     csv_chunks = open_csv(text, source=source, max_columns=config.ingest.max_columns, delimiter=config.csv.delimiter)
     checks: UploadChecks | None = None
     keep: list[str] = []
+    warnings: dict[str, str] = {}
     with data_path.open("w", encoding="utf-8", newline="") as out:
         for chunk in csv_chunks.chunks:
             if checks is None:
@@ -205,11 +211,15 @@ def _read(raw: HashingReader, catalog: DatasetCatalog, config: PipelineConfig, s
                                       track_levels=prior is None, seed=config.training.seed)
                 checks.check_columns(csv_chunks.columns)
                 keep = [c for c in csv_chunks.columns if c in schema.features or c == schema.target]
+            dates = [n for n, k in checks.schema.features.items() if k is FeatureType.DATE and n in chunk]
+            for name in (n for n in dates if n not in warnings):
+                if (warning := ambiguous_dates(name, chunk[name])) is not None:
+                    warnings[name] = warning
             labeled = checks.add(chunk)
             labeled[keep].to_csv(out, index=False, header=out.tell() == 0)
     assert checks is not None  # open_csv yields at least the (possibly empty) first chunk
     schema = checks.finish()
-    return checks, csv_chunks.columns, schema
+    return checks, csv_chunks.columns, schema, list(warnings.values())
 
 
 def quarantine(store: ObjectStore, key: str, error: InvalidUpload, *, sha256: str | None = None,
