@@ -29,6 +29,14 @@ notifier = Notifier.from_env("default")  # the name from PIPELINE_NAME, which th
 
 
 @functools.cache
+def _delimiter() -> str:
+    """The pipeline config's csv.delimiter (read once, by the split only)."""
+    from loopline_runtime.config import runtime_config
+
+    return runtime_config().csv.delimiter
+
+
+@functools.cache
 def _sfn() -> Any:
     """Only an S3 event starts a run: the chunk-scoring invocations never build this client."""
     return boto3.client("stepfunctions")
@@ -75,7 +83,8 @@ def fail(event: dict[str, Any]) -> dict[str, Any]:
 
 TASKS = {
     "split": lambda e: split_upload(store, registry, e["source_key"], e["run_id"], chunk_rows=e.get("chunk_rows"),
-                                    version_id=(e.get("upload") or {}).get("version_id")),
+                                    version_id=(e.get("upload") or {}).get("version_id"),
+                                    delimiter=_delimiter()),
     "score": lambda e: score_chunk(store, models, e["run_id"], e["chunk_key"], e["model_version"], e.get("pins")),
     "finalize": finalize,
     "fail": fail,

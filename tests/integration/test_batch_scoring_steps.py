@@ -83,3 +83,23 @@ def test_the_split_pins_the_champion_and_refuses_what_cannot_be_scored(
     feature = next(c for c in rows.columns if c != "patient_id")
     with pytest.raises(InvalidBatch, match=f"lacks the model's feature column.*{feature}"):
         split_upload(store, registry, batch_file(rows.drop(columns=[feature])), "run-3")
+
+
+def test_a_semicolon_file_is_split_with_the_configured_delimiter(
+    store: ObjectStore, registry: ModelRegistry, register_model: Callable[..., str],
+    promote: Callable[[str], Any], breast_cancer: pd.DataFrame, config: Any,
+) -> None:
+    # given a champion and a batch exported with semicolons (csv.delimiter: ";" in the pipeline config)
+    promote(register_model())
+    rows = _rows(breast_cancer, config.target, n=12)
+    key = f"{BATCH_INCOMING_PREFIX}semicolons.csv"
+    store.put_bytes(key, rows.to_csv(index=False, sep=";").encode("utf-8"))
+
+    # when it is split with that delimiter
+    run = split_upload(store, registry, key, "run-semicolons", chunk_rows=10, delimiter=";")
+
+    # then every row is in a chunk, column by column (chunks are written with commas)
+    chunks = sorted(store.list_keys(chunk_prefix("run-semicolons")))
+    assert run["chunks"] == 2 and run["rows_in"] == 12
+    first = _csv(store, chunks[0])
+    assert list(first["patient_id"]) == [f"p{i}" for i in range(10)]

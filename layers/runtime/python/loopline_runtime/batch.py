@@ -88,7 +88,8 @@ def _chunk_name(index: int) -> str:
 
 
 def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, run_id: str, *,
-                 chunk_rows: int | None = None, version_id: str | None = None) -> dict[str, Any]:
+                 chunk_rows: int | None = None, version_id: str | None = None,
+                 delimiter: str = ",") -> dict[str, Any]:
     """Pin the champion for the run and stream the upload into chunk objects of `chunk_rows` rows.
 
     The run pins what the champion pointer pins (the compiled model's S3 VersionId and sha256, as the gate
@@ -114,7 +115,7 @@ def split_upload(store: ObjectStore, registry: ModelRegistry, source_key: str, r
         rejected = csv.writer(rejected_file, lineterminator="\n")
         raw = HashingReader(body, max_line_bytes=MAX_LINE_BYTES, source=source_key)
         text = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8-sig", newline="")
-        reader = csv.reader(text)
+        reader = csv.reader(text, delimiter=delimiter)  # csv.delimiter of the pipeline config, as ingest reads
         try:
             header = [name.strip() for name in next(reader)]
         except (StopIteration, UnicodeDecodeError):
