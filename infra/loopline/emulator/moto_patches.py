@@ -22,7 +22,10 @@ from loopline.emulator.iam_enforcement import enforce_iam
 from loopline.emulator.lambda_async_invocation import invoke_event_type_asynchronously
 from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_runtime
 from loopline.emulator.lambda_limits import refuse_large_environments
-from loopline.emulator.s3_async_notifications import deliver_s3_notifications_asynchronously
+from loopline.emulator.s3_async_notifications import (
+    add_version_ids_to_s3_events,
+    deliver_s3_notifications_asynchronously,
+)
 from loopline.emulator.s3_conditional_writes import make_conditional_writes_atomic
 from loopline.emulator.stack_completion import complete_only_when_released
 from loopline.emulator.stack_resource_listing import list_created_resources_only
@@ -45,6 +48,7 @@ def _gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> list[Abst
         refuse_large_environments(),
         invoke_event_type_asynchronously(),
         deliver_s3_notifications_asynchronously(),
+        add_version_ids_to_s3_events(),
         make_conditional_writes_atomic(),
         deliver_to_states_and_lambda_targets(),
         emit_events_on_set_alarm_state(),

@@ -1,7 +1,9 @@
 """Gap: moto invokes the Lambda of an S3 notification inside the PutObject request; S3 delivers it
 asynchronously. Deliver on a background thread so `put_object` returns at once (keys stay URL-encoded in the
 event, as S3 sends them), and only when the function's resource policy lets S3 invoke it from this bucket (a
-Lambda permission for `s3.amazonaws.com` with the bucket as SourceArn), as S3 does."""
+Lambda permission for `s3.amazonaws.com` with the bucket as SourceArn), as S3 does. moto's event records also lack
+the object's `versionId` (which S3 sends for a versioned bucket: a reader of the event reads exactly that
+version, never a newer upload to the same key) and `sequencer`; both are added."""
 
 from __future__ import annotations
 
@@ -16,6 +18,22 @@ import moto.s3.notifications as s3_notifications
 from loopline.emulator.background import run_in_background
 from loopline.emulator.iam_enforcement import service_may_invoke
 from loopline.emulator.on_failure_destinations import invoke_asynchronously
+
+_moto_s3_event = s3_notifications._get_s3_event
+
+
+def _s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, list[dict[str, Any]]]:
+    event = _moto_s3_event(event_name, bucket, key, notification_id)
+    described = event["Records"][0]["s3"]["object"]
+    if bucket.is_versioned and key.version_id not in (None, "null"):
+        described["versionId"] = key.version_id
+    described["sequencer"] = f"{int(key.last_modified.timestamp() * 1_000_000):016X}"
+    return event
+
+
+def add_version_ids_to_s3_events() -> AbstractContextManager[object]:
+    """Patch moto's S3 event record to carry versionId (versioned buckets) and sequencer, as S3's does."""
+    return mock.patch.object(s3_notifications, "_get_s3_event", _s3_event)
 
 
 def deliver_s3_notifications_asynchronously() -> AbstractContextManager[object]:
