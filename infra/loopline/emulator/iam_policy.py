@@ -41,15 +41,11 @@ def evaluate(
 ) -> Decision:
     """AWS's same-account evaluation: an explicit deny wins, then any allow, else an implicit deny."""
     allowed = False
-    for policy in identity_policies:
+    # a resource policy's statements name their principal; an identity policy's apply to its holder
+    sources = [(p, False) for p in identity_policies] + [(p, True) for p in resource_policies]
+    for policy, principal_required in sources:
         for statement in _statements(policy):
-            if _applies(statement, request, principal_required=False):
-                if statement["Effect"] == "Deny":
-                    return Decision.EXPLICIT_DENY
-                allowed = True
-    for policy in resource_policies:
-        for statement in _statements(policy):
-            if _applies(statement, request, principal_required=True):
+            if _applies(statement, request, principal_required):
                 if statement["Effect"] == "Deny":
                     return Decision.EXPLICIT_DENY
                 allowed = True
