@@ -104,7 +104,7 @@ ROLE_ACCESS: dict[str, Access] = {
         writes=frozenset({MODELS_PREFIX}),
     ),
     "EvaluateFunction": Access(
-        reads=frozenset({DATASETS_PREFIX, MODELS_PREFIX, REGISTRY_PREFIX}),
+        reads=frozenset({MODELS_PREFIX, REGISTRY_PREFIX}),
         writes=frozenset({MODELS_PREFIX, REGISTRY_PREFIX}),
     ),
     "MonitorFunction": Access(
