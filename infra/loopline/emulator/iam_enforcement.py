@@ -15,11 +15,11 @@ used), so a test can compare what the suite exercised with what template.yaml gr
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from loopline.emulator.access_requests import AccessRequest, access_requests
 from loopline.emulator.enforcement_switches import enforced
 from loopline.emulator.iam_policy import Decision, Request, evaluate
 from loopline.emulator.local_access import DUMMY_SECRET
+from loopline.emulator.patch_sets import all_of
 
 AUDIT_LOG_VARIABLE = "LOOPLINE_IAM_AUDIT_LOG"
 # the account's administrator: the emulator's key, and the one moto's in-process mock sets for tests
@@ -87,12 +88,9 @@ class S3AccessDenied(S3AccessDeniedError):
 _QUERY_PROTOCOL_SERVICES = {"sns", "sts", "iam", "cloudformation", "ec2", "elasticloadbalancing", "rds"}
 
 
-def caller_of(headers: Any, query: dict[str, Any], account_id: str) -> Caller | None:
-    """The caller named by a request's SigV4 credential (header or presigned query); None if unknown."""
-    credential = _between(_header(headers, "Authorization"), "Credential=", ",")
-    if not credential:
-        credential = str((query.get("X-Amz-Credential") or [""])[0])
-    access_key_id = credential.split("/", 1)[0]
+def caller_of(headers: Any, query: dict[str, Any], account_id: str, credential: list[str]) -> Caller | None:
+    """The caller named by a request's SigV4 `credential` (see _credential); None if unknown."""
+    access_key_id = credential[0]
     token = _header(headers, "X-Amz-Security-Token") or (query.get("X-Amz-Security-Token") or [None])[0]
     if access_key_id in ADMINISTRATOR_KEYS:
         return Caller(account_id, None, f"arn:{PARTITION}:iam::{account_id}:root")
@@ -114,7 +112,7 @@ def role_policies(account_id: str, role_arn: str) -> list[dict[str, Any]]:
     documents: list[Any] = [role.policies[name] for name in role.policies]
     for policy in role.managed_policies.values():
         documents.append(next(v.document for v in policy.versions if v.is_default))
-    return [json.loads(d) if isinstance(d, str) else d for d in documents]
+    return [_parsed(d) if isinstance(d, str) else d for d in documents]
 
 
 def bucket_policy(account_id: str, bucket_name: str) -> list[dict[str, Any]]:
@@ -122,7 +120,14 @@ def bucket_policy(account_id: str, bucket_name: str) -> list[dict[str, Any]]:
         bucket = s3_backends[account_id][PARTITION].get_bucket(bucket_name)
     except Exception:
         return []
-    return [json.loads(bucket.policy)] if bucket.policy else []
+    policy = bucket.policy.decode() if isinstance(bucket.policy, bytes) else bucket.policy
+    return [_parsed(policy)] if policy else []
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(document: str) -> dict[str, Any]:
+    """A policy document parsed once (every request is authorised against the same few; callers only read it)."""
+    return dict(json.loads(document))
 
 
 def decide(caller: Caller, access: AccessRequest) -> Decision:
@@ -174,13 +179,14 @@ def enforce_iam() -> AbstractContextManager[object]:
             return
         query = getattr(self, "querystring", {}) or {}
         account_id = self.current_account
-        caller = caller_of(self.headers, query, account_id)
+        credential = _credential(self.headers, query)
+        caller = caller_of(self.headers, query, account_id, credential)
         is_s3 = iam_request_cls.__name__.startswith("S3")
         if caller is None:
             if is_s3:
                 raise S3AccessDenied("The AWS Access Key Id you provided does not exist in our records.")
             raise InvalidClientTokenIdError()
-        service = _credential_service(self.headers, query)
+        service = _service(credential)
         for access in access_requests(self, _IAM_PREFIX.get(service, service), resource, account_id):
             if access.action == "sts:GetCallerIdentity":
                 continue  # always allowed, as on AWS
@@ -210,19 +216,11 @@ def enforce_iam() -> AbstractContextManager[object]:
     def get_permission(self: FakeBucket, action: str, resource: str) -> PermissionResult:
         return PermissionResult.NEUTRAL
 
-    return _patches(
+    return all_of(
         mock.patch.object(ActionAuthenticatorMixin, "_authenticate_and_authorize_action",
                           _authenticate_and_authorize_action),
         mock.patch.object(FakeBucket, "get_permission", get_permission),
     )
-
-
-@contextmanager
-def _patches(*patches: AbstractContextManager[object]) -> Iterator[None]:
-    with ExitStack() as stack:
-        for patch in patches:
-            stack.enter_context(patch)
-        yield
 
 
 def _header(headers: Any, name: str) -> str:
@@ -234,12 +232,16 @@ def _header(headers: Any, name: str) -> str:
     return "" if value is None else (value.decode() if isinstance(value, bytes) else str(value))
 
 
-def _credential_service(headers: Any, query: dict[str, Any]) -> str:
+def _credential(headers: Any, query: dict[str, Any]) -> list[str]:
+    """The SigV4 credential scope (header or presigned query): [access key, date, region, service, ...]."""
     credential = _between(_header(headers, "Authorization"), "Credential=", ",")
     if not credential:
         credential = str((query.get("X-Amz-Credential") or [""])[0])
-    parts = credential.split("/")
-    return parts[3] if len(parts) > 3 else "s3"
+    return credential.split("/")
+
+
+def _service(credential: list[str]) -> str:
+    return credential[3] if len(credential) > 3 else "s3"
 
 
 def _between(text: str, first: str, second: str) -> str:

@@ -16,7 +16,7 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from unittest import mock
 
@@ -24,6 +24,7 @@ from moto.awslambda.models import LambdaBackend
 from moto.core.exceptions import JsonRESTError
 
 from loopline.emulator.enforcement_switches import enforced
+from loopline.emulator.patch_sets import all_of
 
 SYNCHRONOUS_REQUEST_LIMIT = 6_291_456
 ASYNCHRONOUS_REQUEST_LIMIT = 262_144
@@ -134,13 +135,5 @@ def refuse_large_environments() -> AbstractContextManager[object]:
             check_environment((body.get("Environment") or {}).get("Variables"))
         return update(self, function_name, qualifier, body)
 
-    return _both(mock.patch.object(LambdaBackend, "create_function", create_function),
-                 mock.patch.object(LambdaBackend, "update_function_configuration", update_function_configuration))
-
-
-@contextmanager
-def _both(*patches: AbstractContextManager[object]) -> Iterator[None]:
-    with ExitStack() as stack:
-        for patch in patches:
-            stack.enter_context(patch)
-        yield
+    return all_of(mock.patch.object(LambdaBackend, "create_function", create_function),
+                  mock.patch.object(LambdaBackend, "update_function_configuration", update_function_configuration))
