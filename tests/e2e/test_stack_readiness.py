@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import boto3
+from botocore.config import Config
 
 from loopline.client import StackClient
 from loopline.emulator.local_access import DUMMY_SECRET, free_port
@@ -20,7 +21,8 @@ from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX
 
 def test_an_upload_in_the_instant_the_stack_turns_complete_is_ingested(
         local_stack_config_path: Path, tmp_path: Path) -> None:
-    # given `loopline local up` starting, and a client polling describe_stacks as fast as it can
+    # given `loopline local up` starting, and a client polling describe_stacks as fast as it can (one attempt per
+    # call: botocore's retry back-off on a refused connection can sleep through the whole creation)
     name, port = f"ready-{os.getpid()}", free_port()
     endpoint = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "loopline.cli", "local", "up", "--stack-name", name, "--aws-port", str(port),
@@ -28,7 +30,8 @@ def test_an_upload_in_the_instant_the_stack_turns_complete_is_ingested(
     with (tmp_path / "emulator.log").open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     cloudformation = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1",
-                                  aws_access_key_id=DUMMY_SECRET, aws_secret_access_key=DUMMY_SECRET)
+                                  aws_access_key_id=DUMMY_SECRET, aws_secret_access_key=DUMMY_SECRET,
+                                  config=Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=30))
     try:
         statuses = []
         deadline = time.monotonic() + 300
