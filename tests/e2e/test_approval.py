@@ -10,35 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from loopline.cli import main
 from loopline.client import StackClient
 from loopline.examples import breast_cancer, split_batches
-from loopline.operate.approval import pending_approvals
+from tests.support.approvals import manual_approval_config, wait_for_pending_approval
 
 pytestmark = pytest.mark.e2e
 
 
-def _manual(local_stack_config_path: Path, folder: Path, timeout_seconds: int) -> Path:
-    config = yaml.safe_load(local_stack_config_path.read_text())
-    config["gate"].update(approval="manual", approval_timeout_seconds=timeout_seconds, tolerance=1.0)
-    path = folder / f"manual-{timeout_seconds}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def _loopline(stack: StackClient, *args: str) -> int:
     return main([*args, "--stack-name", stack.stack_name, "--endpoint-url", stack.s3.meta.endpoint_url])
-
-
-def _waiting(stack: StackClient, *, timeout: float = 180) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pending := pending_approvals(stack):
-            return pending[0]
-        time.sleep(0.5)
-    raise TimeoutError("no execution is waiting for approval")
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +32,13 @@ def test_approve_promotes_and_reject_rejects_with_the_reason(
         start_stack: Callable[..., StackClient], local_stack_config_path: Path, tmp_path: Path,
         frames: list[Any], capsys: pytest.CaptureFixture[str]) -> None:
     # given a stack with manual approval, and a first upload that passed the gate
-    stack = start_stack(_manual(local_stack_config_path, tmp_path, 600))
+    stack = start_stack(manual_approval_config(local_stack_config_path, tmp_path, 600))
     inbox = stack.client("sqs").create_queue(QueueName=f"{stack.stack_name}-inbox")["QueueUrl"]
     queue_arn = stack.client("sqs").get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])
     stack.client("sns").subscribe(TopicArn=stack.outputs["NotificationTopicArn"], Protocol="sqs",
                                   Endpoint=queue_arn["Attributes"]["QueueArn"])
     stack.upload_csv(frames[0], "first.csv")
-    waiting = _waiting(stack)
+    waiting = wait_for_pending_approval(stack)
 
     # then nothing is promoted yet, status lists the pending approval, and the request says what to run
     assert stack.keys("registry/champion.json") == []
@@ -83,7 +65,7 @@ def test_approve_promotes_and_reject_rejects_with_the_reason(
     stack.wait_for_keys("monitoring/", 1, timeout=180)
     stack.sfn.start_execution(stateMachineArn=stack.state_machine_arn, name="manual-second",
                               input=json.dumps({"reason": "manual"}))
-    second = _waiting(stack)
+    second = wait_for_pending_approval(stack)
     assert second.execution_arn not in known
     assert _loopline(stack, "reject", second.model_version, "--reason", "calibration looks off") == 0
 
@@ -101,7 +83,7 @@ def test_no_answer_within_the_timeout_rejects(start_stack: Callable[..., StackCl
                                               local_stack_config_path: Path, tmp_path: Path,
                                               frames: list[Any]) -> None:
     # given a stack whose approvals time out after 3 seconds
-    stack = start_stack(_manual(local_stack_config_path, tmp_path, 3))
+    stack = start_stack(manual_approval_config(local_stack_config_path, tmp_path, 3))
 
     # when a challenger passes the gate and nobody answers
     stack.upload_csv(frames[0], "first.csv")

@@ -4,68 +4,30 @@ stack `loopline local up` runs, every command it prints runs as printed, and not
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from loopline.client import StackClient
 from loopline.examples import TARGET, breast_cancer, split_batches
-from loopline.operate.approval import pending_approvals
-
-LOOPLINE = Path(sys.executable).with_name("loopline")  # the venv's script, as a fresh clone has it
-
-
-def _user_env() -> dict[str, str]:
-    """The user's shell: the venv not activated (loopline is not on PATH), no AWS endpoint exported."""
-    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "LOOPLINE_STACK")}
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if Path(p).resolve() != LOOPLINE.parent.resolve())
-    return env
-
-
-def _run(line: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """A command line exactly as printed, through the shell."""
-    return subprocess.run(["bash", "-c", line], cwd=cwd, env=_user_env(), capture_output=True, text=True,
-                          timeout=600)
-
-
-def _manual(config_path: Path, folder: Path) -> Path:
-    config = yaml.safe_load(config_path.read_text())
-    config["gate"].update(approval="manual", approval_timeout_seconds=600, tolerance=1.0)
-    path = folder / "manual.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def _waiting(stack: StackClient, *, timeout: float = 240) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pending := pending_approvals(stack):
-            return pending[0]
-        time.sleep(0.5)
-    raise TimeoutError("no execution is waiting for approval")
+from tests.support.approvals import manual_approval_config, wait_for_pending_approval
+from tests.support.user_shell import LOOPLINE, run_as_printed, user_env
 
 
 def test_a_newcomer_uploads_follows_and_approves_with_the_commands_the_cli_prints(
         start_stack: Callable[..., StackClient], local_stack_config_path: Path, tmp_path: Path) -> None:
     # given a running local stack with manual approval, and a person in a directory of their own
-    stack = start_stack(_manual(local_stack_config_path, tmp_path))
+    stack = start_stack(manual_approval_config(local_stack_config_path, tmp_path, 600))
     initial, _ = split_batches(breast_cancer(), [250, 50])
     initial.to_csv(tmp_path / "labeled.csv", index=False)
     initial.drop(columns=[TARGET]).to_csv(tmp_path / "unlabeled.csv", index=False)
     events = subprocess.Popen([str(LOOPLINE), "events", "--count", "2", "--timeout", "400"], cwd=tmp_path,
-                              env=_user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert events.stderr is not None and "listening to" in events.stderr.readline()
 
     # when they upload a file without the label, and drop files where nothing reads them
-    unlabeled = _run(f"{LOOPLINE} upload unlabeled.csv", tmp_path)
+    unlabeled = run_as_printed(f"{LOOPLINE} upload unlabeled.csv", tmp_path)
     stack.s3.put_object(Bucket=stack.bucket, Key="Incoming/labeled.csv", Body=b"a,b\n1,2\n")
     stack.s3.put_object(Bucket=stack.bucket, Key="labeled.csv", Body=b"a,b\n1,2\n")
 
@@ -73,14 +35,14 @@ def test_a_newcomer_uploads_follows_and_approves_with_the_commands_the_cli_print
     assert unlabeled.returncode == 0, unlabeled.stderr
     assert f"s3://{stack.bucket}/incoming/unlabeled.csv" in unlabeled.stdout
     follow_status = unlabeled.stdout.rsplit("  or  ", 1)[1].strip()
-    status = _run(follow_status, tmp_path)
+    status = run_as_printed(follow_status, tmp_path)
     assert status.returncode == 0, status.stderr
     assert f"Loopline stack {stack.stack_name}" in status.stdout
 
     # when they upload the labeled data and the challenger waits for approval
-    assert _run(f"{LOOPLINE} upload labeled.csv", tmp_path).returncode == 0
-    waiting = _waiting(stack)
-    status = _run(str(LOOPLINE) + " status", tmp_path)
+    assert run_as_printed(f"{LOOPLINE} upload labeled.csv", tmp_path).returncode == 0
+    waiting = wait_for_pending_approval(stack)
+    status = run_as_printed(str(LOOPLINE) + " status", tmp_path)
 
     # then status shows the quarantine with its reason, the ignored objects, and the approval commands
     assert status.returncode == 0, status.stderr
@@ -90,7 +52,7 @@ def test_a_newcomer_uploads_follows_and_approves_with_the_commands_the_cli_print
     approve = approval_line.split(": ", 1)[1].split("  |  ")[0]
 
     # when they paste the approve command as printed
-    approved = _run(approve, tmp_path)
+    approved = run_as_printed(approve, tmp_path)
 
     # then it is promoted, and the replayed states carry their real times (not all at 0.0 s)
     assert approved.returncode == 0, approved.stderr
