@@ -97,8 +97,17 @@ test-fast: venv ## pytest without the emulator and e2e tests (unit + moto integr
 	$(BIN)/pytest tests -m "not e2e and not emulator"
 
 # pytest exits 5 when it collects no test: that is a failure here like any other non-zero exit.
-pytest: venv ## pytest: tests/unit, tests/integration, tests/faults, tests/e2e
-	$(BIN)/pytest tests
+# The suite runs on PYTEST_WORKERS processes (pytest-xdist; a test file stays on one worker, so a module's stack is
+# started once); most of its time is spent waiting on emulated AWS, so two workers on two cores roughly halve it.
+# PYTEST_WORKERS=0 runs it in this process. The grants check reads what every worker's emulators recorded, so it
+# runs last, on its own.
+PYTEST_WORKERS ?= 2
+IAM_AUDIT_LOG := $(VENV)/iam-audit.jsonl
+pytest: venv ## pytest: tests/unit, tests/integration, tests/faults, tests/e2e (PYTEST_WORKERS=2)
+	@rm -f $(IAM_AUDIT_LOG)
+	LOOPLINE_IAM_AUDIT_LOG=$(abspath $(IAM_AUDIT_LOG)) $(BIN)/pytest tests -n $(PYTEST_WORKERS) --dist loadfile \
+		--deselect tests/test_zz_grants_exercised.py
+	LOOPLINE_IAM_AUDIT_LOG=$(abspath $(IAM_AUDIT_LOG)) $(BIN)/pytest tests/test_zz_grants_exercised.py
 
 # ---------------------------------------------------------------- run
 demo: venv ## Run the offline end-to-end demo (loopline demo + DEMO_ARGS)

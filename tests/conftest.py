@@ -30,8 +30,10 @@ SAMPLE_FEATURES = ["mean radius", "mean texture", "worst concave points", "worst
 @pytest.fixture(scope="session", autouse=True)
 def iam_audit_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every grant a role used on an emulator in this session (the emulators started here inherit the variable):
-    tests/test_zz_grants_exercised.py compares them with what template.yaml grants."""
-    path = tmp_path_factory.mktemp("iam") / "audit.jsonl"
+    tests/test_zz_grants_exercised.py compares them with what template.yaml grants. A log named by the
+    environment is kept (make test: the parallel workers and the grants check that runs after them share it)."""
+    named = os.environ.get(AUDIT_LOG_VARIABLE)
+    path = Path(named) if named else tmp_path_factory.mktemp("iam") / "audit.jsonl"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(AUDIT_LOG_VARIABLE, str(path))
         yield path
