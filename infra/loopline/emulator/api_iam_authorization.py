@@ -22,6 +22,7 @@ from typing import Any
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 from moto.iam.models import iam_backends
 
@@ -148,10 +149,10 @@ class _Verifier(SigV4Auth):
         self._signed = signed_headers
 
     def headers_to_sign(self, request: AWSRequest) -> Any:
-        chosen = super().headers_to_sign(request)
-        for name in list(chosen.keys()):
-            if name not in self._signed:
-                del chosen[name]
+        chosen = HTTPHeaders()  # botocore's own choice leaves out some a client may sign (User-Agent, Expect)
+        for name, value in request.headers.items():
+            if name.lower() in self._signed:
+                chosen[name.lower()] = value
         return chosen
 
 
