@@ -18,6 +18,7 @@ from loopline.cli import main
 from loopline.client import StackClient
 from loopline.emulator.template_loading import load_template
 from loopline.examples import breast_cancer, split_batches
+from loopline.operate.events import notifications, subscribed_queue
 from loopline.operate.rollback import ask_for_rollback
 from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX, MONITORING_PREFIX, model_prefix
 from tests.support.bucket_policy import remove_bucket_policy
@@ -166,16 +167,20 @@ def test_the_rollback_api_records_the_signed_caller_and_refuses_unsigned_unallow
     assert stack.keys(HISTORY_PREFIX) == history
 
     # when the allowed caller asks without naming anyone
-    answer = ask_for_rollback(stack, to_version=other, note="signed", credentials=operator)
+    with subscribed_queue(stack) as inbox:
+        answer = ask_for_rollback(stack, to_version=other, note="signed", credentials=operator)
+        assert answer.status == 202, answer.text
+        assert stack.wait_for_execution(answer.body["execution_arn"], timeout=120)["status"] == "SUCCEEDED"
+        promoted = next(json.loads(envelope["Message"]) for envelope in notifications(stack, inbox, timeout=30)
+                        if json.loads(envelope["Message"]).get("event") == "promoted")
 
-    # then the history record and the pointer name the caller API Gateway authenticated
-    assert answer.status == 202, answer.text
+    # then the history record, the pointer and the notification name the caller API Gateway authenticated
     signed_arn = "arn:aws:sts::123456789012:assumed-role/rollback-operator/rollback-operator"
     assert answer.body["requested_by"] == signed_arn
-    assert stack.wait_for_execution(answer.body["execution_arn"], timeout=120)["status"] == "SUCCEEDED"
     [new] = sorted(set(stack.keys(HISTORY_PREFIX)) - set(history))
     assert stack.read_json(new)["requested_by"] == signed_arn
     assert stack.read_json(CHAMPION_KEY)["version"] == other
+    assert (promoted["model_version"], promoted["requested_by"]) == (other, signed_arn)
 
 
 def test_status_and_models_show_the_loop_at_a_glance(
