@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import pandas as pd
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from loopline.emulator.local_access import DUMMY_SECRET
 from loopline_runtime.bucket_layout import INCOMING_PREFIX
@@ -70,6 +71,18 @@ class StackClient:
     def client(self, service: str) -> Any:
         """A boto3 client for any other service, on the same endpoint and credentials."""
         return self._session.client(service, **self._client_kwargs)
+
+    def credentials(self) -> Any:
+        """The credentials the clients sign with (the emulator's administrator key, or the user's on AWS), for
+        requests signed outside boto3 (SigV4 to an AWS_IAM API route); None when there are none."""
+        if "aws_access_key_id" in self._client_kwargs:
+            return Credentials(self._client_kwargs["aws_access_key_id"], self._client_kwargs["aws_secret_access_key"])
+        found = self._session.get_credentials()
+        return None if found is None else found.get_frozen_credentials()
+
+    @property
+    def region(self) -> str:
+        return str(self._session.region_name)
 
     @property
     def bucket(self) -> str:

@@ -18,8 +18,11 @@ from loopline.cli import main
 from loopline.client import StackClient
 from loopline.emulator.template_loading import load_template
 from loopline.examples import breast_cancer, split_batches
+from loopline.operate.events import notifications, subscribed_queue
+from loopline.operate.rollback import ask_for_rollback
 from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX, MONITORING_PREFIX, model_prefix
 from tests.support.bucket_policy import remove_bucket_policy
+from tests.support.roles import person_credentials
 from tests.support.stack import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -68,9 +71,11 @@ def test_rollback_serves_the_previous_champion_and_records_who_and_why(
     code = main(_loopline(stack, "rollback", "--reason", "complaints since B"))
 
     # then A serves again, within the predict function's documented staleness, and the history says who did it
-    # and why
+    # (the caller the rollback API authenticated: this client signs with the account's administrator key) and why
     assert code == 0
-    assert f"champion is now {a} (was {b})" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"champion is now {a} (was {b})" in out
+    assert "recorded as requested by arn:aws:iam::123456789012:root" in out
     assert _served_within_staleness(stack) == a
     [new] = sorted(set(stack.keys(HISTORY_PREFIX)) - set(history_before))
     record = stack.read_json(new)
@@ -78,7 +83,7 @@ def test_rollback_serves_the_previous_champion_and_records_who_and_why(
     assert record["previous_version"] == b
     assert record["reason"] == "rollback"
     assert record["note"] == "complaints since B"
-    assert record["requested_by"]
+    assert record["requested_by"] == "arn:aws:iam::123456789012:root"
     pointer = stack.read_json(CHAMPION_KEY)
     assert pointer == record  # the pointer holds the same record, written by the same states as a promotion
 
@@ -125,6 +130,57 @@ def test_rollback_refuses_unknown_never_promoted_and_serving_versions(
         assert stack.read_json(CHAMPION_KEY)["version"] == serving
         assert stack.keys(HISTORY_PREFIX) == history
         assert stack.predict([_row()]).body["model_version"] == serving
+
+
+def test_the_rollback_api_records_the_signed_caller_and_refuses_unsigned_unallowed_and_self_declared_callers(
+        two_champions: tuple[StackClient, str, str]) -> None:
+    # given a champion, the version before it, and two people: one allowed to invoke the rollback route, one not
+    stack, a, b = two_champions
+    serving = stack.read_json(CHAMPION_KEY)["version"]
+    other = a if serving == b else b
+    route = f"arn:aws:execute-api:{stack.region}:123456789012:*/Prod/POST/rollback"
+    iam, sts = stack.client("iam"), stack.client("sts")
+    operator = person_credentials(iam, sts, "rollback-operator",
+                                  [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": route}])
+    bystander = person_credentials(iam, sts, "rollback-bystander",
+                                   [{"Effect": "Allow", "Action": "execute-api:Invoke",
+                                     "Resource": route.replace("POST/rollback", "POST/predict")}])
+    history = stack.keys(HISTORY_PREFIX)
+    executions = stack.sfn.list_executions(stateMachineArn=stack.outputs["RollbackStateMachineArn"])["executions"]
+
+    # when an unsigned request, a caller without execute-api:Invoke, and an allowed caller claiming another
+    # identity in the body ask to roll back
+    unsigned = ask_for_rollback(stack, to_version=other, note="x", credentials=None)
+    unallowed = ask_for_rollback(stack, to_version=other, note="x", credentials=bystander)
+    self_declared = ask_for_rollback(stack, to_version=other, note="x", credentials=operator,
+                                     extra={"requested_by": "alice (arn:aws:iam::123456789012:user/alice)"})
+
+    # then API Gateway refuses the first two, the function the third, and nothing started or moved
+    assert (unsigned.status, unsigned.body) == (403, {"message": "Missing Authentication Token"})
+    assert unallowed.status == 403
+    assert "assumed-role/rollback-bystander/" in unallowed.body["Message"]
+    assert "execute-api:Invoke" in unallowed.body["Message"]
+    assert self_declared.status == 400 and "requested_by" in self_declared.body["message"]
+    assert stack.sfn.list_executions(
+        stateMachineArn=stack.outputs["RollbackStateMachineArn"])["executions"] == executions
+    assert stack.read_json(CHAMPION_KEY)["version"] == serving
+    assert stack.keys(HISTORY_PREFIX) == history
+
+    # when the allowed caller asks without naming anyone
+    with subscribed_queue(stack) as inbox:
+        answer = ask_for_rollback(stack, to_version=other, note="signed", credentials=operator)
+        assert answer.status == 202, answer.text
+        assert stack.wait_for_execution(answer.body["execution_arn"], timeout=120)["status"] == "SUCCEEDED"
+        promoted = next(json.loads(envelope["Message"]) for envelope in notifications(stack, inbox, timeout=30)
+                        if json.loads(envelope["Message"]).get("event") == "promoted")
+
+    # then the history record, the pointer and the notification name the caller API Gateway authenticated
+    signed_arn = "arn:aws:sts::123456789012:assumed-role/rollback-operator/rollback-operator"
+    assert answer.body["requested_by"] == signed_arn
+    [new] = sorted(set(stack.keys(HISTORY_PREFIX)) - set(history))
+    assert stack.read_json(new)["requested_by"] == signed_arn
+    assert stack.read_json(CHAMPION_KEY)["version"] == other
+    assert (promoted["model_version"], promoted["requested_by"]) == (other, signed_arn)
 
 
 def test_status_and_models_show_the_loop_at_a_glance(

@@ -127,3 +127,19 @@ def _plain(node: Any, stack: Stack) -> Any:
     if set(node) == {"Ref"}:
         return stack._ref(node["Ref"])
     return {k: _plain(v, stack) for k, v in node.items()}
+
+
+def person_credentials(iam: Any, sts: Any, name: str, statements: list[dict[str, Any]]) -> Any:
+    """A person's temporary credentials (botocore Credentials): a role the account may assume, allowed
+    `statements` (none: allowed nothing), assumed with session name `name`."""
+    from botocore.credentials import Credentials
+
+    account = sts.get_caller_identity()["Account"]
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    if statements:
+        iam.put_role_policy(RoleName=name, PolicyName="grants",
+                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    assumed = sts.assume_role(RoleArn=role["Arn"], RoleSessionName=name)["Credentials"]
+    return Credentials(assumed["AccessKeyId"], assumed["SecretAccessKey"], assumed["SessionToken"])

@@ -2,7 +2,9 @@
 
 Serves `/<stage>/<path>` like an execute-api endpoint: an HTTP request becomes a v1 proxy event, the function
 is invoked through moto's Lambda endpoint (so it runs in the emulator's workers) and the proxy result becomes
-the HTTP response. API keys are checked as API Gateway does, against moto's (enabled) API keys.
+the HTTP response. API keys are checked as API Gateway does, against moto's (enabled) API keys; a route with
+`Auth: Authorizer: AWS_IAM` is authorized as API Gateway does (api_iam_authorization.py) and its caller fills
+`requestContext.identity`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import botocore.config
+from moto.core import DEFAULT_ACCOUNT_ID
 
+from loopline.emulator.api_iam_authorization import (
+    ApiAuthorizationFailed,
+    ApiCaller,
+    SignedRequest,
+    authorize_iam_request,
+    invoke_arn,
+)
 from loopline.emulator.iam_enforcement import service_may_invoke
 from loopline.emulator.local_access import is_local_host
 
@@ -34,6 +44,7 @@ class ApiRoute:
     resource_path: str  # e.g. /predict, /items/{id}, /{proxy+}
     function_name: str
     api_key_required: bool = False
+    iam_authorized: bool = False  # `Authorizer: AWS_IAM`: SigV4-signed callers allowed execute-api:Invoke
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         """Path parameters when this route serves `method path`, else None."""
@@ -67,10 +78,10 @@ def routes_from_sam_template(sam_template: dict[str, Any], function_names: dict[
             api_auth = (resources.get(api_id, {}).get("Properties", {}).get("Auth") or {}) if api_id else {}
             event_auth = properties.get("Auth") or {}
             required = bool(event_auth.get("ApiKeyRequired", api_auth.get("ApiKeyRequired", False)))
+            authorizer = event_auth.get("Authorizer", api_auth.get("DefaultAuthorizer"))
             method = properties["Method"].upper()
-            routes.append(
-                ApiRoute("ANY" if method == "ANY" else method, properties["Path"], function_names[logical_id], required)
-            )
+            routes.append(ApiRoute("ANY" if method == "ANY" else method, properties["Path"],
+                                   function_names[logical_id], required, iam_authorized=authorizer == "AWS_IAM"))
     return routes
 
 
@@ -80,6 +91,7 @@ class LocalApi:
     def __init__(self, routes: list[ApiRoute], session: Any, aws_endpoint_url: str, rest_api_id: str) -> None:
         self.routes = routes
         self.rest_api_id = rest_api_id
+        self.region = str(session.region_name)
         # an integration may run as long as the function's timeout; no retries, like API Gateway
         config = botocore.config.Config(read_timeout=960, retries={"total_max_attempts": 1})
         self.lambda_client = session.client("lambda", endpoint_url=aws_endpoint_url, config=config)
@@ -125,6 +137,15 @@ class LocalApi:
         if not matched:
             return _json(403, {"message": "Missing Authentication Token"})
         route, path_parameters = matched[0]
+        caller = None
+        if route.iam_authorized:  # API Gateway authorizes before it looks at the API key
+            signed = SignedRequest(method, f"http://{host}{raw_path}", headers, body)
+            resource = invoke_arn(self.region, DEFAULT_ACCOUNT_ID, self.rest_api_id, STAGE, method, path or "/")
+            try:
+                caller = authorize_iam_request(signed, region=self.region, account_id=DEFAULT_ACCOUNT_ID,
+                                               resource_arn=resource)
+            except ApiAuthorizationFailed as refused:
+                return _json(403, refused.body)
         header_map = {name.lower(): value for name, value in headers}
         key_ok, key_id = self.api_key_is_valid(header_map.get("x-api-key"))
         if route.api_key_required and not key_ok:
@@ -142,6 +163,7 @@ class LocalApi:
             header_map.get("x-api-key") if key_ok else None,
             key_id,
             self.rest_api_id,
+            caller,
         )
         if not self._may_invoke(route, method):
             # API Gateway: "Execution failed due to configuration error: Invalid permissions on Lambda function"
@@ -173,6 +195,7 @@ def proxy_event(
     api_key: str | None,
     api_key_id: str | None,
     rest_api_id: str,
+    caller: ApiCaller | None = None,
 ) -> dict[str, Any]:
     """The API Gateway REST (v1) Lambda proxy event for one request."""
     multi_headers: dict[str, list[str]] = {}
@@ -199,7 +222,7 @@ def proxy_event(
             "extendedRequestId": request_id,
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "path": f"/{STAGE}{path}",
-            "accountId": "123456789012",
+            "accountId": DEFAULT_ACCOUNT_ID,
             "protocol": "HTTP/1.1",
             "stage": STAGE,
             "domainPrefix": host.split(".")[0],
@@ -212,7 +235,10 @@ def proxy_event(
                 "apiKeyId": api_key_id,
                 "caller": None,
                 "user": None,
+                "userArn": None,
+                "accountId": None,
                 "accessKey": None,
+                **(caller.identity() if caller else {}),
             },
             "domainName": host,
             "apiId": rest_api_id,

@@ -11,6 +11,7 @@ import os
 SWITCH_VARIABLE = "LOOPLINE_UNENFORCED"
 ENFORCEMENTS = {
     "iam": "identity policies, bucket policy and invoke permissions on every request",
+    "api-iam": "an AWS_IAM route of the local API needs a valid SigV4 signature and execute-api:Invoke",
     "memory": "a worker above its function's MemorySize is stopped (Runtime.OutOfMemory)",
     "ephemeral-storage": "/tmp of a worker is capped at its function's EphemeralStorage",
     "payload-size": "Lambda's 6 MB / 256 KB payload limits and Step Functions' 256 KB state limit",

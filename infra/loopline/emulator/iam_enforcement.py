@@ -20,8 +20,9 @@ import json
 import os
 import threading
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from unittest import mock
 
@@ -40,8 +41,8 @@ from loopline.emulator.local_access import DUMMY_SECRET
 from loopline.emulator.patch_sets import all_of
 
 AUDIT_LOG_VARIABLE = "LOOPLINE_IAM_AUDIT_LOG"
-# the account's administrator: the emulator's key, and the one moto's in-process mock sets for tests
-ADMINISTRATOR_KEYS = frozenset({DUMMY_SECRET, "FOOBARKEY"})
+# the account's administrator: the emulator's key, and the one moto's in-process mock sets for tests (key -> secret)
+ADMINISTRATOR_KEYS = MappingProxyType({DUMMY_SECRET: DUMMY_SECRET, "FOOBARKEY": "FOOBARSECRET"})
 PARTITION = "aws"
 # IAM's name for the services whose signing name differs
 _IAM_PREFIX = {"monitoring": "cloudwatch", "execute-api": "apigateway"}
@@ -54,6 +55,8 @@ class Caller:
     account_id: str
     role_arn: str | None  # None: the administrator (the account owner's own client)
     session_arn: str
+    # what a service that verifies signatures (API Gateway's AWS_IAM routes) recomputes the signature with
+    secret_access_key: str = field(default="", repr=False, compare=False)
 
     @property
     def principal_arn(self) -> str:
@@ -93,12 +96,12 @@ def caller_of(headers: Any, query: dict[str, Any], account_id: str, credential: 
     access_key_id = credential[0]
     token = _header(headers, "X-Amz-Security-Token") or (query.get("X-Amz-Security-Token") or [None])[0]
     if access_key_id in ADMINISTRATOR_KEYS:
-        return Caller(account_id, None, f"arn:{PARTITION}:iam::{account_id}:root")
+        return Caller(account_id, None, f"arn:{PARTITION}:iam::{account_id}:root", ADMINISTRATOR_KEYS[access_key_id])
     for assumed in sts_backends[account_id][PARTITION].assumed_roles:
         if assumed.access_key_id == access_key_id and assumed.session_token == token:
             session = f"arn:{PARTITION}:sts::{account_id}:assumed-role/{assumed.role_arn.split('/')[-1]}/" \
                       f"{assumed.session_name}"
-            return Caller(account_id, assumed.role_arn, session)
+            return Caller(account_id, assumed.role_arn, session, assumed.secret_access_key)
     return None
 
 

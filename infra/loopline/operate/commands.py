@@ -66,17 +66,19 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from loopline.operate.rollback import request_rollback, requester
+    from loopline.operate.rollback import request_rollback
 
     stack = stack_from(args)
     started = time.monotonic()
     target = args.to or "the previous champion"
-    progress(f"rolling back to {target} through {stack.outputs['RollbackStateMachineArn'].rsplit(':', 1)[-1]} ...")
-    outcome = request_rollback(stack, to_version=args.to, note=args.reason, requested_by=requester(stack),
+    progress(f"rolling back to {target} through the rollback API (SigV4-signed POST {stack.outputs['RollbackApiUrl']})"
+             " ...")
+    outcome = request_rollback(stack, to_version=args.to, note=args.reason,
                                on_state=lambda name, seconds: progress(f"  [{seconds:5.1f}s] {name}"))
     pointer = outcome.pointer
     print(f"champion is now {pointer['version']} (was {pointer.get('previous_version')}); "
-          f"rolled back by {pointer.get('requested_by')} in {time.monotonic() - started:.1f} s")
+          f"rolled back in {time.monotonic() - started:.1f} s; recorded as requested by {pointer.get('requested_by')} "
+          "(the caller the API authenticated)")
     return 0
 
 
@@ -161,8 +163,10 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
 
     rollback = subparsers.add_parser(
         "rollback", help="serve the previous champion (or --to VERSION) again, through the promotion path",
-        description="Start the rollback state machine: the evaluate function verifies the target (registered, "
-        "artifact matches its sha256, same feature schema as the champion), then moves the champion pointer with "
+        description="POST the request, signed with SigV4, to the stack's rollback API (AWS_IAM: your AWS identity "
+        "needs execute-api:Invoke on it, and is what the history records as requested_by), which starts the rollback "
+        "state machine: the evaluate function verifies the target (promoted before, its pins as recorded then, "
+        "parity passed, same feature schema as the champion), then moves the champion pointer with "
         "the promotion's own action (If-Match on the pointer, history record with who and why). The API serves "
         "the target within CHAMPION_CHECK_SECONDS (5 s) of the pointer move. Without --to, the target is the "
         "champion's previous version.",

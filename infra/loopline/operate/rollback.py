@@ -1,33 +1,43 @@
-"""`loopline rollback`: start the rollback state machine and follow it.
+"""`loopline rollback`: ask the rollback API, signed with SigV4, then follow the rollback state machine.
 
-The state machine verifies the target in the evaluate function and moves the champion pointer with the same
-`promote` action as a gate's promotion (If-Match on the pointer's ETag, then the history record), so the CLI
-needs no write access to the registry.
+The API route (`POST /rollback`, `Authorizer: AWS_IAM`) records who asks from the request's signature, not from
+anything this client says; its function starts the state machine, which verifies the target in the evaluate
+function and moves the champion pointer with the same `promote` action as a gate's promotion (If-Match on the
+pointer's ETag, then the history record). So the CLI needs `execute-api:Invoke` on that route and read access to
+follow the execution, and no write access to the registry.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from loopline.client import StackClient
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+from loopline.client import HttpResponse, StackClient
 from loopline_runtime.bucket_layout import CHAMPION_KEY
-from loopline_runtime.errors import RollbackRefused
-from loopline_runtime.orchestration import execution_name
+from loopline_runtime.errors import LooplineError, RollbackRefused
 
 
 @dataclass(frozen=True)
 class RollbackOutcome:
     execution_arn: str
+    requested_by: str  # the caller the rollback API authenticated, as recorded
     pointer: dict[str, Any]
 
 
+class RollbackNotAllowed(LooplineError):
+    """The rollback API refused the request before anything started (not signed, not allowed, bad request)."""
+
+
 def requester(stack: StackClient) -> str:
-    """Who asks: the local user and the AWS identity the request is signed with."""
+    """Who asks (approvals): the local user and the AWS identity the request is signed with."""
     user = getpass.getuser()
     try:
         arn = stack.client("sts").get_caller_identity()["Arn"]
@@ -36,29 +46,56 @@ def requester(stack: StackClient) -> str:
     return f"{user} ({arn})"
 
 
-def request_rollback(stack: StackClient, *, to_version: str | None, note: str, requested_by: str,
+def signed_post(url: str, payload: dict[str, Any], credentials: Any, region: str) -> HttpResponse:
+    """POST `payload` as JSON to an API Gateway route with `Authorizer: AWS_IAM`, signed with SigV4 (service
+    execute-api) by `credentials` (None: unsigned, as a test of the route's refusal does)."""
+    data = json.dumps(payload).encode("utf-8")
+    request = AWSRequest(method="POST", url=url, data=data, headers={"Content-Type": "application/json"})
+    if credentials is not None:
+        SigV4Auth(credentials, "execute-api", region).add_auth(request)
+    prepared = urllib.request.Request(url, data=data, method="POST", headers=dict(request.headers.items()))
+    try:
+        with urllib.request.urlopen(prepared, timeout=60) as response:
+            status, text = response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode("utf-8")
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        parsed = None
+    return HttpResponse(status, parsed, text)
+
+
+def ask_for_rollback(stack: StackClient, *, to_version: str | None, note: str, credentials: Any = "stack",
+                     extra: dict[str, Any] | None = None) -> HttpResponse:
+    """The rollback API's answer to one request (`credentials`: "stack" signs as the stack client does;
+    `extra`: more body fields, which the API refuses)."""
+    signer = stack.credentials() if credentials == "stack" else credentials
+    return signed_post(stack.outputs["RollbackApiUrl"], {"to_version": to_version, "note": note, **(extra or {})},
+                       signer, stack.region)
+
+
+def request_rollback(stack: StackClient, *, to_version: str | None, note: str,
                      on_state: Callable[[str, float], None] | None = None, timeout: float = 300) -> RollbackOutcome:
     """Roll the champion back to `to_version` (None: the champion's previous version); wait for the outcome.
 
     Raises:
+        RollbackNotAllowed: the API refused the request (unsigned, no execute-api:Invoke, bad request).
         RollbackRefused: the state machine refused (unknown version, failed verification, other schema, ...),
             with the evaluate function's reason.
     """
-    payload = {"to_version": to_version, "requested_by": requested_by, "note": note}
-    started = stack.sfn.start_execution(stateMachineArn=stack.outputs["RollbackStateMachineArn"],
-                                        name=rollback_execution_name(to_version),
-                                        input=json.dumps(payload))
-    arn = str(started["executionArn"])
+    answer = ask_for_rollback(stack, to_version=to_version, note=note)
+    if answer.status != 202 or not isinstance(answer.body, dict):
+        body = answer.body if isinstance(answer.body, dict) else {}
+        message = body.get("message") or body.get("Message") or answer.text[:300]
+        fix = (". Fix: your AWS identity needs execute-api:Invoke on the route (see README, Rollback)"
+               if answer.status == 403 else "")
+        raise RollbackNotAllowed(f"the rollback API answered {answer.status}: {message}{fix}")
+    arn = str(answer.body["execution_arn"])
     described = stack.wait_for_execution(arn, timeout=timeout, on_state=on_state)
     if described["status"] != "SUCCEEDED":
         raise RollbackRefused(f"rollback refused: {failure_reason(stack, arn)}; the champion is unchanged")
-    return RollbackOutcome(arn, dict(stack.read_json(CHAMPION_KEY)))
-
-
-def rollback_execution_name(to_version: str | None) -> str:
-    """Each request is its own execution (a second rollback to the same version is a new request)."""
-    requested = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    return execution_name("rollback", f"{to_version or 'previous'}-{requested}")
+    return RollbackOutcome(arn, str(answer.body["requested_by"]), dict(stack.read_json(CHAMPION_KEY)))
 
 
 def failure_reason(stack: StackClient, execution_arn: str) -> str:

@@ -33,6 +33,7 @@ def lambda_handler(event, context):
             "body": event["body"],
             "stage": event["requestContext"]["stage"],
             "apiKey": event["requestContext"]["identity"]["apiKey"],
+            "userArn": event["requestContext"]["identity"]["userArn"],
         }),
     }
 """
@@ -55,6 +56,7 @@ def api(
         ApiRoute("GET", "/items/{id}", function_name),
         ApiRoute("GET", "/boom", function_name),
         ApiRoute("GET", "/garbage", function_name),
+        ApiRoute("POST", "/rollback", function_name, iam_authorized=True),
     ]
     # API Gateway invokes only with the function's leave (SAM adds one permission per Api event)
     aws("lambda").add_permission(FunctionName=function_name, StatementId="api", Action="lambda:InvokeFunction",
@@ -88,7 +90,7 @@ def test_a_request_becomes_a_proxy_event_and_the_proxy_result_the_response(api):
     assert headers["X-Model-Version"] == "m1"
     assert body == {
         "path": "/predict", "resource": "/predict", "method": "POST", "query": {"limit": "2"}, "pathParameters": None,
-        "body": '{"records": []}', "stage": "Prod", "apiKey": api["key"],
+        "body": '{"records": []}', "stage": "Prod", "apiKey": api["key"], "userArn": None,
     }  # fmt: skip
 
 
@@ -189,3 +191,137 @@ def test_a_route_whose_function_does_not_let_api_gateway_invoke_it_answers_500(
     # then API Gateway's answer for invalid permissions on the function
     assert status == 500
     assert body == {"message": "Internal server error"}
+
+
+# ---------------------------------------------------------------- AWS_IAM routes (api_iam_authorization.py)
+INVOKE_ROLLBACK = {"Effect": "Allow", "Action": "execute-api:Invoke",
+                   "Resource": "arn:aws:execute-api:us-east-1:123456789012:api123/Prod/POST/rollback"}
+
+
+def signed(url: str, credentials: Any, body: bytes = b"{}", *, region: str = "us-east-1",
+           service: str = "execute-api") -> tuple[int, dict[str, str], Any]:
+    """POST `body` signed with SigV4 by `credentials`, as `loopline rollback` does."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    aws_request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+    SigV4Auth(credentials, service, region).add_auth(aws_request)
+    return request(url, "POST", body, dict(aws_request.headers.items()))
+
+
+@pytest.fixture
+def person(aws: Callable[[str], Any]) -> Callable[[list[dict[str, Any]]], Any]:
+    """Temporary credentials of a role assumed by the account, allowed `statements`."""
+    from tests.support.roles import person_credentials
+
+    return lambda statements: person_credentials(aws("iam"), aws("sts"), f"person-{uuid.uuid4().hex[:8]}",
+                                                 statements)
+
+
+def test_an_iam_route_refuses_an_unsigned_request_before_any_function_runs(api):
+    # when
+    status, _, body = request(f"{api['url']}/rollback", "POST", b"{}")
+
+    # then
+    assert (status, body) == (403, {"message": "Missing Authentication Token"})
+
+
+def test_an_iam_route_passes_the_signed_callers_identity_to_the_function(api, person):
+    # given a person allowed to invoke the route
+    credentials = person([INVOKE_ROLLBACK])
+
+    # when they call it with a signed request whose body claims another identity
+    status, _, body = signed(f"{api['url']}/rollback", credentials, b'{"requested_by": "alice"}')
+
+    # then the function sees the signed caller in the request context (the body is passed on as it came)
+    assert status == 201
+    assert body["userArn"].startswith("arn:aws:sts::123456789012:assumed-role/person-")
+    assert body["body"] == '{"requested_by": "alice"}'
+
+
+def test_the_administrator_key_may_invoke_an_iam_route(api):
+    from botocore.credentials import Credentials
+
+    # when the account's own client signs
+    status, _, body = signed(f"{api['url']}/rollback", Credentials("testing", "testing"))
+
+    # then
+    assert status == 201
+    assert body["userArn"] == "arn:aws:iam::123456789012:root"
+
+
+def test_an_iam_route_refuses_a_caller_whose_policy_lacks_execute_api_invoke(api, person):
+    # given a person allowed only another route
+    credentials = person([{**INVOKE_ROLLBACK, "Resource": INVOKE_ROLLBACK["Resource"].replace("rollback", "other")}])
+
+    # when
+    status, _, body = signed(f"{api['url']}/rollback", credentials)
+
+    # then
+    assert status == 403
+    assert "is not authorized to perform: execute-api:Invoke on resource: " in body["Message"]
+    assert body["Message"].endswith("api123/Prod/POST/rollback")
+
+
+def test_an_iam_route_refuses_a_wrong_secret_a_changed_body_an_unknown_key_and_another_scope(api, person):
+    from botocore.credentials import Credentials
+
+    # given a person allowed to invoke the route
+    credentials = person([INVOKE_ROLLBACK])
+    url = f"{api['url']}/rollback"
+    wrong_secret = Credentials(credentials.access_key, "not-the-secret", credentials.token)
+    # a request whose body was changed after it was signed
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    original = AWSRequest(method="POST", url=url, data=b'{"note": "a"}', headers={"Content-Type": "application/json"})
+    SigV4Auth(credentials, "execute-api", "us-east-1").add_auth(original)
+
+    # when
+    answers = {
+        "wrong secret": signed(url, wrong_secret),
+        "changed body": request(url, "POST", b'{"note": "b"}', dict(original.headers.items())),
+        "unknown key": signed(url, Credentials("AKIAUNKNOWN", "secret")),
+        "other service": signed(url, credentials, service="s3"),
+        "other region": signed(url, credentials, region="eu-west-1"),
+    }
+
+    # then each is refused with API Gateway's message, and none reaches the function
+    messages = {name: (status, body.get("message")) for name, (status, _, body) in answers.items()}
+    mismatch = messages["wrong secret"][1]
+    assert mismatch is not None and mismatch.startswith("The request signature we calculated does not match")
+    assert messages == {
+        "wrong secret": (403, mismatch),
+        "changed body": (403, mismatch),
+        "unknown key": (403, "The security token included in the request is invalid."),
+        "other service": (403, "Credential should be scoped to correct service: 'execute-api'. "),
+        "other region": (403, "Credential should be scoped to a valid region, not 'eu-west-1'. "),
+    }
+
+
+def test_an_iam_route_refuses_a_signature_older_than_15_minutes(api, person, monkeypatch):
+    import datetime
+
+    import botocore.auth
+
+    # given a request signed 16 minutes ago
+    credentials = person([INVOKE_ROLLBACK])
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=16)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: past.replace(tzinfo=None))
+
+    # when
+    status, _, body = signed(f"{api['url']}/rollback", credentials)
+
+    # then
+    assert status == 403 and body["message"].startswith("Signature expired: ")
+
+
+def test_with_the_api_iam_check_switched_off_an_unsigned_request_reaches_the_function(api, monkeypatch):
+    # given the enforcement switched off (debugging only)
+    monkeypatch.setenv("LOOPLINE_UNENFORCED", "api-iam")
+
+    # when
+    status, _, body = request(f"{api['url']}/rollback", "POST", b"{}")
+
+    # then it passes, with no identity: the refusals above are the check's doing
+    assert status == 201 and body["userArn"] is None

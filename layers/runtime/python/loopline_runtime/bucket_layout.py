@@ -112,6 +112,7 @@ ROLE_ACCESS: dict[str, Access] = {
         writes=frozenset({MODELS_PREFIX, MONITORING_PREFIX}),
     ),
     "PredictFunction": Access(reads=frozenset({MODELS_PREFIX, REGISTRY_PREFIX})),
+    "RollbackFunction": Access(),  # starts the rollback state machine; the bucket is the evaluate function's
     "TrainingStateMachine": Access(),
     "RollbackStateMachine": Access(),
     "BatchFunction": Access(

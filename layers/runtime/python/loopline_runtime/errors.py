@@ -87,6 +87,11 @@ class RollbackRefused(LooplineError):
     trained with another feature schema than the champion's (callers send the champion's fields)."""
 
 
+class UnauthenticatedCaller(LooplineError):
+    """A request that should carry API Gateway's IAM-authenticated caller does not: a route without
+    `Authorizer: AWS_IAM` in front of a function that records who asked. Refused (403), never guessed."""
+
+
 class TooLarge(InvalidUpload):
     reason_code = "too_large"
 
