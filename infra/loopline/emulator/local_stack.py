@@ -73,7 +73,8 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     staging_bucket = f"{settings.stack_name}-local-packages"
     progress(f"packaging {settings.template_path.parent} to s3://{staging_bucket}")
     packaged = package_template(
-        sam_template, settings.template_path.parent, settings.workdir / "staging", clients.s3, staging_bucket, config
+        sam_template, settings.template_path.parent, settings.workdir / "staging", clients.s3, staging_bucket, config,
+        settings.config_path.parent,
     )
     overrides = {k: v for k, v in stack_parameters(config).items() if k in sam_template.get("Parameters", {})}
     progress("translating SAM to CloudFormation (" + ", ".join(f"{k}={v}" for k, v in overrides.items()) + ")")
