@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline_runtime.config import ModelCandidate
-from loopline_runtime.errors import InvalidModelCode
+from loopline_runtime.errors import ArtifactIntegrityError, InvalidModelCode
 from loopline_runtime.feature_schema import FeatureSchema, Task, model_input_columns
 
 USER_CODE_PACKAGE = "loopline_user_code"
@@ -108,6 +108,31 @@ def load_model_code(candidate: ModelCandidate, code_dir: Path) -> ModelCode:
 def load_candidates_code(candidates: list[ModelCandidate] | None, code_dir: Path) -> dict[str, ModelCode]:
     """The loaded code of every candidate that has some, by candidate name."""
     return {c.name: load_model_code(c, code_dir) for c in candidates or [] if c.code}
+
+
+def load_recorded_code(version: str, record: dict[str, Any] | None) -> None:
+    """Before a pickled pipeline of the user's code is loaded: its code from the copy packaged with the config,
+    only if every file is byte for byte what the model was trained with (the manifest's sha256).
+
+    Raises:
+        ArtifactIntegrityError: a file differs or is missing (deploy what it was trained with, or retrain).
+    """
+    if not record:
+        return
+    from loopline_runtime.config import model_code_dir
+
+    directory = model_code_dir()
+    for name, expected in record["sha256"].items():
+        path = directory / name
+        found = _sha256(path) if path.is_file() else "missing"
+        if found != expected:
+            raise ArtifactIntegrityError(
+                f"model {version} was trained with {name} sha256 {expected[:12]}…, but the packaged copy is "
+                f"{found[:12]}…; deploy the config and code it was trained with, or retrain")
+    file = str(record["code"]).split(":", 1)[0]
+    helpers = [name for name in record["sha256"] if name != file]
+    load_model_code(ModelCandidate(name=str(record["candidate"]), code=str(record["code"]), helpers=helpers),
+                    directory)
 
 
 def check_estimator_shape(estimator: Any, task: Task, reference: str) -> None:

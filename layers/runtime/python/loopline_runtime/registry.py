@@ -151,6 +151,9 @@ class ModelRegistry:
                 f"model {version} was trained with scikit-learn {trained_with} but this runtime has "
                 f"{sklearn.__version__}; retrain it or deploy the matching dependency layer"
             )
+        from loopline_runtime.model_code import load_recorded_code
+
+        load_recorded_code(version, manifest.get("code"))  # the classes the pickle names, as trained
         return LoadedModel(version, joblib.load(io.BytesIO(artifact)), manifest)
 
     def load_compiled(self, version: str) -> CompiledModel:

@@ -10,7 +10,6 @@ train function, pinned by the gate and verified byte for byte before load, and o
 
 from __future__ import annotations
 
-import hashlib
 import io
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 from loopline_runtime.compiled_model import Prediction
 from loopline_runtime.errors import ArtifactIntegrityError
 from loopline_runtime.feature_schema import FeatureSchema, Task, model_input_columns
+from loopline_runtime.model_code import load_recorded_code
 from loopline_runtime.model_inputs import ModelInput
 
 FORM = "scikit-learn"
@@ -77,28 +77,6 @@ def load_scikit_learn_graph(version: str, manifest: dict[str, Any], artifact: by
     if trained_with and trained_with != sklearn.__version__:
         raise ArtifactIntegrityError(f"model {version} was trained with scikit-learn {trained_with} but this "
                                      f"runtime has {sklearn.__version__}; retrain it or deploy the matching layer")
-    _load_recorded_code(version, manifest.get("code"))
+    load_recorded_code(version, manifest.get("code"))
     pipeline = joblib.load(io.BytesIO(artifact))
     return ScikitLearnGraph(pipeline, FeatureSchema.from_dict(manifest["schema"]))
-
-
-def _load_recorded_code(version: str, record: dict[str, Any] | None) -> None:
-    """The model code the pickle refers to, from the copy packaged with the config, only if every file is byte for
-    byte what the model was trained with (the manifest's sha256)."""
-    if not record:
-        return
-    from loopline_runtime.config import ModelCandidate, model_code_dir
-    from loopline_runtime.model_code import load_model_code
-
-    directory = model_code_dir()
-    for name, expected in record["sha256"].items():
-        path = directory / name
-        found = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
-        if found != expected:
-            raise ArtifactIntegrityError(
-                f"model {version} was trained with {name} sha256 {expected[:12]}…, but the packaged copy is "
-                f"{found[:12]}…; deploy the config and code it was trained with, or retrain")
-    file, _ = str(record["code"]).split(":", 1)
-    helpers = [name for name in record["sha256"] if name != file]
-    load_model_code(ModelCandidate(name=str(record["candidate"]), code=str(record["code"]), helpers=helpers,
-                                   serving="scikit-learn"), directory)
