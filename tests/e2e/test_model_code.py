@@ -68,6 +68,20 @@ def _assert_served_like_trained(stack: StackClient, pipeline: Any, rows: Any) ->
     return served
 
 
+def _predict_function_logs(stack: StackClient) -> str:
+    """The predict function's last log lines: what a failed request's assertion shows."""
+    logs = stack.client("logs")
+    out = []
+    for group in logs.describe_log_groups()["logGroups"]:
+        if "Predict" not in group["logGroupName"]:
+            continue
+        for log_stream in logs.describe_log_streams(logGroupName=group["logGroupName"])["logStreams"]:
+            events = logs.get_log_events(logGroupName=group["logGroupName"],
+                                         logStreamName=log_stream["logStreamName"])["events"]
+            out += [e["message"] for e in events][-40:]
+    return "\n".join(out)
+
+
 @pytest.fixture(scope="module")
 def batches() -> list[Any]:
     return split_batches(breast_cancer(), [300, 60])
@@ -92,8 +106,9 @@ def test_a_ratio_transformer_with_its_converter_is_trained_compiled_promoted_and
     assert manifest["serving_form"] == "onnx" and manifest["compiled"]["parity"]["passed"] is True
     assert pointer["pins"]["compiled"]["key"] == manifest["compiled"]["artifact"]["key"]
     # and the API serves its compiled form with the trained pipeline's answers
-    summary = stack.http("GET", "/model").body
-    assert summary["serving_form"] == "onnx" and summary["estimator"] == "mine"
+    summary = stack.http("GET", "model")
+    assert summary.status == 200, _predict_function_logs(stack)
+    assert summary.body["serving_form"] == "onnx" and summary.body["estimator"] == "mine"
     _assert_served_like_trained(stack, _trained_pipeline(stack, manifest, tmp_path / "ratio"), batches[1])
 
 
@@ -112,6 +127,7 @@ def test_an_uncompilable_step_is_served_in_the_scikit_learn_form_the_config_chos
     assert manifest["serving_form"] == "scikit-learn" and "Clipped" in manifest["compiled"]["error"]
     assert pointer["pins"]["compiled"]["key"] == manifest["artifact"]["key"]
     assert pointer["pins"]["compiled"]["sha256"] == manifest["artifact"]["sha256"]
-    summary = stack.http("GET", "/model").body
-    assert summary["serving_form"] == "scikit-learn"
+    summary = stack.http("GET", "model")
+    assert summary.status == 200, summary.text
+    assert summary.body["serving_form"] == "scikit-learn"
     _assert_served_like_trained(stack, _trained_pipeline(stack, manifest, tmp_path / "clipped"), batches[1])

@@ -126,3 +126,4 @@ def test_a_scikit_learn_form_model_is_not_loaded_with_other_code_than_it_was_tra
     # then the pinned artifact is refused before anything is unpickled
     with pytest.raises(ArtifactIntegrityError, match=r"was trained with model\.py sha256"):
         registry.load_for_promotion(version)
+

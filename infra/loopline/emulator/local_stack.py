@@ -94,7 +94,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     invoke_configs = extract_event_invoke_configs(template)
     versioning = extract_bucket_versioning(template)
     bucket_policies = extract_bucket_policies(template)
-    layers = function_layer_dirs(template, packaged.layer_dirs_by_key)
+    layers = function_layer_dirs(template, packaged.layer_dirs_by_key, values)
 
     progress(f"creating stack {settings.stack_name} ({len(template['Resources'])} resources)")
     # the stack reports CREATE_COMPLETE only once everything below is applied (stack_completion)
