@@ -100,6 +100,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         profile_data,
         refuse_to_overwrite,
         render_config,
+        render_model_code,
         sniff_delimiter,
         summary,
         write_config,
@@ -109,7 +110,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
     data, output = Path(args.data), Path(args.output)
     name = check_pipeline_name(args.name) if args.name else pipeline_name_for(data)
+    code_file = output.parent / "model.py" if args.code else None
     refuse_to_overwrite(output, force=args.force)  # before the (possibly slow) read: fail fast
+    if code_file is not None:
+        refuse_to_overwrite(code_file, force=args.force)
     try:
         body = data.read_bytes()
     except OSError as exc:
@@ -117,10 +121,17 @@ def _cmd_init(args: argparse.Namespace) -> int:
     delimiter = sniff_delimiter(body)
     profile = replace(profile_data(read_csv(body, source=str(data), delimiter=delimiter), args.target,
                                    source=str(data)), delimiter=delimiter)
-    command = shlex.join(["loopline", "init", str(data), "--target", args.target])
-    write_config(render_config(profile, name, command=command), output, force=args.force)
+    init_command = shlex.join(["loopline", "init", str(data), "--target", args.target,
+                               *(["--code"] if args.code else [])])
+    code = f"{code_file.name}:build" if code_file is not None else None
+    if code_file is not None:
+        write_config(render_model_code(profile), code_file, force=args.force)
+    write_config(render_config(profile, name, command=init_command, code=code), output, force=args.force)
     load_config(output)  # the file must load as written; a failure here is a bug, and says so loudly
     print(summary(profile, output))
+    if code_file is not None:
+        print(f"Wrote {code_file}: a starter build(schema) for your own Pipeline (candidate `mine`). Prove it with: "
+              f"{command('validate', '--config', str(output), '--data', str(data))}")
     return 0
 
 
@@ -138,6 +149,7 @@ def _add_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "loopline init wine.csv --target cultivar",
             "loopline init data/churn.csv --target churned --name churn --output churn.yaml",
             "loopline init data/churn.csv --target churned --force     # replace an existing pipeline.yaml",
+            "loopline init wine.csv --target cultivar --code     # also a starter model.py of your own Pipeline",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -147,6 +159,9 @@ def _add_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
                       help="file to write (default pipeline.yaml)")
     init.add_argument("--name", help="pipeline name (default: from the CSV's file name)")
     init.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    init.add_argument("--code", action="store_true",
+                      help="also write a commented starter model.py beside FILE (your own scikit-learn Pipeline, "
+                           "candidate `mine` in the config)")
     init.set_defaults(handler=_cmd_init, error_code=EXIT_REFUSED)
 
 
@@ -179,10 +194,14 @@ def _add_params(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    """Validate a pipeline config."""
+    """Validate a pipeline config, and prove the model code it names."""
+    from loopline.code_validation import validate_model_code
     from loopline_runtime.config import load_config
 
-    load_config(args.config)
+    config = load_config(args.config)
+    if config.code_files():
+        for line in validate_model_code(config, Path(args.config).parent, Path(args.data) if args.data else None):
+            print(line)
     print("ok")
     return 0
 
@@ -192,11 +211,16 @@ def _add_validate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         "validate",
         help="check a pipeline config",
         description="Validate a pipeline config with the same rules as `sam build`, `loopline local up` and the "
-        "Lambdas. Prints `ok`, or the problems (each field and why) with exit code 2.",
-        epilog=_examples("loopline validate", "loopline validate --config wine.yaml"),
+        "Lambdas. A candidate with its own code (`code: model.py:build`) is imported and built; with --data it is "
+        "also fitted on a sample (twice: it must be seeded), timed against the search budget, compiled to ONNX "
+        "and checked for parity, as training does before its search. Prints `ok`, or the first problem with "
+        "exit code 2.",
+        epilog=_examples("loopline validate", "loopline validate --config wine.yaml",
+                         "loopline validate --data wine.csv     # also fit, compile and check model.py"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument("--config", default="pipeline.yaml", help="pipeline config (default pipeline.yaml)")
+    validate.add_argument("--data", metavar="DATA.csv", help="a labeled CSV to prove the config's model code on")
     validate.set_defaults(handler=_cmd_validate, error_code=EXIT_INVALID_CONFIG)
 
 

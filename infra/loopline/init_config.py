@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from loopline.invocation import command
 from loopline_runtime.config import (
+    BUILT_IN_CANDIDATES,
     DEFAULT_METRIC,
     METRICS,
     PIPELINE_NAME_PATTERN,
@@ -29,7 +30,6 @@ from loopline_runtime.config import (
     FeatureType,
     GateConfig,
     IngestConfig,
-    ModelCandidate,
     PipelineConfig,
     Task,
     TrainingConfig,
@@ -37,6 +37,7 @@ from loopline_runtime.config import (
 )
 from loopline_runtime.csv_delimiter import DELIMITER_NAMES, detected_delimiter
 from loopline_runtime.errors import LooplineError
+from loopline_runtime.feature_schema import model_input_columns
 from loopline_runtime.features import DATE_PARTS
 from loopline_runtime.metrics import score
 from loopline_runtime.schema import ambiguous_dates, coerce_target, infer_schema, near_miss
@@ -194,7 +195,7 @@ def sniff_delimiter(body: bytes) -> str:
     return detected_delimiter(first, ",") or ","
 
 
-def render_config(profile: DataProfile, name: str, *, command: str = "loopline init") -> str:
+def render_config(profile: DataProfile, name: str, *, command: str = "loopline init", code: str | None = None) -> str:
     """The pipeline config as commented YAML: every setting, what it does and its allowed values."""
     check_pipeline_name(name)
     threshold = suggested_threshold(profile.baseline)
@@ -295,12 +296,81 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         f"  delimiter: {json.dumps(profile.delimiter)}",
         "",
         "# Model candidates and their search spaces; omitted: the defaults, "
-        f"{', '.join(_literal_values(ModelCandidate, 'name'))}.",
-        "# models:",
-        "#   - name: hist_gradient_boosting",
-        "#     params: {learning_rate: [0.05, 0.1], max_leaf_nodes: [15, 31]}",
+        f"{', '.join(BUILT_IN_CANDIDATES)}.",
+        "# Your own: `code: FILE.py:FUNCTION` beside this file returns an unfitted scikit-learn Pipeline",
+        "# (`loopline init ... --code` writes a starter model.py; `loopline validate --data DATA.csv` proves it).",
+        *(_code_models(code) if code else [
+            "# models:",
+            "#   - name: hist_gradient_boosting",
+            "#     params: {learning_rate: [0.05, 0.1], max_leaf_nodes: [15, 31]}",
+        ]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _code_models(code: str) -> list[str]:
+    return [
+        "models:",
+        "  - name: mine",
+        f"    code: {code}",
+        "    # params: {model__C: [0.1, 1.0, 10.0]}   # set_params names of what build() returns",
+        "    # helpers: [my_features.py]              # pure-Python files beside this one that it imports",
+        "    # serving: scikit-learn                  # only for a step that cannot be compiled to ONNX",
+        "  - name: hist_gradient_boosting             # a built-in candidate to compete with",
+    ]
+
+
+def render_model_code(profile: DataProfile) -> str:
+    """A commented starter model.py for the profiled data: a function returning an unfitted Pipeline over the
+    model-input columns the schema gives it (what `code: model.py:build` names)."""
+    numeric, categorical = model_input_columns(profile.features)
+    classifier = profile.task is Task.CLASSIFICATION
+    estimator = ("LogisticRegression(max_iter=2000, random_state=42)" if classifier
+                 else "Ridge(alpha=1.0, random_state=42)")
+    estimator_import = ("from sklearn.linear_model import LogisticRegression" if classifier
+                        else "from sklearn.linear_model import Ridge")
+    return "\n".join([
+        f'"""Model code for {profile.source} ({profile.task.value} of {profile.target!r}), written by '
+        '`loopline init --code`.',
+        "",
+        "`build(schema)` returns an UNFITTED scikit-learn Pipeline. Loopline fits it in its model search, scores it",
+        "on the same holdout and gate as the built-in candidates, compiles it to ONNX and serves that. Rules:",
+        "- seeded: give every step that has a random_state one (two fits on the same rows must agree);",
+        "- compilable: every step needs an skl2onnx converter; for your own transformer register one here",
+        "  (skl2onnx.update_registered_converter, see README \"Bring your own model\"), or set",
+        "  `serving: scikit-learn` for this candidate in the config;",
+        "- imports: scikit-learn, numpy, pandas, skl2onnx, and pure-Python helpers listed under `helpers:`.",
+        "Prove it before deploying: `loopline validate --data DATA.csv`.",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "from sklearn.compose import ColumnTransformer",
+        "from sklearn.impute import SimpleImputer",
+        estimator_import,
+        "from sklearn.pipeline import Pipeline",
+        "from sklearn.preprocessing import OneHotEncoder, StandardScaler",
+        "",
+        "",
+        "def build(schema):",
+        '    """schema.numeric: float columns (NaN for gaps; booleans 0/1; dates as `<name>__<part>`);',
+        '    schema.categorical: string columns (gaps and rare levels grouped); schema.task: "classification" or',
+        '    "regression"; schema.features: each feature\'s declared type."""',
+        f"    # here: numeric {numeric}",
+        f"    #       categorical {categorical}",
+        "    transformers = [",
+        '        ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),',
+        "         schema.numeric),",
+        "    ]",
+        "    if schema.categorical:",
+        '        transformers.append(("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False),',
+        "                             schema.categorical))",
+        "    return Pipeline([",
+        '        ("columns", ColumnTransformer(transformers)),',
+        f'        ("model", {estimator}),',
+        "    ])",
+        "",
+    ])
 
 
 def refuse_to_overwrite(output: Path, *, force: bool) -> None:

@@ -41,6 +41,8 @@ def stack_parameters(config: PipelineConfig) -> dict[str, str]:
         "AlarmEvaluationPeriods": str(alarm.evaluation_periods),
         "AlarmDatapointsToAlarm": str(alarm.datapoints_to_alarm),
         "AlarmTreatMissingData": alarm.treat_missing_data,
+        # a candidate that serves in the scikit-learn form needs the predict variant with the dependencies layer
+        "ServingForm": "scikit-learn" if any(c.serving == "scikit-learn" for c in config.models or []) else "onnx",
     }
 
 

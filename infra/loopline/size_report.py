@@ -103,12 +103,19 @@ def function_sizes(build_dir: Path, limit: int = LAMBDA_UNZIPPED_LIMIT) -> list[
             continue  # image functions have a 10 GB limit of their own
         code_uri = props.get("CodeUri") or props.get("Code")
         code_bytes = tree_size(build_dir / code_uri) if isinstance(code_uri, str) else 0
-        layers = []
-        for entry in global_layers + list(props.get("Layers") or []):
-            layer = _layer_id(entry)
-            layers.append(LayerSize(layer, layer_bytes.get(layer)))
-        sizes.append(FunctionSize(logical_id, code_bytes, tuple(layers), limit))
+        for name, own_layers in _layer_variants(logical_id, props.get("Layers")):
+            layers = [LayerSize(layer, layer_bytes.get(layer)) for layer in map(_layer_id, global_layers + own_layers)]
+            sizes.append(FunctionSize(name, code_bytes, tuple(layers), limit))
     return sizes
+
+
+def _layer_variants(logical_id: str, layers: Any) -> list[tuple[str, list[Any]]]:
+    """A function's own layers; `Fn::If` (PredictFunction's ServeScikitLearn) gives one row per branch, the
+    condition's branch named `<Function> [<Condition>]`."""
+    if isinstance(layers, dict) and set(layers) == {"Fn::If"}:
+        condition, when_true, when_false = layers["Fn::If"]
+        return [(logical_id, list(when_false or [])), (f"{logical_id} [{condition}]", list(when_true or []))]
+    return [(logical_id, list(layers or []))]
 
 
 def _mib(n: int) -> str:

@@ -101,6 +101,21 @@ def test_function_layers_are_appended_to_the_global_ones_and_arns_are_flagged(bu
     assert predict.unknown_layers == ("arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3:1",)
 
 
+def test_layers_chosen_by_a_condition_get_one_row_per_branch(build_dir: Path) -> None:
+    # given a function whose layers depend on a condition (PredictFunction's ServeScikitLearn)
+    template = (build_dir / "template.yaml").read_text()
+    (build_dir / "template.yaml").write_text(template.replace(
+        '      Layers: [!Ref ExtraLayer, "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3:1"]',
+        "      Layers: !If [ServeScikitLearn, [!Ref ExtraLayer, !Ref DependenciesLayer], [!Ref ExtraLayer]]"))
+
+    # when sizes are read
+    sizes = {fn.name: fn for fn in function_sizes(build_dir)}
+
+    # then both variants are sized: the default branch under the function's name, the other named by its condition
+    assert sizes["PredictFunction"].total_bytes == 250 + 1_000 + 23_000 + 7
+    assert sizes["PredictFunction [ServeScikitLearn]"].total_bytes == 250 + 1_000 + 23_000 + 7 + 23_000
+
+
 def test_over_the_limit_is_reported_per_function(build_dir: Path) -> None:
     sizes = {fn.name: fn for fn in function_sizes(build_dir, limit=24_200)}
 

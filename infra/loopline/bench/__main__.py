@@ -19,6 +19,7 @@ from loopline.bench.limits import function_limits
 from loopline.bench.phases import phases_from_events, read_events
 from loopline.bench.report import Report, handler_seconds, machine_facts, render
 from loopline.bench.serving import CASES as SERVING_CASES
+from loopline.bench.serving import render_sklearn_form_rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-batch", action="store_true",
                         help="do not score the file through the batch scoring state machine on the emulator")
     parser.add_argument("--workdir", help="keep the cases' data, logs and results here (default: a temp dir)")
+    parser.add_argument("--only", metavar="CASE,...",
+                        help="run only these cases (after the train case they need) and print their rows instead "
+                             "of writing the report, e.g. --only serving_sklearn_form")
     parser.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -84,10 +88,13 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     del frame, sample
 
     runs: dict[str, CaseRun] = {}
+    chosen = ("ingest", "ingest_baseline", "train", "baseline", "imports", "predict", *SERVING_CASES,
+              *(["train_full_search"] if args.with_full_search else []),
+              *([] if args.skip_batch else ["batch", "batch_baseline"]))
+    if args.only:
+        chosen = ("train", *args.only.split(","))
     # the handler is killed at its Timeout (SIGALRM in the child); the parent's limit only guards a hung setup
-    for case in ("ingest", "ingest_baseline", "train", "baseline", "imports", "predict", *SERVING_CASES,
-                 *(["train_full_search"] if args.with_full_search else []),
-                 *([] if args.skip_batch else ["batch", "batch_baseline"])):
+    for case in chosen:
         if case in ("predict", *SERVING_CASES, "batch", "batch_baseline") and not (workdir / "model.onnx").is_file():
             print(f"{case}: skipped (the train case registered no compiled model)", flush=True)
             continue
@@ -106,6 +113,10 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         if not run.ok:
             print(run.log.read_text()[-3000:], file=sys.stderr)
 
+    if args.only:
+        print()
+        print("\n".join(render_sklearn_form_rows(runs)))
+        return 0 if all(run.ok for run in runs.values()) else 1
     events = read_events(workdir / "train_progress.jsonl")
     invoke = next((e["t"] for e in events if e["event"] == "invoke"), 0.0)
     relative = [{**e, "t": e["t"] - invoke} for e in events if e["event"] not in ("invoke", "return")]

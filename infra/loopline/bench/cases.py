@@ -207,13 +207,17 @@ def child_imports(workdir: Path) -> dict[str, Any]:
     return {"import_s": time.perf_counter() - t0, "hwm_kib": vm_hwm_kib()}
 
 
-def stage_champion(s3: Any, workdir: Path, manifest: dict[str, Any], bucket: str = BUCKET) -> None:
+def stage_champion(s3: Any, workdir: Path, manifest: dict[str, Any], bucket: str = BUCKET, *,
+                   serving_form: str = "onnx") -> None:
     """Put the model the train case registered into the (moto) bucket as the champion, the way a promotion leaves
     it: a versioned bucket, the artifacts and manifest, and a pointer that pins the manifest's and the compiled
     artifact's S3 VersionId and sha256 (the predict function refuses a pointer without pins). Boto3 and hashlib
-    only, so a case's measured imports stay its own."""
+    only, so a case's measured imports stay its own. `serving_form="scikit-learn"`: the same pipeline as a model
+    whose config chose the scikit-learn serving form (the pointer pins the joblib artifact)."""
     import hashlib
 
+    if serving_form == "scikit-learn":
+        manifest = {**manifest, "serving_form": "scikit-learn"}
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     version = manifest["version"]
 
@@ -221,8 +225,10 @@ def stage_champion(s3: Any, workdir: Path, manifest: dict[str, Any], bucket: str
         response = s3.put_object(Bucket=bucket, Key=key, Body=body)
         return {"key": key, "version_id": response.get("VersionId"), "sha256": hashlib.sha256(body).hexdigest()}
 
-    put(manifest["artifact"]["key"], (workdir / "model.joblib").read_bytes())
+    artifact = put(manifest["artifact"]["key"], (workdir / "model.joblib").read_bytes())
     compiled = put(manifest["compiled"]["artifact"]["key"], (workdir / "model.onnx").read_bytes())
+    if serving_form == "scikit-learn":
+        compiled = artifact
     pinned_manifest = put(f"{model_prefix(version)}manifest.json", json.dumps(manifest).encode())
     pointer = {"version": version, "previous_version": None,
                "pins": {"manifest": pinned_manifest, "compiled": compiled}}

@@ -5,6 +5,9 @@ Each case runs in a fresh Python process (cases.run_case), with the champion in 
 
 - serving_onnx: functions/predict/app.py as deployed (onnxruntime + numpy; the process never imports
   scikit-learn, which the result checks);
+- serving_sklearn_form: functions/predict/app.py as deployed with `ServingForm=scikit-learn` (the predict variant
+  with the dependencies layer), serving the same pipeline as a model whose config chose `serving: scikit-learn`:
+  the pinned joblib artifact verified and unpickled, requests through the same numpy coercion;
 - serving_sklearn: the scikit-learn path as it was before compiled serving (functions/predict/app.py at
   f23f9be): the same Powertools resolver, the champion pointer checked with an S3 HEAD on every request, the
   artifact verified and unpickled with joblib, records validated into a DataFrame, one predict_proba pass.
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CASES = ("serving_sklearn", "serving_onnx")
+CASES = ("serving_sklearn", "serving_onnx", "serving_sklearn_form")
 SPAWNED_AT_ENV = "LOOPLINE_BENCH_SPAWNED_AT"  # the parent's time.time() just before it started the child
 BATCH_RECORDS = 1000
 BATCH_REPEATS = 5
@@ -39,7 +42,7 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def child_serving(workdir: Path, form: str) -> dict[str, Any]:
-    """One serving case (form: "onnx" or "sklearn"); see the module docstring."""
+    """One serving case (form: "onnx", "sklearn_form" or "sklearn"); see the module docstring."""
     from loopline.bench import cases
     from loopline.bench.limits import FunctionLimits
 
@@ -56,13 +59,14 @@ def child_serving(workdir: Path, form: str) -> dict[str, Any]:
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=cases.BUCKET)
-        cases.stage_champion(s3, workdir, manifest)
+        cases.stage_champion(s3, workdir, manifest,
+                             serving_form="scikit-learn" if form == "sklearn_form" else "onnx")
         setup_s = time.time() - setup_started
         context = cases._context(limits)
 
         with Path(os.devnull).open("w") as sink, contextlib.redirect_stdout(sink):  # Powertools' EMF lines
             t0 = time.perf_counter()
-            handler = load_onnx_handler() if form == "onnx" else sklearn_handler()
+            handler = load_onnx_handler() if form in ("onnx", "sklearn_form") else sklearn_handler()
             import_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             _request(handler, records[:1], context)
@@ -94,6 +98,12 @@ def load_onnx_handler() -> Handler:
 
 def bare_model_call(form: str, record: dict[str, Any]) -> float:
     """Median seconds of the model call alone on one already-coerced record (what the handler adds is the rest)."""
+    if form == "sklearn_form":
+        from loopline_runtime.model_inputs import records_to_inputs
+
+        model = sys.modules["loopline_bench_serving_app"].champion.get()
+        feeds = records_to_inputs([record], model.input_spec, max_records=1)
+        return statistics.median(_timed(lambda _i: model.graph.run(feeds), i) for i in range(BARE_REPEATS))
     if form == "onnx":
         from loopline_runtime.model_inputs import records_to_inputs
 
@@ -183,6 +193,7 @@ def _timed(call: Callable[[int], Any], i: int) -> float:
 CHILDREN: dict[str, Callable[[Path], dict[str, Any]]] = {
     "serving_sklearn": lambda workdir: child_serving(workdir, "sklearn"),
     "serving_onnx": lambda workdir: child_serving(workdir, "onnx"),
+    "serving_sklearn_form": lambda workdir: child_serving(workdir, "sklearn_form"),
 }
 
 
@@ -233,3 +244,37 @@ def render_section(runs: dict[str, Any], sizes_note: str = "") -> list[str]:
     if sizes_note:
         lines += ["", sizes_note]
     return lines
+
+
+def render_sklearn_form_rows(runs: dict[str, Any]) -> list[str]:
+    """The scikit-learn serving form (`serving: scikit-learn`, predict with the dependencies layer) next to ONNX."""
+    from loopline.bench.report import format_table, megabytes, seconds
+
+    form = runs.get("serving_sklearn_form")
+    lines = ["## The scikit-learn serving form (a candidate with `serving: scikit-learn`)", ""]
+    if not (form and form.ok):
+        return [*lines, "Not measured: the train case registered no model, or the case failed."]
+    f = form.result
+    onnx = runs.get("serving_onnx")
+    o = onnx.result if onnx is not None and onnx.ok else None
+
+    def ms(value: float) -> str:
+        return f"{value * 1000:.3f} ms"
+
+    rows = [
+        ["cold start: process start -> first answer (moto setup excluded)", seconds(f["cold_start_s"])],
+        ["  of which handler imports", seconds(f["import_s"])],
+        ["  of which first request (pointer, verify, unpickle, predict)", seconds(f["first_request_s"])],
+        [f"warm single-record request, median of {f['warm_requests']} (p95)",
+         f"{ms(f['warm_median_s'])} ({ms(f['warm_p95_s'])})"],
+        [f"{f['batch_records']:,}-record request, median of {BATCH_REPEATS}", seconds(f["batch_median_s"])],
+        ["peak RSS of the process (moto included)", megabytes(form.peak_kib)],
+    ]
+    headers = ["", "scikit-learn form"]
+    if o is not None:
+        headers.append("ONNX (same model)")
+        values = [seconds(o["cold_start_s"]), seconds(o["import_s"]), seconds(o["first_request_s"]),
+                  f"{ms(o['warm_median_s'])} ({ms(o['warm_p95_s'])})", seconds(o["batch_median_s"]),
+                  megabytes(onnx.peak_kib)]  # type: ignore[union-attr]
+        rows = [[*row, value] for row, value in zip(rows, values, strict=True)]
+    return [*lines, format_table(headers, rows)]

@@ -73,7 +73,8 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     staging_bucket = f"{settings.stack_name}-local-packages"
     progress(f"packaging {settings.template_path.parent} to s3://{staging_bucket}")
     packaged = package_template(
-        sam_template, settings.template_path.parent, settings.workdir / "staging", clients.s3, staging_bucket, config
+        sam_template, settings.template_path.parent, settings.workdir / "staging", clients.s3, staging_bucket, config,
+        settings.config_path.parent,
     )
     overrides = {k: v for k, v in stack_parameters(config).items() if k in sam_template.get("Parameters", {})}
     progress("translating SAM to CloudFormation (" + ", ".join(f"{k}={v}" for k, v in overrides.items()) + ")")
@@ -93,7 +94,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     invoke_configs = extract_event_invoke_configs(template)
     versioning = extract_bucket_versioning(template)
     bucket_policies = extract_bucket_policies(template)
-    layers = function_layer_dirs(template, packaged.layer_dirs_by_key)
+    layers = function_layer_dirs(template, packaged.layer_dirs_by_key, values)
 
     progress(f"creating stack {settings.stack_name} ({len(template['Resources'])} resources)")
     # the stack reports CREATE_COMPLETE only once everything below is applied (stack_completion)

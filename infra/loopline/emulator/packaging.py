@@ -46,15 +46,16 @@ def zip_directory(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
-def stage_layer(source: Path, staging_dir: Path, config: PipelineConfig) -> Path:
-    """Copy a layer dir to `staging_dir`; bundle the pipeline config if it holds the runtime package."""
+def stage_layer(source: Path, staging_dir: Path, config: PipelineConfig, config_dir: Path | None = None) -> Path:
+    """Copy a layer dir to `staging_dir`; bundle the pipeline config (and the model code it names, from
+    `config_dir`) if it holds the runtime package."""
     dest = staging_dir / source.name
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*_SKIPPED_PARTS, "*.pyc"))
     runtime_package = dest / "python" / RUNTIME_PACKAGE
     if runtime_package.is_dir():
-        bundle_config(config, runtime_package)
+        bundle_config(config, runtime_package, config_dir=config_dir)
     return dest
 
 
@@ -65,6 +66,7 @@ def package_template(
     s3_client: Any,
     bucket: str,
     config: PipelineConfig,
+    config_dir: Path | None = None,
 ) -> PackagedTemplate:
     """Upload every local artifact the template names to `bucket` and return the rewritten template."""
     template = copy.deepcopy(sam_template)
@@ -77,7 +79,8 @@ def package_template(
             body = zip_directory(template_dir / properties["CodeUri"])
             properties["CodeUri"] = f"s3://{bucket}/{_upload(s3_client, bucket, logical_id, body, 'zip')}"
         elif kind == "AWS::Serverless::LayerVersion" and _is_local(properties.get("ContentUri")):
-            staged = stage_layer(template_dir / properties["ContentUri"], staging_dir / "layers", config)
+            staged = stage_layer(template_dir / properties["ContentUri"], staging_dir / "layers", config,
+                                 config_dir)
             key = _upload(s3_client, bucket, logical_id, zip_directory(staged), "zip")
             properties["ContentUri"] = f"s3://{bucket}/{key}"
             stage_requirements_layer(staged)  # after zipping: the view is symlinks into the venv

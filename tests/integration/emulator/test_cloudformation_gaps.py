@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
+import pytest
+
 from loopline.emulator.api_gateway_resources import LocalApi, drop_api_gateway_resources
 from loopline.emulator.bucket_notifications import apply_bucket_notifications, extract_bucket_notifications
 from loopline.emulator.bucket_policies import extract_bucket_policies
@@ -186,6 +188,30 @@ def test_function_layers_are_mapped_from_the_template(tmp_path: Path):
 
     # then
     assert layers == {"Fn": [tmp_path]}
+
+
+@pytest.mark.parametrize(("serving_form", "expected"), [("onnx", ["rt"]), ("scikit-learn", ["rt", "deps"])])
+def test_function_layers_chosen_by_a_condition_follow_the_stack_parameter(
+    tmp_path: Path, serving_form: str, expected: list[str]
+) -> None:
+    # given a function whose layers depend on a parameter (PredictFunction's ServeScikitLearn)
+    template = {
+        "Parameters": {"ServingForm": {"Type": "String", "Default": "onnx"}},
+        "Conditions": {"ServeScikitLearn": {"Fn::Equals": [{"Ref": "ServingForm"}, "scikit-learn"]}},
+        "Resources": {
+            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"Layers": {"Fn::If": [
+                "ServeScikitLearn", [{"Ref": "Runtime"}, {"Ref": "Deps"}], [{"Ref": "Runtime"}]]}}},
+            "Runtime": {"Type": "AWS::Lambda::LayerVersion", "Properties": {"Content": {"S3Key": "rt.zip"}}},
+            "Deps": {"Type": "AWS::Lambda::LayerVersion", "Properties": {"Content": {"S3Key": "deps.zip"}}},
+        },
+    }
+
+    # when the layers are mapped with the stack's parameter value
+    layers = function_layer_dirs(template, {"rt.zip": tmp_path / "rt", "deps.zip": tmp_path / "deps"},
+                                 {"ServingForm": serving_form})
+
+    # then the branch the condition picks is on the path
+    assert layers == {"Fn": [tmp_path / name for name in expected]}
 
 
 def test_a_resource_whose_condition_is_false_is_not_listed(aws):

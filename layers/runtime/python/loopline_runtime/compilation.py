@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version as installed_version
@@ -25,13 +26,14 @@ import numpy as np
 import pandas as pd
 from skl2onnx import convert_sklearn, update_registered_converter
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
 from skl2onnx.operator_converters import random_forest as random_forest_converter
 from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
 from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
 from sklearn.pipeline import Pipeline
 
 from loopline_runtime.compiled_model import FORM, METADATA_KEY, CompiledGraph
-from loopline_runtime.feature_schema import FeatureSchema, Task
+from loopline_runtime.feature_schema import FeatureSchema, Task, model_input_columns
 from loopline_runtime.features import Float32MedianImputer
 from loopline_runtime.model_inputs import InputSpec, columns_to_inputs
 from loopline_runtime.prediction import predict_with_probabilities
@@ -66,7 +68,7 @@ def compile_and_check(pipeline: Pipeline, schema: FeatureSchema, holdout: pd.Dat
         onnx_bytes = compile_pipeline(pipeline, schema)
         graph = CompiledGraph(onnx_bytes)
     except Exception as exc:  # any converter failure is recorded; the gate then rejects the challenger
-        record["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        record["error"] = unconvertible_step_message(pipeline, exc) or f"{type(exc).__name__}: {exc}"[:500]
         return Compilation(None, record)
     record["parity"] = check_parity(pipeline, graph, schema, holdout)
     return Compilation(onnx_bytes, record)
@@ -75,16 +77,22 @@ def compile_and_check(pipeline: Pipeline, schema: FeatureSchema, holdout: pd.Dat
 def compile_pipeline(pipeline: Pipeline, schema: FeatureSchema) -> bytes:
     """ONNX bytes of `pipeline` without its coercion step, with the metadata serving needs."""
     coercer = pipeline.named_steps["coerce"]
-    columns = pipeline.named_steps["columns"]
     model = pipeline.named_steps["model"]
-    categorical = {column for name, _, cols in columns.transformers_ if name == "categorical" for column in cols}
+    if "columns" in pipeline.named_steps:  # a built-in candidate
+        columns = pipeline.named_steps["columns"]
+        categorical = {column for name, _, cols in columns.transformers_ if name == "categorical" for column in cols}
+        converted = Pipeline([("columns", columns), ("model", model)])
+    else:  # the user's own estimator after the coercion (modeling.build_code_pipeline)
+        categorical = set(model_input_columns(schema.features)[1])
+        converted = model
     kinds = [(column, "string" if column in categorical else "float") for column in coercer.feature_names_out_]
     initial_types = [(column, StringTensorType([None, 1]) if kind == "string" else FloatTensorType([None, 1]))
                      for column, kind in kinds]
-    options = {id(model): {"zipmap": False}} if schema.task is Task.CLASSIFICATION else None
+    final = _final_estimator(model)
+    options = {id(final): {"zipmap": False}} if schema.task is Task.CLASSIFICATION else None
     with _hist_gradient_boosting_cast():
-        onnx_model = convert_sklearn(Pipeline([("columns", columns), ("model", model)]),
-                                     initial_types=initial_types, options=options, target_opset=TARGET_OPSET)
+        onnx_model = convert_sklearn(converted, initial_types=initial_types, options=options,
+                                     target_opset=TARGET_OPSET)
     # skl2onnx makes input names safe ("a/b c" -> "a_b_c"); the order is that of initial_types
     names = [graph_input.name for graph_input in onnx_model.graph.input]
     classes = [_plain(c) for c in getattr(model, "classes_", [])] if schema.task is Task.CLASSIFICATION else None
@@ -131,6 +139,43 @@ def check_parity(pipeline: Pipeline, graph: CompiledGraph, schema: FeatureSchema
     })
     report["passed"] = report["label_mismatches"] == 0 and proba_diff <= PROBABILITY_TOLERANCE
     return report
+
+
+def unconvertible_step_message(pipeline: Any, exc: Exception) -> str | None:
+    """For skl2onnx's "no converter for this type": which step of the pipeline it is and what to do; else None."""
+    if not isinstance(exc, MissingShapeCalculator | MissingConverter):
+        return None
+    found = re.search(r"type '<class '([^']+)'>'", str(exc))
+    type_name = found.group(1) if found else "?"
+    short = type_name.rsplit(".", 1)[-1]
+    where = next((path for path, step in _steps(pipeline, "") if f"{type(step).__module__}.{type(step).__qualname__}"
+                  == type_name), None)
+    step = f"step {where!r} ({short})" if where else short
+    return (f"{step} cannot be compiled to ONNX: skl2onnx has no converter for {short}. Register one next to the "
+            f"class (skl2onnx.update_registered_converter({short}, ..., shape_calculator, converter); see README "
+            "\"Bring your own model\"), replace the step with a convertible equivalent, or choose the scikit-learn "
+            "serving form for this candidate (`serving: scikit-learn`)")
+
+
+def _steps(estimator: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """Every step inside a fitted pipeline, named by its set_params path (`model__ratio`)."""
+    children: list[tuple[str, Any]] = []
+    if isinstance(estimator, Pipeline):
+        children = list(estimator.steps)
+    elif hasattr(estimator, "transformers_"):
+        children = [(name, step) for name, step, _ in estimator.transformers_]
+    elif hasattr(estimator, "transformer_list"):
+        children = list(estimator.transformer_list)
+    for name, child in children:
+        path = f"{prefix}__{name}" if prefix else name
+        yield path, child
+        yield from _steps(child, path)
+
+
+def _final_estimator(model: Any) -> Any:
+    while isinstance(model, Pipeline):
+        model = model.steps[-1][1]
+    return model
 
 
 def converter_versions() -> dict[str, str]:

@@ -72,9 +72,14 @@ class CompiledModel:
 
     version: str
     manifest: dict[str, Any]
-    graph: CompiledGraph
+    # the ONNX graph; for a model whose config chose `serving: scikit-learn`, the verified pipeline behind the same
+    # interface (sklearn_serving.ScikitLearnGraph)
+    graph: CompiledGraph | Any
 
-    form = FORM
+    @property
+    def form(self) -> str:
+        """Which form answers: "onnx", or "scikit-learn" where the config chose it."""
+        return str(getattr(self.graph, "form", FORM))
 
     @cached_property
     def schema(self) -> FeatureSchema:

@@ -8,18 +8,30 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from loopline_runtime.errors import InvalidConfig
 from loopline_runtime.feature_schema import FeatureType, Task
 
 CONFIG_ENV_VAR = "LOOPLINE_PIPELINE_CONFIG"
 BUNDLED_CONFIG_NAME = "pipeline.json"
+# the user's model code, copied next to pipeline.json by bundle_config (loaded from there by path in Lambda)
+BUNDLED_CODE_DIR = "model_code"
 
 
 # metric name -> (task, higher_is_better)
@@ -112,9 +124,67 @@ class CsvConfig(_Strict):
         default=",", description="The field delimiter of training uploads (semicolon exports: \";\").")
 
 
+BUILT_IN_CANDIDATES = ("linear", "random_forest", "hist_gradient_boosting")
+SERVING_FORMS = ("onnx", "scikit-learn")
+# `code: model.py:build`: a Python file beside the config (no folders) and a function in it
+_CODE_PATTERN = re.compile(r"^(?P<file>[A-Za-z_][A-Za-z0-9_]*\.py):(?P<function>[A-Za-z_][A-Za-z0-9_]*)$")
+_HELPER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.py$")
+
+
 class ModelCandidate(_Strict):
-    name: Literal["linear", "random_forest", "hist_gradient_boosting"]
+    """A built-in candidate (`name` only) or the user's own code (`name` of their choosing plus `code`)."""
+
+    # before `name`: the name's check depends on whether the candidate has code
+    code: str | None = Field(default=None, description="model.py:build, a function returning an unfitted "
+                                                       "scikit-learn estimator or Pipeline.")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
     params: dict[str, list[Any]] = Field(default_factory=dict, description="Search space: parameter -> values.")
+    # pure-Python files beside the model file that it imports (packaged with it; nothing else is)
+    helpers: list[str] = Field(default_factory=list)
+    # scikit-learn: serve the pinned joblib artifact on the predict variant with the dependencies layer, for a
+    # pipeline with a step that cannot be compiled to ONNX (chosen explicitly: that path unpickles)
+    serving: Literal["onnx", "scikit-learn"] = "onnx"
+
+    @field_validator("code")
+    @classmethod
+    def _code_reference(cls, value: str | None) -> str | None:
+        if value is not None and not _CODE_PATTERN.match(value):
+            raise ValueError(f"{value!r} must read FILE.py:FUNCTION, a Python file beside the config (no folders) "
+                             "and the function in it, e.g. `code: model.py:build`")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _built_in_or_named(cls, value: str, info: ValidationInfo) -> str:
+        has_code = info.data.get("code") is not None
+        if not has_code and value not in BUILT_IN_CANDIDATES:
+            raise ValueError(f"unknown model candidate {value!r}: use 'linear', 'random_forest' or "
+                             "'hist_gradient_boosting', or name your own and add `code: model.py:build`")
+        if has_code and value in BUILT_IN_CANDIDATES:
+            raise ValueError(f"a candidate with `code` must not reuse the built-in name {value!r}; call it e.g. "
+                             "`mine`")
+        return value
+
+    @model_validator(mode="after")
+    def _code_settings(self) -> ModelCandidate:
+        if self.code is None:
+            if self.helpers or self.serving != "onnx":
+                raise ValueError(f"candidate {self.name!r}: helpers and serving apply only to a candidate with `code`")
+            return self
+        for helper in self.helpers:
+            if not _HELPER_PATTERN.match(helper) or helper == self.code_file:
+                raise ValueError(f"candidate {self.name!r}: helper {helper!r} must be another FILE.py beside the "
+                                 "config (no folders), e.g. `helpers: [ratios.py]`")
+        return self
+
+    @property
+    def code_file(self) -> str | None:
+        """The model file's name, beside the config (None for a built-in candidate)."""
+        return self.code.split(":", 1)[0] if self.code else None
+
+    @property
+    def code_function(self) -> str | None:
+        return self.code.split(":", 1)[1] if self.code else None
 
 
 class PipelineConfig(_Strict):
@@ -149,7 +219,19 @@ class PipelineConfig(_Strict):
                              "`features` (it is what the model predicts)")
         if self.target in self.ignore:
             raise ValueError(f"the target {self.target!r} must not be listed under ignore")
+        names = [candidate.name for candidate in self.models or []]
+        if len(set(names)) != len(names):
+            raise ValueError("each entry under `models` needs its own name")
         return self
+
+    def code_files(self) -> list[str]:
+        """The user's files the candidates name (model files and declared helpers), each once, in order."""
+        files: list[str] = []
+        for candidate in self.models or []:
+            for name in ([candidate.code_file] if candidate.code_file else []) + candidate.helpers:
+                if name not in files:
+                    files.append(name)
+        return files
 
     def metric_for(self, task: Task) -> str:
         """The quality metric for `task`: the configured one, else the task's default."""
@@ -217,11 +299,34 @@ def load_config(path: str | Path) -> PipelineConfig:
     return parse_config(data, source=str(path))
 
 
-def bundle_config(config: PipelineConfig, package_dir: Path) -> Path:
-    """Write the validated config next to the runtime package, as the Lambda layer ships it."""
+def bundle_config(config: PipelineConfig, package_dir: Path, *, config_dir: Path | None = None) -> Path:
+    """Write the validated config next to the runtime package, as the Lambda layer ships it, with the model code
+    files it names (copied from `config_dir`, the config file's folder: only those files, nothing else there)."""
     dest = Path(package_dir) / BUNDLED_CONFIG_NAME
     dest.write_text(json.dumps(config.model_dump(mode="json"), indent=2), encoding="utf-8")
+    code_dest = Path(package_dir) / BUNDLED_CODE_DIR
+    shutil.rmtree(code_dest, ignore_errors=True)
+    files = config.code_files()
+    if files:
+        if config_dir is None:
+            raise InvalidConfig("the config names model code; bundle it with the folder it sits in (config_dir)")
+        code_dest.mkdir(parents=True)
+        for name in files:
+            source = Path(config_dir) / name
+            if not source.is_file():
+                raise InvalidConfig(f"{name}: no such file beside the pipeline config ({config_dir}); the models "
+                                    "section names it under `code` or `helpers`")
+            shutil.copyfile(source, code_dest / name)
     return dest
+
+
+def model_code_dir() -> Path:
+    """Where a Lambda finds the model code: beside `$LOOPLINE_PIPELINE_CONFIG`, else the copy bundled in the
+    layer (never anywhere another role can write)."""
+    override = os.environ.get(CONFIG_ENV_VAR)
+    if override:
+        return Path(override).parent
+    return Path(str(resources.files("loopline_runtime").joinpath(BUNDLED_CODE_DIR)))
 
 
 def runtime_config() -> PipelineConfig:

@@ -68,6 +68,12 @@ class TrainingFailed(LooplineError):
     """Training could not produce a model (bad data for the chosen task, every candidate failed, ...)."""
 
 
+class InvalidModelCode(TrainingFailed):
+    """A candidate's own code (`code: model.py:build`) cannot be used: it does not import, its function raises or
+    returns no estimator, its fit is not deterministic or too slow for the budget, or a step cannot be compiled.
+    The message names the file, the line where it can, and the fix; training stops before the search."""
+
+
 class TrainingUpToDate(LooplineError):
     """A model was already trained on exactly these dataset versions with this config (training is seeded, so a
     rerun would reproduce it); the run stands aside."""

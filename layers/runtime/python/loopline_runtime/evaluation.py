@@ -21,7 +21,7 @@ from loopline_runtime.errors import LooplineError
 from loopline_runtime.metrics import all_scores, at_least_as_good, meets
 from loopline_runtime.model_inputs import columns_to_inputs
 from loopline_runtime.prediction import predict_with_probabilities
-from loopline_runtime.registry import LoadedModel, ModelRegistry
+from loopline_runtime.registry import LoadedModel, ModelRegistry, serves_scikit_learn
 from loopline_runtime.report_numbers import REPORT_FILE, model_report_numbers
 from loopline_runtime.schema import FeatureSchema, coerce_target, frame_columns
 
@@ -81,8 +81,10 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
     reasons: list[str] = []
     challenger: CompiledModel | LoadedModel
     pins: dict[str, Any] | None = None
-    if "artifact" in compiled and compiled.get("parity", {}).get("passed"):
-        challenger, pins = registry.load_for_promotion(model_version)  # what is scored is what a promotion pins
+    if serves_scikit_learn(manifest) or ("artifact" in compiled and compiled.get("parity", {}).get("passed")):
+        # what is scored is what a promotion pins: the ONNX graph, or the pinned pipeline where the config chose
+        # the scikit-learn serving form
+        challenger, pins = registry.load_for_promotion(model_version)
     else:
         reasons.append(_not_servable_reason(compiled))
         challenger = registry.load(model_version)  # scored as trained, for the record; it cannot be promoted
@@ -126,7 +128,7 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
         champion_score=champion_score,
         challenger_scores=challenger_scores,
         reasons=reasons or ["passes the gate and is at least as good as the champion"],
-        scored_form="onnx" if isinstance(challenger, CompiledModel) else "scikit-learn",
+        scored_form=challenger.form if isinstance(challenger, CompiledModel) else "scikit-learn",
         compiled={key: value for key, value in compiled.items() if key in ("parity", "error", "artifact")},
         pins=pins,
         approval_required=config.gate.approval == "manual",

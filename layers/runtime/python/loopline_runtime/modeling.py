@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from loopline_runtime.config import ModelCandidate, Task, higher_is_better
 from loopline_runtime.errors import TrainingFailed
 from loopline_runtime.features import Float32MedianImputer, TabularCoercer, categorical_columns, numeric_columns
 from loopline_runtime.metrics import score
+from loopline_runtime.model_code import ModelCode
 from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.progress import PhaseObserver, ignore_phases
 from loopline_runtime.schema import FeatureSchema
@@ -112,6 +113,21 @@ def build_pipeline(schema: FeatureSchema, estimator: Any) -> Pipeline:
     ])
 
 
+def build_code_pipeline(schema: FeatureSchema, estimator: Any) -> Pipeline:
+    """A candidate of the user's own code: the same coercion as every model (what serving does in numpy before
+    the compiled graph), then the user's estimator on the model-input columns (`model_code.ModelInputSchema`)."""
+    features = {name: kind.value for name, kind in schema.features.items()}
+    return Pipeline([("coerce", TabularCoercer(features)), ("model", estimator)])
+
+
+def candidate_pipeline(schema: FeatureSchema, name: str, seed: int, params: dict[str, Any],
+                       code: Mapping[str, ModelCode] | None = None) -> Pipeline:
+    """An unfitted pipeline of one candidate and setting: built in, or from the user's code."""
+    if code and name in code:
+        return build_code_pipeline(schema, code[name].build(schema, params))
+    return build_pipeline(schema, _estimator(name, schema.task, seed, params))
+
+
 def is_tree_model(estimator: Any) -> bool:
     """Tree ensembles split on thresholds: they need neither scaling nor one-hot columns."""
     return isinstance(estimator, TREE_MODELS)
@@ -171,6 +187,7 @@ def search_model(
     max_search_rows: int = SEARCH_MAX_ROWS,
     first_rung_rows: int = FIRST_RUNG_ROWS,
     on_phase: PhaseObserver = ignore_phases,
+    code: Mapping[str, ModelCode] | None = None,
 ) -> SearchResult:
     """Choose a candidate and setting, then refit it on all of X.
 
@@ -178,19 +195,19 @@ def search_model(
     `first_rung_rows` training rows is cross-validated exhaustively: every setting of every candidate, the
     defaults first, extra settings round-robin while the time budget lasts. A larger one is searched by
     successive halving (successive_halving). `on_phase` sees each candidate's scoring (`cv_start` / `cv_end`,
-    labelled with the candidate's name).
+    labelled with the candidate's name). `code` holds the loaded code of the candidates that name some.
     """
-    plans = _plans(schema.task, candidates, seed)
+    plans = _plans(schema, candidates, seed, code)
     X_search, y_search = search_sample(X, y, schema.task, seed, max_search_rows)
     if len(X_search) * (1 - VALIDATION_FRACTION) >= HALVING_FACTOR * first_rung_rows:
         trials, exhausted = successive_halving(
             schema, plans, X_search, y_search, metric=metric, seed=seed, first_rung_rows=first_rung_rows,
-            time_budget_seconds=time_budget_seconds, clock=clock, on_phase=on_phase)
+            time_budget_seconds=time_budget_seconds, clock=clock, on_phase=on_phase, code=code)
         method = "successive_halving"
     else:
         trials, exhausted = _exhaustive_cross_validation(
             schema, plans, X_search, y_search, metric=metric, seed=seed, time_budget_seconds=time_budget_seconds,
-            clock=clock, on_phase=on_phase)
+            clock=clock, on_phase=on_phase, code=code)
         method = "cross_validation"
     leaderboard = _ranked(trials, metric)
     if not leaderboard or "cv_score" not in leaderboard[0]:
@@ -198,7 +215,7 @@ def search_model(
         raise TrainingFailed(f"no model candidate could be trained on this data ({errors})")
     best = leaderboard[0]
     # the leaderboard entry holds the winner's settings (numpy scalars made plain, equal for set_params)
-    pipeline = build_pipeline(schema, _estimator(best["candidate"], schema.task, seed, best["params"]))
+    pipeline = candidate_pipeline(schema, best["candidate"], seed, best["params"], code)
     pipeline.fit(X, y)
     return SearchResult(pipeline, best["candidate"], best["params"], best["cv_score"], leaderboard, exhausted,
                         len(X_search), method)
@@ -216,6 +233,7 @@ def successive_halving(
     time_budget_seconds: float,
     clock: Callable[[], float],
     on_phase: PhaseObserver = ignore_phases,
+    code: Mapping[str, ModelCode] | None = None,
 ) -> tuple[list[_Trial], bool]:
     """Spend where it pays (scikit-learn's HalvingRandomSearchCV, FLAML's cheap-first learner selection).
 
@@ -253,7 +271,7 @@ def successive_halving(
             fit_start = clock()
             try:
                 with threadpool_limits(limits=RUNG_THREADS):
-                    pipeline = build_pipeline(schema, _estimator(trial.candidate, schema.task, seed, trial.params))
+                    pipeline = candidate_pipeline(schema, trial.candidate, seed, trial.params, code)
                     pipeline.fit(X_pool.iloc[:rows], y_pool.iloc[:rows])
                     trial.fit_seconds = clock() - fit_start
                     trial.score = evaluate_pipeline(pipeline, X_valid, y_valid, metric)
@@ -301,6 +319,7 @@ def _exhaustive_cross_validation(
     time_budget_seconds: float,
     clock: Callable[[], float],
     on_phase: PhaseObserver = ignore_phases,
+    code: Mapping[str, ModelCode] | None = None,
 ) -> tuple[list[_Trial], bool]:
     """Every setting cross-validated on every row: small samples, where that is cheap and the most reliable.
 
@@ -322,7 +341,7 @@ def _exhaustive_cross_validation(
             on_phase("cv_start", name)
             fit_start = clock()
             try:
-                trial.score = _cross_validate(schema, name, trial.params, X, y, folds, metric, seed)
+                trial.score = _cross_validate(schema, name, trial.params, X, y, folds, metric, seed, code)
                 if not np.isfinite(trial.score):
                     trial.error, trial.score = f"the cross-validated {metric} is not a number", None
             except Exception as exc:  # a candidate that cannot fit this data is recorded, not fatal
@@ -365,12 +384,21 @@ def search_sample(X: pd.DataFrame, y: pd.Series, task: Task, seed: int,
     return X_sample, y_sample
 
 
-def _plans(task: Task, candidates: list[ModelCandidate] | None, seed: int) -> list[tuple[str, list[dict[str, Any]]]]:
-    chosen = candidates or [ModelCandidate(name=name) for name in DEFAULT_CANDIDATES]  # type: ignore[arg-type]
+def _plans(schema: FeatureSchema, candidates: list[ModelCandidate] | None, seed: int,
+           code: Mapping[str, ModelCode] | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
+    task = schema.task
+    chosen = candidates or [ModelCandidate(name=name) for name in DEFAULT_CANDIDATES]
     plans: list[tuple[str, list[dict[str, Any]]]] = []
     for candidate in chosen:
-        space = candidate.params or DEFAULT_SPACES[(candidate.name, task)]
-        defaults = ESTIMATORS[(candidate.name, task)](seed).get_params()
+        if candidate.code:
+            if not code or candidate.name not in code:
+                raise TrainingFailed(f"candidate {candidate.name!r} names {candidate.code} but its code was not loaded")
+            # the user's grid (none: its own settings alone), in set_params names of the returned estimator
+            space = candidate.params
+            defaults = code[candidate.name].build(schema).get_params()
+        else:
+            space = candidate.params or DEFAULT_SPACES[(candidate.name, task)]
+            defaults = ESTIMATORS[(candidate.name, task)](seed).get_params()
         grid_size = int(np.prod([len(values) for values in space.values()])) if space else 0
         sampled = ParameterSampler(space, n_iter=min(SETTINGS_PER_CANDIDATE, grid_size), random_state=seed)
         # the default setting always runs first; sampled settings equal to it are not run twice
@@ -392,10 +420,11 @@ def _estimator(name: str, task: Task, seed: int, params: dict[str, Any]) -> Any:
 
 
 def _cross_validate(schema: FeatureSchema, name: str, params: dict[str, Any], X: pd.DataFrame,
-                    y: pd.Series, folds: Any, metric: str, seed: int) -> float:
+                    y: pd.Series, folds: Any, metric: str, seed: int,
+                    code: Mapping[str, ModelCode] | None = None) -> float:
     scores = []
     for train_idx, test_idx in folds.split(X, y):
-        pipeline = build_pipeline(schema, _estimator(name, schema.task, seed, params))
+        pipeline = candidate_pipeline(schema, name, seed, params, code)
         pipeline.fit(X.iloc[train_idx], y.iloc[train_idx])
         scores.append(evaluate_pipeline(pipeline, X.iloc[test_idx], y.iloc[test_idx], metric))
     return float(np.mean(scores))

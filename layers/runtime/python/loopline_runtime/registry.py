@@ -2,6 +2,8 @@
 
     models/<version>/model.joblib     the fitted Pipeline (training; the gate scores it only if it did not compile)
     models/<version>/model.onnx       the same Pipeline compiled (what serves, and what the gate and monitoring score)
+                                      (a model whose candidate chose `serving: scikit-learn` serves model.joblib:
+                                      its pins' "compiled" entry then names that artifact, see sklearn_serving)
     models/<version>/manifest.json    sha256, params, metrics, dataset versions, library versions, timestamps
     models/<version>/holdout.csv      the rows the gate scores challenger and champion on
     models/<version>/evaluation.json  the gate's decision and reasons
@@ -39,6 +41,30 @@ if TYPE_CHECKING:
 
 MODEL_ARTIFACT = "model.joblib"  # next to the model's manifest, under bucket_layout.model_prefix(version)
 COMPILED_ARTIFACT = "model.onnx"
+SCIKIT_LEARN_FORM = "scikit-learn"
+
+
+def serves_scikit_learn(manifest: dict[str, Any]) -> bool:
+    """The config chose the scikit-learn serving form for this model's candidate (`serving: scikit-learn`): what
+    serves, and what the pins name as the served artifact, is the joblib artifact, not an ONNX graph."""
+    return manifest.get("serving_form") == SCIKIT_LEARN_FORM
+
+
+def _served_artifact(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest's record of the artifact that serves (key, sha256, bytes, version_id), if there is one."""
+    if serves_scikit_learn(manifest):
+        return manifest.get("artifact")
+    return (manifest.get("compiled") or {}).get("artifact")
+
+
+def _graph(version: str, manifest: dict[str, Any], served: bytes) -> Any:
+    from loopline_runtime.compiled_model import CompiledGraph
+
+    if serves_scikit_learn(manifest):
+        from loopline_runtime.sklearn_serving import load_scikit_learn_graph
+
+        return load_scikit_learn_graph(version, manifest, served)
+    return CompiledGraph(served)
 
 def new_model_version(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
@@ -125,18 +151,21 @@ class ModelRegistry:
                 f"model {version} was trained with scikit-learn {trained_with} but this runtime has "
                 f"{sklearn.__version__}; retrain it or deploy the matching dependency layer"
             )
+        from loopline_runtime.model_code import load_recorded_code
+
+        load_recorded_code(version, manifest.get("code"))  # the classes the pickle names, as trained
         return LoadedModel(version, joblib.load(io.BytesIO(artifact)), manifest)
 
     def load_compiled(self, version: str) -> CompiledModel:
         """Load the compiled (ONNX) model after checking its bytes against the manifest's sha256. No pickle."""
-        from loopline_runtime.compiled_model import CompiledGraph, CompiledModel
+        from loopline_runtime.compiled_model import CompiledModel
 
         manifest = self.manifest(version)
-        compiled = manifest.get("compiled") or {}
-        if "artifact" not in compiled:
-            reason = compiled.get("error") or "it was registered before models were compiled"
+        served = _served_artifact(manifest)
+        if served is None:
+            reason = (manifest.get("compiled") or {}).get("error") or "it was registered before models were compiled"
             raise ModelNotCompiled(f"model {version} has no compiled (ONNX) form: {reason}")
-        return CompiledModel(version, manifest, CompiledGraph(self._verified_bytes(version, compiled["artifact"])))
+        return CompiledModel(version, manifest, _graph(version, manifest, self._verified_bytes(version, served)))
 
     def verify(self, version: str) -> dict[str, Any]:
         """Check every artifact of a model against its manifest's sha256 without loading any; the manifest."""
@@ -162,10 +191,10 @@ class ModelRegistry:
     def load_for_promotion(self, version: str) -> tuple[CompiledModel, dict[str, dict[str, Any]]]:
         """The compiled model as stored now and its pins, each object read once: what the gate scores is exactly
         what its promotion pins. Raises as `pins`."""
-        from loopline_runtime.compiled_model import CompiledGraph, CompiledModel
+        from loopline_runtime.compiled_model import CompiledModel
 
         pins, manifest, graph_bytes = self._read_for_promotion(version)
-        return CompiledModel(version, manifest, CompiledGraph(graph_bytes)), pins
+        return CompiledModel(version, manifest, _graph(version, manifest, graph_bytes)), pins
 
     def _read_for_promotion(self, version: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any], bytes]:
         key = self.prefix(version) + "manifest.json"
@@ -174,7 +203,7 @@ class ModelRegistry:
         except ObjectNotFound:
             raise NoChampion(f"model version {version!r} is not in the registry") from None
         manifest = json.loads(body)
-        compiled = (manifest.get("compiled") or {}).get("artifact")
+        compiled = _served_artifact(manifest)
         if not compiled:
             reason = (manifest.get("compiled") or {}).get("error") or "it was registered before models were compiled"
             raise ModelNotCompiled(f"model {version} has no compiled (ONNX) form: {reason}")
@@ -188,10 +217,10 @@ class ModelRegistry:
     def load_pinned(self, version: str, pins: dict[str, dict[str, Any]]) -> CompiledModel:
         """The compiled model exactly as `pins` name it: the pinned S3 versions of manifest and artifact, each
         checked against the pinned sha256, never against a file that sits next to the artifact. No pickle."""
-        from loopline_runtime.compiled_model import CompiledGraph, CompiledModel
+        from loopline_runtime.compiled_model import CompiledModel
 
         manifest, graph_bytes = self._pinned(version, pins)
-        return CompiledModel(version, manifest, CompiledGraph(graph_bytes))
+        return CompiledModel(version, manifest, _graph(version, manifest, graph_bytes))
 
     def load_champion(self, pointer: dict[str, Any]) -> CompiledModel:
         """The model the champion pointer names, by its pins. A pointer without pins is refused."""
@@ -212,8 +241,8 @@ class ModelRegistry:
                 "refusing to load it")
         manifest_bytes, _ = self._checked_bytes(version, pins["manifest"], "the pinned")
         manifest = json.loads(manifest_bytes)
-        recorded = (manifest.get("compiled") or {}).get("artifact") or {}
-        compiled_key = self.prefix(version) + COMPILED_ARTIFACT
+        recorded = _served_artifact(manifest) or {}
+        compiled_key = self.prefix(version) + (MODEL_ARTIFACT if serves_scikit_learn(manifest) else COMPILED_ARTIFACT)
         pinned = pins["compiled"]
         if (manifest.get("version") != version or recorded.get("key") != compiled_key
                 or pinned.get("key") != compiled_key or pinned.get("sha256") != recorded.get("sha256")):

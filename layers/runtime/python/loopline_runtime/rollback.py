@@ -11,7 +11,7 @@ from typing import Any
 
 from loopline_runtime.errors import NoChampion, PromotionRefused, RollbackRefused, UnknownModelVersion
 from loopline_runtime.promotion import ROLLBACK_REASON, promoted_before
-from loopline_runtime.registry import ModelRegistry
+from loopline_runtime.registry import ModelRegistry, serves_scikit_learn
 from loopline_runtime.schema import FeatureSchema
 
 __all__ = ["ROLLBACK_REASON", "rollback_record"]
@@ -55,7 +55,7 @@ def rollback_record(registry: ModelRegistry, *, to_version: str | None, requeste
     pins = earlier["pins"]
     # both pinned objects read by their S3 versions and checked against the pinned sha256; nothing is loaded
     manifest = registry.champion_manifest({"version": target, "pins": pins})
-    if not (manifest.get("compiled") or {}).get("parity", {}).get("passed"):
+    if not serves_scikit_learn(manifest) and not (manifest.get("compiled") or {}).get("parity", {}).get("passed"):
         raise RollbackRefused(f"{target}'s compiled model did not pass its parity check; it cannot serve")
     _check_same_schema(target, manifest, current, registry.manifest(current))
     return {

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,10 +22,12 @@ from sklearn.model_selection import train_test_split
 
 from loopline_runtime.bucket_layout import FINGERPRINT_PREFIX, TRAINED_PREFIX
 from loopline_runtime.compilation import compile_and_check
-from loopline_runtime.config import PipelineConfig, Task
+from loopline_runtime.config import PipelineConfig, Task, model_code_dir
 from loopline_runtime.datasets import DatasetCatalog, DatasetVersion
 from loopline_runtime.drift import build_profile
 from loopline_runtime.errors import TrainingFailed, TrainingUpToDate
+from loopline_runtime.model_code import load_candidates_code
+from loopline_runtime.model_code_check import prove_model_code
 from loopline_runtime.modeling import SEARCH_MAX_ROWS, evaluate_pipeline, search_model
 from loopline_runtime.progress import PhaseObserver, ignore_phases
 from loopline_runtime.registry import ModelRegistry, new_model_version
@@ -70,15 +73,20 @@ def train_challenger(
     remaining_seconds: Callable[[], float] | None = None,
     max_search_rows: int = SEARCH_MAX_ROWS,
     on_phase: PhaseObserver = ignore_phases,
+    code_dir: Path | None = None,
 ) -> TrainingResult:
     """Train on the configured window of dataset versions and register the result as a challenger.
 
     `on_phase` sees the phases (load, search and each candidate's cross-validation, holdout, register) begin and end.
+    Candidates with their own code are loaded from `code_dir` (default: the copy packaged with the config) and
+    proven on a sample before the search; bad code stops the run with InvalidModelCode, before anything is written.
     """
     started = datetime.now(UTC)
     clock_start = time.monotonic()
+    code = load_candidates_code(config.models, code_dir or model_code_dir()) if config.code_files() else {}
     datasets = catalog.newest(config.training.window, max_age_days=config.training.window_days)
-    fingerprint = training_fingerprint([d.version for d in datasets], config)
+    code_sha256 = {name: sha for loaded in code.values() for name, sha in loaded.files.items()}
+    fingerprint = training_fingerprint([d.version for d in datasets], config, code_sha256)
     try:
         decided = registry.store.get_json(f"{FINGERPRINT_PREFIX}{fingerprint}")
     except ObjectNotFound:
@@ -107,10 +115,16 @@ def train_challenger(
     budget = float(config.training.time_budget_seconds)
     if remaining_seconds is not None:
         budget = max(5.0, min(budget, remaining_seconds() - REGISTER_MARGIN_SECONDS))
+    candidates = {candidate.name: candidate for candidate in config.models or []}
+    for name, loaded in code.items():
+        on_phase("code_check_start", name)
+        prove_model_code(loaded, candidates[name], schema, X_train, y_train, seed=config.training.seed,
+                         time_budget_seconds=budget)
+        on_phase("code_check_end", name)
     on_phase("search_start", "search")
     result = search_model(schema, X_train, y_train, metric=metric, seed=config.training.seed,
                           time_budget_seconds=budget, candidates=list(config.models) if config.models else None,
-                          max_search_rows=max_search_rows, on_phase=on_phase)
+                          max_search_rows=max_search_rows, on_phase=on_phase, code=code)
     on_phase("search_end", "search")
     on_phase("holdout_start", "score the holdout")
     holdout_score = evaluate_pipeline(result.pipeline, X_holdout, y_holdout, metric)
@@ -157,6 +171,10 @@ def train_challenger(
         "started_at": started.isoformat(),
         "training_seconds": round(time.monotonic() - clock_start, 3),
         "compiled": compilation.record,
+        # the user's code the winner was built from (files and sha256, as packaged with the config), and the form
+        # it serves in: onnx, or scikit-learn where the config chose it for a step that does not compile
+        "code": code[result.candidate].record() if result.candidate in code else None,
+        "serving_form": candidates[result.candidate].serving if result.candidate in candidates else "onnx",
         # the process's RSS high-water mark so far (Lambda reuses warm environments: an upper bound for this run)
         "peak_memory_mb": peak_memory_mb(),
     }, compiled=compilation.onnx_bytes)
@@ -223,11 +241,15 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def training_fingerprint(dataset_versions: list[str], config: PipelineConfig) -> str:
-    """What determines a trained model: the data window and the settings that shape training."""
+def training_fingerprint(dataset_versions: list[str], config: PipelineConfig,
+                         code_sha256: dict[str, str] | None = None) -> str:
+    """What determines a trained model: the data window, the settings that shape training and the model code."""
     shaping = config.model_dump(mode="json", include={"target", "task", "features", "ignore", "metric", "training",
                                                       "models"})
-    payload = json.dumps({"datasets": dataset_versions, "config": shaping}, sort_keys=True)
+    content: dict[str, Any] = {"datasets": dataset_versions, "config": shaping}
+    if code_sha256:  # absent for built-in candidates: their fingerprints stay what they were
+        content["code"] = code_sha256
+    payload = json.dumps(content, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
