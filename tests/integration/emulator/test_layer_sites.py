@@ -13,9 +13,10 @@ import pytest
 
 from loopline.emulator.lambda_workers import Worker, WorkerSpec
 from loopline.emulator.layer_sites import requirement_names, runtime_site, stage_requirements_layer
+from loopline.emulator.template_loading import load_template
 
 REPO = Path(__file__).resolve().parents[3]
-TRAINING_ONLY = ("sklearn", "pandas", "scipy", "joblib", "skl2onnx", "onnx")
+TRAINING_ONLY = ("sklearn", "pandas", "scipy", "joblib", "skl2onnx", "onnx", "pydantic", "yaml")
 
 
 def _staged_layer(name: str, tmp_path: Path) -> Path:
@@ -67,25 +68,35 @@ def test_the_serving_layer_alone_has_no_scikit_learn_and_runs_onnx(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_the_predict_handler_initialises_on_the_serving_layer_without_training_modules(tmp_path: Path) -> None:
-    # given the predict function's code next to a probe, on its deployed layers
+@pytest.mark.parametrize("function", ["predict", "batch"])
+def test_the_handler_initialises_on_the_serving_layer_without_training_modules(function: str, tmp_path: Path) -> None:
+    # given the function's code next to a probe, on its deployed layers (runtime + serving, as template.yaml says)
+    assert _template_layers(function) == ["RuntimeLayer", "ServingLayer"]
     layers = (REPO / "layers" / "runtime", _staged_layer("serving", tmp_path))
     probe = """
         import sys
         def lambda_handler(event, context):
-            import app  # the predict function's init: every import it makes, as at a cold start
+            import app  # the function's init: every import it makes, as at a cold start
             return {"loaded": sorted({m.split(".")[0] for m in sys.modules})}
     """
     (tmp_path / "code").mkdir()
-    shutil.copy(REPO / "functions" / "predict" / "app.py", tmp_path / "code" / "app.py")
+    shutil.copy(REPO / "functions" / function / "app.py", tmp_path / "code" / "app.py")
 
     # when its module is imported
     loaded = _run(tmp_path, probe, layers, {}, environment=(("ARTIFACT_BUCKET", "bucket"),))["loaded"]
 
-    # then it imported onnxruntime and nothing of the training stack
+    # then it imported onnxruntime (the compiled model) and nothing of the training stack
     assert isinstance(loaded, list)
     assert "onnxruntime" in loaded
     assert not set(TRAINING_ONLY) & set(loaded)
+
+
+def _template_layers(function: str) -> list[str]:
+    """The logical ids of the layers template.yaml gives the function whose CodeUri is functions/<function>/."""
+    resources = load_template(REPO / "template.yaml")["Resources"]
+    props = next(r["Properties"] for r in resources.values()
+                 if (r.get("Properties") or {}).get("CodeUri") == f"functions/{function}/")
+    return [layer["Ref"] for layer in props["Layers"]]
 
 
 def test_the_two_layers_agree_on_the_pins_they_share() -> None:

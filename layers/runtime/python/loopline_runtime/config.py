@@ -7,20 +7,20 @@ so an invalid file fails everywhere with the same message naming the field and t
 from __future__ import annotations
 
 import json
-import os
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from loopline_runtime.bundled_config import (  # noqa: F401  (CONFIG_ENV_VAR: imported from here by callers)
+    BUNDLED_CONFIG_NAME,
+    CONFIG_ENV_VAR,
+    bundled_config_data,
+    config_override,
+)
 from loopline_runtime.errors import InvalidConfig
 from loopline_runtime.feature_schema import FeatureType, Task
-
-CONFIG_ENV_VAR = "LOOPLINE_PIPELINE_CONFIG"
-BUNDLED_CONFIG_NAME = "pipeline.json"
-
 
 # metric name -> (task, higher_is_better)
 METRICS: dict[str, tuple[Task, bool]] = {
@@ -226,13 +226,7 @@ def bundle_config(config: PipelineConfig, package_dir: Path) -> Path:
 
 def runtime_config() -> PipelineConfig:
     """The config a Lambda runs with: `$LOOPLINE_PIPELINE_CONFIG`, else the copy bundled in the layer."""
-    override = os.environ.get(CONFIG_ENV_VAR)
+    override = config_override()
     if override:
         return load_config(override)
-    bundled = resources.files("loopline_runtime").joinpath(BUNDLED_CONFIG_NAME)
-    if not bundled.is_file():
-        raise InvalidConfig(
-            f"no pipeline config bundled in the runtime layer ({BUNDLED_CONFIG_NAME}); build with `sam build` "
-            f"or `loopline local up`, which validate and bundle pipeline.yaml"
-        )
-    return parse_config(json.loads(bundled.read_text(encoding="utf-8")), source="bundled pipeline config")
+    return parse_config(bundled_config_data(), source="bundled pipeline config")
