@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger
 
 from loopline_runtime.batch import ModelCache, finalize_run, record_failure, score_chunk, split_upload
 from loopline_runtime.batch_layout import run_id_for
+from loopline_runtime.csv_delimiter import configured_delimiter
 from loopline_runtime.notifications import Notifier
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
@@ -31,9 +32,7 @@ notifier = Notifier.from_env("default")  # the name from PIPELINE_NAME, which th
 @functools.cache
 def _delimiter() -> str:
     """The pipeline config's csv.delimiter (read once, by the split only)."""
-    from loopline_runtime.config import runtime_config
-
-    return runtime_config().csv.delimiter
+    return configured_delimiter()
 
 
 @functools.cache

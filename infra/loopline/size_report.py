@@ -2,7 +2,8 @@
 
 Lambda counts a function's own code plus every layer it uses: together at most 250 MB unzipped
 (262,144,000 bytes = 250 MiB). The DependenciesLayer alone is most of that (DESIGN.md, Budgets), so
-`make size` reports the margin per function and fails when any function is over.
+`make size` reports the margin per function and fails when any function is over the limit or over its own
+budget (FUNCTION_BUDGET, 150 MiB; the predict function 100 MiB).
 
 The built template (`.aws-sam/build/template.yaml`) names each function's CodeUri and each layer's ContentUri
 as folders beside it. `sam build` does not merge Globals into it, so a function's layers are resolved here as
@@ -26,6 +27,11 @@ from loopline.emulator.template_loading import load_template
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: "250 MB" in the Lambda quotas is 250 MiB
 MIB = 1024 * 1024
+# Our own budget per function, well under Lambda's limit so that a new dependency or a library release that grows
+# by a few MB never breaks a deployment: 150 MiB (100 MiB of room), and the predict function stays as slim as its
+# job (its size is its cold start). `make size` fails when a function is over its budget.
+FUNCTION_BUDGET = 150 * MIB
+FUNCTION_BUDGETS = {"PredictFunction": 100 * MIB}
 FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
 LAYER_TYPES = {"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"}
 
@@ -42,6 +48,7 @@ class FunctionSize:
     code_bytes: int
     layers: tuple[LayerSize, ...] = field(default_factory=tuple)
     limit: int = LAMBDA_UNZIPPED_LIMIT
+    budget: int = FUNCTION_BUDGET
 
     @property
     def total_bytes(self) -> int:
@@ -54,6 +61,10 @@ class FunctionSize:
     @property
     def over_limit(self) -> bool:
         return self.margin_bytes < 0
+
+    @property
+    def over_budget(self) -> bool:
+        return self.total_bytes > self.budget
 
     @property
     def unknown_layers(self) -> tuple[str, ...]:
@@ -80,8 +91,11 @@ def _layer_id(entry: Any) -> str:
     return entry if isinstance(entry, str) else json.dumps(entry)
 
 
-def function_sizes(build_dir: Path, limit: int = LAMBDA_UNZIPPED_LIMIT) -> list[FunctionSize]:
-    """Sizes of every zip function in `build_dir` (a `sam build` output with its template.yaml)."""
+def function_sizes(build_dir: Path, limit: int = LAMBDA_UNZIPPED_LIMIT,
+                   budgets: dict[str, int] | None = None) -> list[FunctionSize]:
+    """Sizes of every zip function in `build_dir` (a `sam build` output with its template.yaml); each function's
+    budget is its entry in `budgets` (default FUNCTION_BUDGETS), else FUNCTION_BUDGET."""
+    budgets = FUNCTION_BUDGETS if budgets is None else budgets
     template = load_template(build_dir / "template.yaml")
     resources: dict[str, Any] = template.get("Resources") or {}
     global_layers = list(((template.get("Globals") or {}).get("Function") or {}).get("Layers") or [])
@@ -105,7 +119,8 @@ def function_sizes(build_dir: Path, limit: int = LAMBDA_UNZIPPED_LIMIT) -> list[
         code_bytes = tree_size(build_dir / code_uri) if isinstance(code_uri, str) else 0
         for name, own_layers in _layer_variants(logical_id, props.get("Layers")):
             layers = [LayerSize(layer, layer_bytes.get(layer)) for layer in map(_layer_id, global_layers + own_layers)]
-            sizes.append(FunctionSize(name, code_bytes, tuple(layers), limit))
+            budget = budgets.get(name, budgets.get(logical_id, FUNCTION_BUDGET))
+            sizes.append(FunctionSize(name, code_bytes, tuple(layers), limit, budget))
     return sizes
 
 
@@ -130,6 +145,9 @@ def format_report(sizes: Iterable[FunctionSize]) -> str:
             f"{fn.name}: {fn.total_bytes:,} bytes ({_mib(fn.total_bytes)}) of {fn.limit:,} ({_mib(fn.limit)}); "
             f"margin {fn.margin_bytes:,} bytes ({_mib(fn.margin_bytes)}) - {status}"
         )
+        over = fn.total_bytes - fn.budget
+        lines.append(f"    budget {_mib(fn.budget)}: " + (f"OVER BUDGET by {over:,} bytes ({_mib(over)})" if over > 0
+                                                         else f"within it by {-over:,} bytes ({_mib(-over)})"))
         lines.append(f"    code {fn.code_bytes:,} bytes ({_mib(fn.code_bytes)})")
         for layer in fn.layers:
             if layer.bytes is None:
@@ -158,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.json:
         rows = [
-            asdict(fn) | {"total_bytes": fn.total_bytes, "margin_bytes": fn.margin_bytes, "over_limit": fn.over_limit}
+            asdict(fn) | {"total_bytes": fn.total_bytes, "margin_bytes": fn.margin_bytes, "over_limit": fn.over_limit,
+                          "over_budget": fn.over_budget}
             for fn in sizes
         ]
         print(json.dumps(rows, indent=2))
@@ -167,8 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     over = [fn.name for fn in sizes if fn.over_limit]
     if over:
         print(f"over Lambda's unzipped size limit: {', '.join(over)}", file=sys.stderr)
-        return 1
-    return 0
+    over_budget = [f"{fn.name} ({_mib(fn.total_bytes)} of {_mib(fn.budget)})" for fn in sizes if fn.over_budget]
+    if over_budget:
+        print(f"over their size budget: {', '.join(over_budget)}", file=sys.stderr)
+    return 1 if over or over_budget else 0
 
 
 if __name__ == "__main__":

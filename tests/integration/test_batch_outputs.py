@@ -43,3 +43,31 @@ def test_formula_cells_are_neutralised_in_the_predictions_and_in_rejected_csv(
 
     written = [*ids(summary["parts"][0]), *ids(summary["rejected_key"])]
     assert sorted(written) == sorted(["'" + IDS[0], "'+1+1", "'@SUM(A1)", "-2", "'\tcmd", "p-5"])
+
+
+def test_numbers_the_model_cannot_read_are_rejected_as_not_a_number_and_the_rest_scored(
+    store: ObjectStore, registry: ModelRegistry, register_model: Callable[..., str], promote: Callable[[str], Any],
+    breast_cancer: pd.DataFrame, config: Any,
+) -> None:
+    # given a batch whose first numeric column holds, besides numbers, values float() reads but the model does not
+    # (digit separators, other scripts' digits, infinity) and a missing-value word (imputed, not refused)
+    promote(register_model())
+    values = ["1_000", "\u0661\u0662", "inf", "-Infinity", "NA", " 12.5 "]
+    rows = breast_cancer.drop(columns=[config.target]).head(len(values)).astype(object).reset_index(drop=True)
+    rows[rows.columns[0]] = values
+    rows.loc[5, rows.columns[1]] = "2_000"  # the only odd value of its column
+    key = f"{BATCH_INCOMING_PREFIX}numbers.csv"
+    store.put_bytes(key, rows.to_csv(index=False).encode("utf-8"))
+
+    # when it is split, scored and finalized
+    run = split_upload(store, registry, key, "run-numbers")
+    models = ModelCache(registry)
+    for chunk in store.list_keys(chunk_prefix("run-numbers")):
+        score_chunk(store, models, "run-numbers", chunk, run["model_version"], run["pins"])
+    summary = store.get_json(finalize_run(store, "run-numbers")["summary_key"])
+
+    # then the five unreadable numbers are refused with their column's reason, the missing value's row is scored
+    assert summary["rejected_by_reason"] == {"not_a_number": 5}
+    assert summary["rows_out"] == 1
+    rejected = pd.read_csv(io.BytesIO(store.get_bytes(summary["rejected_key"])), dtype=str, keep_default_na=False)
+    assert list(rejected["input_row"]) == ["1", "2", "3", "4", "6"]

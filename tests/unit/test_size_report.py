@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from loopline.size_report import LAMBDA_UNZIPPED_LIMIT, function_sizes, main, tree_size
+from loopline.size_report import (
+    FUNCTION_BUDGET,
+    FUNCTION_BUDGETS,
+    LAMBDA_UNZIPPED_LIMIT,
+    MIB,
+    function_sizes,
+    main,
+    tree_size,
+)
 
 
 def write(path: Path, size: int) -> None:
@@ -157,3 +165,37 @@ def test_cli_json_output(build_dir: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_cli_without_a_build_says_to_build_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--build-dir", str(tmp_path / "nope")]) == 2
     assert "run `make build`" in capsys.readouterr().err
+
+
+def test_every_function_has_a_budget_of_150_mib_and_the_predict_function_100_mib() -> None:
+    # the budgets the issue set: 100 MiB of room under Lambda's 250 MiB; predict as slim as its cold start wants
+    assert FUNCTION_BUDGET == 150 * MIB
+    assert FUNCTION_BUDGETS == {"PredictFunction": 100 * MIB}
+
+
+def test_a_function_a_byte_over_its_budget_is_over_it(build_dir: Path) -> None:
+    # given budgets the fake functions reach exactly (ingest) and pass by one byte (predict: 24,257 bytes)
+    budgets = {"IngestFunction": 24_100, "PredictFunction": 24_256}
+
+    # when
+    sizes = {fn.name: fn for fn in function_sizes(build_dir, budgets=budgets)}
+
+    # then exactly at its budget is within it, one byte more is over
+    assert not sizes["IngestFunction"].over_budget
+    assert sizes["PredictFunction"].over_budget
+
+
+def test_the_cli_exits_1_naming_a_function_over_its_budget(build_dir: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a predict budget below the fake predict function's 24,257 bytes
+    monkeypatch.setitem(FUNCTION_BUDGETS, "PredictFunction", 24_000)
+
+    # when
+    status = main(["--build-dir", str(build_dir)])
+
+    # then the command fails, and says which function and by how much
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "over their size budget: PredictFunction" in captured.err
+    assert "OVER BUDGET by 257 bytes" in captured.out
+    assert "IngestFunction" not in captured.err

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from loopline.bench import __doc__ as bench_doc
 from loopline.bench.cases import CASES, CHILDREN, REPO_ROOT, CaseRun, run_case
+from loopline.bench.chunk_scoring import CASES as CHUNK_CASES
+from loopline.bench.chunk_scoring import chunk_section
 from loopline.bench.data import DATE_COLUMN, TARGET, adapted_config, generate_dataset
 from loopline.bench.limits import function_limits
 from loopline.bench.phases import phases_from_events, read_events
@@ -37,9 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-batch", action="store_true",
                         help="do not score the file through the batch scoring state machine on the emulator")
     parser.add_argument("--workdir", help="keep the cases' data, logs and results here (default: a temp dir)")
-    parser.add_argument("--only", metavar="CASE,...",
-                        help="run only these cases (after the train case they need) and print their rows instead "
-                             "of writing the report, e.g. --only serving_sklearn_form")
+    parser.add_argument("--only", type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
+                        help="run only these cases (comma-separated, e.g. train,baseline,chunk_cold): their results "
+                             "are printed, docs/benchmarks.md is not written")
     parser.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -82,20 +84,24 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         "warm_requests": args.warm_requests}))
     (workdir / "train_progress.jsonl").unlink(missing_ok=True)
     (workdir / "train_full_search_progress.jsonl").unlink(missing_ok=True)
-    for stale in ("model.joblib", "model.onnx", "manifest.json"):
-        (workdir / stale).unlink(missing_ok=True)
+    if not args.only or "train" in args.only:  # `--only` without train reuses the workdir's registered model
+        for stale in ("model.joblib", "model.onnx", "manifest.json"):
+            (workdir / stale).unlink(missing_ok=True)
     columns = len(frame.columns)
     del frame, sample
 
     runs: dict[str, CaseRun] = {}
-    chosen = ("ingest", "ingest_baseline", "train", "baseline", "imports", "predict", *SERVING_CASES,
-              *(["train_full_search"] if args.with_full_search else []),
-              *([] if args.skip_batch else ["batch", "batch_baseline"]))
-    if args.only:
-        chosen = ("train", *args.only.split(","))
     # the handler is killed at its Timeout (SIGALRM in the child); the parent's limit only guards a hung setup
-    for case in chosen:
-        if case in ("predict", *SERVING_CASES, "batch", "batch_baseline") and not (workdir / "model.onnx").is_file():
+    order = ("ingest", "ingest_baseline", "train", "baseline", "imports", "predict", *SERVING_CASES,
+             *(["train_full_search"] if args.with_full_search else []), *CHUNK_CASES,
+             *([] if args.skip_batch else ["batch", "batch_baseline"]))
+    unknown = sorted(set(args.only or ()) - set(CASES))
+    if unknown:
+        print(f"unknown case(s) {', '.join(unknown)}; the cases are: {', '.join(CASES)}", file=sys.stderr)
+        return 2
+    for case in [c for c in order if c in args.only] if args.only else order:
+        needs_model = case in ("predict", *SERVING_CASES, *CHUNK_CASES, "batch", "batch_baseline")
+        if needs_model and not (workdir / "model.onnx").is_file():
             print(f"{case}: skipped (the train case registered no compiled model)", flush=True)
             continue
         print(f"{case}: running ...", flush=True)
@@ -114,9 +120,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
             print(run.log.read_text()[-3000:], file=sys.stderr)
 
     if args.only:
-        print()
-        print("\n".join(render_sklearn_form_rows(runs)))
-        return 0 if all(run.ok for run in runs.values()) else 1
+        return _print_only(runs)
     events = read_events(workdir / "train_progress.jsonl")
     invoke = next((e["t"] for e in events if e["event"] == "invoke"), 0.0)
     relative = [{**e, "t": e["t"] - invoke} for e in events if e["event"] not in ("invoke", "return")]
@@ -141,6 +145,18 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
         print(f"\nwrote {output}")
+    return 0 if all(run.ok for run in runs.values()) else 1
+
+
+def _print_only(runs: dict[str, CaseRun]) -> int:
+    """`--only`: each case's result and the load average around it, and the chunk scorer's section."""
+    for case, run in runs.items():
+        print(f"\n{case}: exit {run.exit_code}, wall {run.wall_s:.1f} s, load average {run.load_before:.2f} -> "
+              f"{run.load_after:.2f}")
+        print(json.dumps(run.result, indent=2, default=str)[:4000])
+    print("\n".join(chunk_section(runs)))
+    if "serving_sklearn_form" in runs:
+        print("\n".join(render_sklearn_form_rows(runs)))
     return 0 if all(run.ok for run in runs.values()) else 1
 
 

@@ -1,7 +1,7 @@
 """Package the working tree like `sam package`: zip local CodeUri/ContentUri dirs and upload local files to S3.
 
 The RuntimeLayer ships the validated pipeline config (pipeline.json) next to `loopline_runtime`, as `sam build`
-does. A requirements-only layer (ServingLayer, DependenciesLayer) is uploaded as is and never pip-installed
+does. A requirements-only layer (ServingLayer, DataLayer, DependenciesLayer) is uploaded as is and never pip-installed
 locally: its staged copy gets a `python/` view of exactly the venv distributions it names (layer_sites).
 """
 

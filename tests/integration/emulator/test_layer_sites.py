@@ -1,6 +1,7 @@
 """moto gap: requirement-only layers are not pip-installed. The emulator gives each one a view of exactly the venv
 distributions it names, and workers run without the venv's site-packages: a function sees what its layers hold,
-as on AWS. The predict function, on ServingLayer, cannot import scikit-learn."""
+as on AWS. The predict and batch functions, on ServingLayer, cannot import scikit-learn, nor ingest, on ServingLayer
+and DataLayer."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import pytest
 
 from loopline.emulator.lambda_workers import Worker, WorkerSpec
 from loopline.emulator.layer_sites import requirement_names, runtime_site, stage_requirements_layer
+from loopline.emulator.template_loading import load_template
 
 REPO = Path(__file__).resolve().parents[3]
-TRAINING_ONLY = ("sklearn", "pandas", "scipy", "joblib", "skl2onnx", "onnx")
+TRAINING_ONLY = ("sklearn", "pandas", "scipy", "joblib", "skl2onnx", "onnx", "pydantic", "yaml")
 
 
 def _staged_layer(name: str, tmp_path: Path) -> Path:
@@ -67,38 +69,83 @@ def test_the_serving_layer_alone_has_no_scikit_learn_and_runs_onnx(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_the_predict_handler_initialises_on_the_serving_layer_without_training_modules(tmp_path: Path) -> None:
-    # given the predict function's code next to a probe, on its deployed layers
+@pytest.mark.parametrize("function", ["predict", "batch"])
+def test_the_handler_initialises_on_the_serving_layer_without_training_modules(function: str, tmp_path: Path) -> None:
+    # given the function's code next to a probe, on its deployed layers (runtime + serving, as template.yaml says)
+    assert _template_layers(function) == ["RuntimeLayer", "ServingLayer"]
     layers = (REPO / "layers" / "runtime", _staged_layer("serving", tmp_path))
     probe = """
         import sys
         def lambda_handler(event, context):
-            import app  # the predict function's init: every import it makes, as at a cold start
+            import app  # the function's init: every import it makes, as at a cold start
             return {"loaded": sorted({m.split(".")[0] for m in sys.modules})}
     """
     (tmp_path / "code").mkdir()
-    shutil.copy(REPO / "functions" / "predict" / "app.py", tmp_path / "code" / "app.py")
+    shutil.copy(REPO / "functions" / function / "app.py", tmp_path / "code" / "app.py")
 
     # when its module is imported
     loaded = _run(tmp_path, probe, layers, {}, environment=(("ARTIFACT_BUCKET", "bucket"),))["loaded"]
 
-    # then it imported onnxruntime and nothing of the training stack
+    # then it imported onnxruntime (the compiled model) and nothing of the training stack
     assert isinstance(loaded, list)
     assert "onnxruntime" in loaded
     assert not set(TRAINING_ONLY) & set(loaded)
 
 
-def test_the_two_layers_agree_on_the_pins_they_share() -> None:
-    # given the serving layer's and the dependencies layer's requirements
-    serving = _pins(REPO / "layers" / "serving" / "requirements.txt")
-    dependencies = _pins(REPO / "layers" / "dependencies" / "requirements.txt")
-    makefile = (REPO / "layers" / "dependencies" / "Makefile").read_text(encoding="utf-8")
-    provided = next(line for line in makefile.splitlines() if line.startswith("PROVIDED_BY_SERVING_LAYER"))
+@pytest.mark.slow
+def test_the_ingest_handler_initialises_on_its_layers_without_scikit_learn_or_scipy(tmp_path: Path) -> None:
+    # given the ingest function's code on its deployed layers: runtime + serving + data (pandas, pydantic)
+    assert _template_layers("ingest") == ["RuntimeLayer", "ServingLayer", "DataLayer"]
+    layers = (REPO / "layers" / "runtime", _staged_layer("serving", tmp_path), _staged_layer("data", tmp_path))
+    probe = """
+        import sys
+        def lambda_handler(event, context):
+            import app  # the function's init, as at a cold start
+            from loopline_runtime import drift, ingest  # and what processing an upload imports
+            return {"loaded": sorted({m.split(".")[0] for m in sys.modules})}
+    """
+    (tmp_path / "code").mkdir()
+    shutil.copy(REPO / "functions" / "ingest" / "app.py", tmp_path / "code" / "app.py")
+    environment = (("ARTIFACT_BUCKET", "bucket"), ("STATE_MACHINE_ARN", "arn"), ("MONITOR_FUNCTION_NAME", "monitor"),
+                   ("LOOPLINE_PIPELINE_CONFIG", str(REPO / "pipeline.yaml")))
 
-    # when / then a package in both has one version, and the dependencies layer removes exactly those
-    shared = serving.keys() & dependencies.keys()
-    assert {name: serving[name] for name in shared} == {name: dependencies[name] for name in shared}
-    assert {_normal(name) for name in provided.split(":=")[1].split()} == shared
+    # when its module is imported
+    loaded = _run(tmp_path, probe, layers, {}, environment=environment)["loaded"]
+
+    # then it has pandas and pydantic, and nothing of the model-building stack
+    assert isinstance(loaded, list)
+    assert {"pandas", "pydantic", "numpy"} <= set(loaded)
+    assert not {"sklearn", "scipy", "joblib", "skl2onnx", "onnx"} & set(loaded)
+
+
+def _template_layers(function: str) -> list[str]:
+    """The logical ids of the layers template.yaml gives the function whose CodeUri is functions/<function>/."""
+    resources = load_template(REPO / "template.yaml")["Resources"]
+    props = next(r["Properties"] for r in resources.values()
+                 if (r.get("Properties") or {}).get("CodeUri") == f"functions/{function}/")
+    return [layer["Ref"] for layer in props["Layers"]]
+
+
+def test_the_layers_agree_on_the_pins_they_share() -> None:
+    # given the serving, data and dependencies layers' requirements
+    serving = _pins(REPO / "layers" / "serving" / "requirements.txt")
+    data = _pins(REPO / "layers" / "data" / "requirements.txt")
+    dependencies = _pins(REPO / "layers" / "dependencies" / "requirements.txt")
+
+    # when / then a package listed twice has one version
+    for one, other in ((serving, dependencies), (serving, data), (data, dependencies)):
+        shared = one.keys() & other.keys()
+        assert {name: one[name] for name in shared} == {name: other[name] for name in shared}
+    # and each layer removes exactly what a layer it is used with provides
+    assert _provided("dependencies", "SERVING") == serving.keys() & dependencies.keys()
+    assert _provided("dependencies", "DATA") == (data.keys() & dependencies.keys()) - serving.keys()
+    assert _provided("data", "SERVING") == serving.keys() & data.keys()
+
+
+def _provided(layer: str, by: str) -> set[str]:
+    makefile = (REPO / "layers" / layer / "Makefile").read_text(encoding="utf-8")
+    line = next(line for line in makefile.splitlines() if line.startswith(f"PROVIDED_BY_{by}_LAYER"))
+    return {_normal(name) for name in line.split(":=")[1].split()}
 
 
 def _normal(name: str) -> str:

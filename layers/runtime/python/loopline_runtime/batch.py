@@ -38,7 +38,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from loopline_runtime.batch_layout import (
     CHUNK_ROWS_METADATA,
@@ -51,10 +50,10 @@ from loopline_runtime.batch_layout import (
     summary_key,
 )
 from loopline_runtime.compiled_model import CompiledModel
-from loopline_runtime.config import FeatureType, Task
 from loopline_runtime.errors import InvalidBatch, InvalidRequest, InvalidUpload, NoChampion
+from loopline_runtime.feature_schema import FeatureSchema, FeatureType, Task
+from loopline_runtime.model_inputs import value_problem
 from loopline_runtime.registry import ModelRegistry
-from loopline_runtime.schema import FeatureSchema, coerce_column
 from loopline_runtime.serving import predict_records
 from loopline_runtime.storage import ObjectNotFound, ObjectStore
 from loopline_runtime.upload_stream import HashingReader
@@ -256,71 +255,118 @@ def score_chunk(store: ObjectStore, models: ModelCache, run_id: str, chunk_key: 
         raise InvalidBatch(f"chunk {chunk_key} is not a chunk of run {run_id}")
     model = models.get(model_version, pins)
     schema = model.schema
-    frame = pd.read_csv(io.BytesIO(store.get_bytes(chunk_key)), dtype=str, keep_default_na=True)
-    frame[ROW_COLUMN] = frame[ROW_COLUMN].astype(int)
-    passthrough = _passthrough([c for c in frame.columns if c != ROW_COLUMN], schema)
-    reasons = invalid_rows(frame, schema)
-    valid = frame[reasons["reason"].isna().to_numpy()]
-    rejected = frame.loc[reasons["reason"].notna().to_numpy(), [ROW_COLUMN, *passthrough]].assign(
-        reason=reasons["reason"].dropna().to_numpy(), message=reasons["message"].dropna().to_numpy())
-    scored, refused = _predict(model, valid, passthrough)
-    rejected = pd.concat([rejected, refused], ignore_index=True).sort_values(ROW_COLUMN)
+    columns, rows = read_csv_table(store.get_bytes(chunk_key), missing=NA_TEXTS)
+    position = {column: index for index, column in enumerate(columns)}
+    passthrough = _passthrough([c for c in columns if c != ROW_COLUMN], schema)
+    kept = [position[ROW_COLUMN], *(position[c] for c in passthrough)]
+    valid: list[list[str | None]] = []
+    rejected: list[list[Any]] = []
+    for row, problem in zip(rows, invalid_rows(columns, rows, schema), strict=True):
+        if problem is None:
+            valid.append(row)
+        else:
+            rejected.append([int(row[kept[0]] or 0), *(row[i] for i in kept[1:]), *problem])
+    scored_header, scored, refused = _predict(model, columns, valid, passthrough)
+    rejected = sorted([*rejected, *refused], key=lambda r: int(r[0]))
     prefix = run_prefix(run_id)
     # the parts are these files concatenated: cells a spreadsheet would run are neutralised here
-    store.put_bytes(f"{prefix}scored/{name}.csv", neutralise_formulas(scored).to_csv(index=False).encode("utf-8"),
+    store.put_bytes(f"{prefix}scored/{name}.csv", csv_bytes(*neutralise_formulas(scored_header, scored)),
                     content_type="text/csv")
-    store.put_bytes(f"{prefix}rejected/{name}.csv", rejected.to_csv(index=False).encode("utf-8"),
-                    content_type="text/csv")
-    result = {"chunk": name, "rows": len(frame), "scored": len(scored), "rejected": len(rejected),
-              "rejected_by_reason": dict(Counter(rejected["reason"])), "model_version": model.version,
+    store.put_bytes(f"{prefix}rejected/{name}.csv",
+                    csv_bytes([ROW_COLUMN, *passthrough, "reason", "message"], rejected), content_type="text/csv")
+    result = {"chunk": name, "rows": len(rows), "scored": len(scored), "rejected": len(rejected),
+              "rejected_by_reason": dict(Counter(r[-2] for r in rejected)), "model_version": model.version,
               "seconds": round(time.monotonic() - started, 3)}
     store.put_json(f"{prefix}results/{name}.json", result)
     return {"chunk": name, "scored": len(scored), "rejected": len(rejected)}
 
 
-def invalid_rows(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
-    """Per row: the first reason it cannot be scored (None when it can) and a message naming the column and
-    value. Values are read with the model's own coercion: a value it would turn into a missing one is invalid."""
-    reason = pd.Series([None] * len(frame), index=frame.index, dtype=object)
-    message = reason.copy()
+# What pandas.read_csv reads as a missing value by default (keep_default_na): the chunks were read that way when
+# scoring ran on pandas, and a client's "NA" or "null" cell is still sent to the model as null.
+NA_TEXTS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
+
+def read_csv_table(body: bytes, *, missing: frozenset[str] = frozenset()) -> tuple[list[str], list[list[str | None]]]:
+    """A CSV file as (column names, rows): cells in `missing` become None, blank lines are skipped, and a repeated
+    column name gets a suffix (name.1, name.2, ...) so that every column can be addressed by name."""
+    reader = csv.reader(io.StringIO(body.decode("utf-8"), newline=""))
+    header = next(reader, [])
+    columns: list[str] = []
+    for column in header:
+        unique, copy = column, 0
+        while unique in columns:
+            copy += 1
+            unique = f"{column}.{copy}"
+        columns.append(unique)
+    rows = [[None if cell in missing else cell for cell in row] for row in reader if row]
+    return columns, rows
+
+
+def csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
+    """Rows as CSV (None as an empty cell), the way the outputs have always been written."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([["" if cell is None else cell for cell in row] for row in rows])
+    return buffer.getvalue().encode("utf-8")
+
+
+def invalid_rows(columns: list[str], rows: list[list[str | None]],
+                 schema: FeatureSchema) -> list[tuple[str, str] | None]:
+    """Per row: the first reason it cannot be scored with a message naming the column and value, or None when it
+    can. Values are read with the model's own coercion (serving's value check): a value it would turn into a
+    missing one is invalid."""
+    problems: list[tuple[str, str] | None] = [None] * len(rows)
+    position = {column: index for index, column in enumerate(columns)}
     for name, kind in schema.features.items():
         code = _KIND_REASON.get(kind)
         if code is None:
             continue  # any text is a category
-        present = frame[name].notna()
-        coerced = coerce_column(frame[name], kind)
-        bad = present & coerced.isna()
-        if kind is FeatureType.NUMERIC:
-            bad |= present & ~np.isfinite(coerced.fillna(0.0))
-        new = bad & reason.isna()
-        if new.any():
-            reason[new] = code
-            message[new] = [f"{name}: {str(v)[:MAX_VALUE_ECHO]!r} is not {_kind_words(kind)}"
-                            for v in frame.loc[new, name]]
-    return pd.DataFrame({"reason": reason, "message": message})
+        index = position[name]
+        if kind is FeatureType.NUMERIC and _all_finite_numbers([row[index] for row in rows]):
+            continue  # the usual case, checked in one numpy conversion instead of one call per cell
+        readable: dict[str, bool] = {}  # each distinct value is read once: a chunk holds few distinct dates
+        for number, row in enumerate(rows):
+            value = row[index]
+            if problems[number] is not None or value is None:
+                continue
+            if value not in readable:
+                readable[value] = value_problem(value, kind) is None
+            if not readable[value]:
+                problems[number] = (code, f"{name}: {value[:MAX_VALUE_ECHO]!r} is not {_kind_words(kind)}")
+    return problems
 
 
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+def _all_finite_numbers(values: list[str | None]) -> bool:
+    """Whether every present value reads as a finite number, by the serving check's rules (no `_` digit
+    separators, ASCII digits only); False when any one might not (the caller then checks value by value)."""
+    texts = [value for value in values if value is not None]
+    if any("_" in text or not text.isascii() for text in texts):
+        return False
+    try:
+        numbers = np.asarray(texts, dtype=np.float64)
+    except ValueError:
+        return False
+    return bool(np.isfinite(numbers).all())
+
+
+def neutralise_formulas(header: list[str], rows: list[list[Any]]) -> tuple[list[str], list[list[Any]]]:
     """Output cells (and column names) a spreadsheet would run as a formula: text starting with =, +, -, @, tab or
     carriage return that is not a number gets a leading apostrophe, which spreadsheets show as text and do not run.
-    Batch outputs are opened in spreadsheets; `=HYPERLINK(...)` in an id column must not become a live link."""
-    out = frame.rename(columns={c: _neutral(c) for c in frame.columns if isinstance(c, str)})
-    for column in out.columns:
-        if not (pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column])):
-            continue  # numbers and booleans are never formulas
-        text = out[column].astype("string")
-        risky = text.str.match(FORMULA_START).fillna(False).astype(bool)
-        if risky.any():
-            risky &= pd.to_numeric(out[column].where(risky), errors="coerce").isna()  # "-1.5" stays a number
-            out.loc[risky, column] = "'" + text[risky]
-    return out
+    Batch outputs are opened in spreadsheets; `=HYPERLINK(...)` in an id column must not become a live link.
+    Numbers (and booleans) are never formulas."""
+    return [_neutral(c) for c in header], [[_neutral(c) if isinstance(c, str) else c for c in row] for row in rows]
 
 
 def _neutral(value: str) -> str:
     if FORMULA_START.match(value) is None:
         return value
+    text = value.strip()
+    if "_" in text or not text.isascii():  # float() reads these; pandas never took them for numbers
+        return "'" + value
     try:
-        float(value)
+        float(text)
     except ValueError:
         return "'" + value
     return value
@@ -331,46 +377,48 @@ def _kind_words(kind: FeatureType) -> str:
             FeatureType.DATE: "a date"}.get(kind, kind.value)
 
 
-def _predict(model: CompiledModel, valid: pd.DataFrame, passthrough: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predictions for the valid rows through serving's own predict_records (the compiled model and the request
-    validation of POST /predict); rows serving still refuses are returned as rejected."""
+def _predict(model: CompiledModel, columns: list[str], valid: list[list[str | None]],
+             passthrough: list[str]) -> tuple[list[str], list[list[Any]], list[list[Any]]]:
+    """(header, rows) of the predictions for the valid rows through serving's own predict_records (the compiled
+    model and the request validation of POST /predict), and the rows serving still refuses, as rejected rows."""
     schema = model.schema
-    features = list(schema.features)
-    empty_refused = pd.DataFrame(columns=[ROW_COLUMN, *passthrough, "reason", "message"])
-    if valid.empty:
-        return _scored_frame(valid, passthrough, {"predictions": []}, schema), empty_refused
-    records = _records(valid[features])
+    position = {column: index for index, column in enumerate(columns)}
+    kept = [position[ROW_COLUMN], *(position[c] for c in passthrough)]
+    features = [(name, position[name]) for name in schema.features]
+    records = [{name: row[index] for name, index in features} for row in valid]
+    if not records:
+        return _scored(kept, passthrough, valid, {"predictions": []}, schema)[0], [], []
     try:
         response = predict_records(model, records, max_records=len(records))
     except InvalidRequest:
         # a row our checks let through but serving's validation does not: find it (and its peers) row by row
         keep, refused = [], []
-        for index, record in zip(valid.index, records, strict=True):
+        for row, record in zip(valid, records, strict=True):
             try:
                 predict_records(model, [record], max_records=1)
-                keep.append(index)
+                keep.append(row)
             except InvalidRequest as exc:
-                refused.append([valid.at[index, ROW_COLUMN], *(valid.at[index, c] for c in passthrough),
-                                "invalid_row", str(exc)[:300]])
-        scored, _ = _predict(model, valid.loc[keep], passthrough)
-        return scored, pd.DataFrame(refused, columns=empty_refused.columns)
-    return _scored_frame(valid, passthrough, response, schema), empty_refused
+                refused.append([int(row[kept[0]] or 0), *(row[i] for i in kept[1:]), "invalid_row", str(exc)[:300]])
+        header, scored, _ = _predict(model, columns, keep, passthrough)
+        return header, scored, refused
+    header, scored = _scored(kept, passthrough, valid, response, schema)
+    return header, scored, []
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as the JSON records a client would send: missing cells are null."""
-    values = frame.astype(object).where(frame.notna(), None)
-    return values.to_dict(orient="records")
-
-
-def _scored_frame(valid: pd.DataFrame, passthrough: list[str], response: dict[str, Any],
-                  schema: FeatureSchema) -> pd.DataFrame:
-    out = valid[[ROW_COLUMN, *passthrough]].reset_index(drop=True)
-    out["prediction"] = response["predictions"]
-    if schema.task is Task.CLASSIFICATION and response.get("classes"):
-        for cls in response["classes"]:
-            out[f"probability_{cls}"] = [row[str(cls)] for row in response["probabilities"]]
-    return out
+def _scored(kept: list[int], passthrough: list[str], valid: list[list[str | None]], response: dict[str, Any],
+            schema: FeatureSchema) -> tuple[list[str], list[list[Any]]]:
+    """The scored file's header and rows: input_row, the passthrough columns, the prediction and, for a classifier,
+    one probability column per class."""
+    classes = response.get("classes") if schema.task is Task.CLASSIFICATION else None
+    header = [ROW_COLUMN, *passthrough, "prediction", *(f"probability_{cls}" for cls in classes or ())]
+    rows = []
+    for number, (row, prediction) in enumerate(zip(valid, response["predictions"], strict=True)):
+        out: list[Any] = [int(row[kept[0]] or 0), *(row[i] for i in kept[1:]), prediction]
+        if classes:
+            probabilities = response["probabilities"][number]
+            out.extend(probabilities[str(cls)] for cls in classes)
+        rows.append(out)
+    return header, rows
 
 
 # ---------------------------------------------------------------------------------------------------- finalize
@@ -463,21 +511,27 @@ def _write_rejected(store: ObjectStore, prefix: str, out: str, run: dict[str, An
     """rejected.csv: rows refused at the split, at scoring (chunks that finished), and every row of a chunk that
     failed (whatever it wrote before failing is ignored: its rows count once, as scoring_failed)."""
     columns = [ROW_COLUMN, *run["passthrough_columns"], "reason", "message"]
-    keys = [f"{prefix}rejected/split.csv", *(f"{prefix}rejected/{name}.csv" for name in done)]
-    frames = [pd.read_csv(io.BytesIO(store.get_bytes(key)), dtype=str, keep_default_na=False) for key in keys]
+    rows: list[list[Any]] = []
+    for key in [f"{prefix}rejected/split.csv", *(f"{prefix}rejected/{name}.csv" for name in done)]:
+        header, cells = read_csv_table(store.get_bytes(key))
+        rows.extend(_reordered(header, cells, columns))
     for name in failed:
-        chunk = pd.read_csv(io.BytesIO(store.get_bytes(f"{prefix}chunks/{name}.csv")), dtype=str,
-                            keep_default_na=False)
-        frames.append(chunk[[ROW_COLUMN, *run["passthrough_columns"]]].assign(
-            reason="scoring_failed", message=f"chunk {name} failed after its retries"))
-    rejected = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    rejected = rejected.reindex(columns=columns)
-    rejected[ROW_COLUMN] = pd.to_numeric(rejected[ROW_COLUMN])
-    rejected = rejected.sort_values(ROW_COLUMN)
-    by_reason.update(rejected["reason"])
-    store.put_bytes(f"{out}rejected.csv", neutralise_formulas(rejected).to_csv(index=False).encode("utf-8"),
-                    content_type="text/csv")
-    return len(rejected)
+        header, cells = read_csv_table(store.get_bytes(f"{prefix}chunks/{name}.csv"))
+        rows.extend([*row[:-2], "scoring_failed", f"chunk {name} failed after its retries"]
+                    for row in _reordered(header, cells, columns))
+    for row in rows:
+        row[0] = int(row[0])
+    rows.sort(key=lambda row: row[0])
+    by_reason.update(row[-2] for row in rows)
+    store.put_bytes(f"{out}rejected.csv", csv_bytes(*neutralise_formulas(columns, rows)), content_type="text/csv")
+    return len(rows)
+
+
+def _reordered(header: list[str], rows: list[list[str | None]], columns: list[str]) -> list[list[Any]]:
+    """The rows with `columns` in that order; a column the file lacks is empty."""
+    position = {column: index for index, column in enumerate(header)}
+    picks = [position.get(column) for column in columns]
+    return [[None if index is None else row[index] for index in picks] for row in rows]
 
 
 def record_failure(store: ObjectStore, run_id: str, source_key: str | None, error: dict[str, Any]) -> dict[str, Any]:

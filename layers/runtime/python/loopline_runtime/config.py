@@ -25,11 +25,15 @@ from pydantic import (
     model_validator,
 )
 
+from loopline_runtime.bundled_config import (  # noqa: F401  (CONFIG_ENV_VAR: imported from here by callers)
+    BUNDLED_CONFIG_NAME,
+    CONFIG_ENV_VAR,
+    bundled_config_data,
+    config_override,
+)
 from loopline_runtime.errors import InvalidConfig
 from loopline_runtime.feature_schema import FeatureType, Task
 
-CONFIG_ENV_VAR = "LOOPLINE_PIPELINE_CONFIG"
-BUNDLED_CONFIG_NAME = "pipeline.json"
 # the user's model code, copied next to pipeline.json by bundle_config (loaded from there by path in Lambda)
 BUNDLED_CODE_DIR = "model_code"
 
@@ -323,7 +327,7 @@ def bundle_config(config: PipelineConfig, package_dir: Path, *, config_dir: Path
 def model_code_dir() -> Path:
     """Where a Lambda finds the model code: beside `$LOOPLINE_PIPELINE_CONFIG`, else the copy bundled in the
     layer (never anywhere another role can write)."""
-    override = os.environ.get(CONFIG_ENV_VAR)
+    override = config_override()
     if override:
         return Path(override).parent
     return Path(str(resources.files("loopline_runtime").joinpath(BUNDLED_CODE_DIR)))
@@ -331,13 +335,7 @@ def model_code_dir() -> Path:
 
 def runtime_config() -> PipelineConfig:
     """The config a Lambda runs with: `$LOOPLINE_PIPELINE_CONFIG`, else the copy bundled in the layer."""
-    override = os.environ.get(CONFIG_ENV_VAR)
+    override = config_override()
     if override:
         return load_config(override)
-    bundled = resources.files("loopline_runtime").joinpath(BUNDLED_CONFIG_NAME)
-    if not bundled.is_file():
-        raise InvalidConfig(
-            f"no pipeline config bundled in the runtime layer ({BUNDLED_CONFIG_NAME}); build with `sam build` "
-            f"or `loopline local up`, which validate and bundle pipeline.yaml"
-        )
-    return parse_config(json.loads(bundled.read_text(encoding="utf-8")), source="bundled pipeline config")
+    return parse_config(bundled_config_data(), source="bundled pipeline config")

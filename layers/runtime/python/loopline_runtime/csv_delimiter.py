@@ -3,6 +3,8 @@ upload read as a single column names the delimiter its header holds, so the fix 
 
 from __future__ import annotations
 
+from loopline_runtime.bundled_config import bundled_config_data, config_override
+
 DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 
 
@@ -25,3 +27,14 @@ def single_column_message(source: str, column: str, header_line: str, configured
     return (f"{source} has a single column ({preview!r}): its header has {DELIMITER_NAMES[found]} ({shown!r}) "
             f"where {expected} were expected. Export it with {expected}, or set `csv: {{delimiter: \"{shown}\"}}` "
             f"in the pipeline config")
+
+
+def configured_delimiter() -> str:
+    """csv.delimiter of the pipeline config the function runs with, read without pydantic (the batch function runs
+    on the serving layer): from the bundled pipeline.json, which the build validated; an override file goes through
+    the full config loader (the dev and test environments, which have it)."""
+    if config_override():
+        from loopline_runtime.config import runtime_config
+
+        return runtime_config().csv.delimiter
+    return str(bundled_config_data()["csv"]["delimiter"])

@@ -1,4 +1,4 @@
-"""Data drift of a labeled batch against the training data's profile (numpy, pandas; scipy for the KS p-values only).
+"""Data drift of a labeled batch against the training data's profile (numpy, pandas; p-values in drift_tests.py).
 
 `build_profile` summarises the reference (training) data into a small JSON-safe dict that lives in the dataset
 manifest; `measure_drift` compares a new batch with it, feature by feature, and returns a `DriftReport`.
@@ -22,12 +22,13 @@ inf/NaN. Numbers are rounded to 6 significant digits (shares to 6 decimals): abo
 (~17 KB for 30, mostly the KS sample; lower `ks_points` to shrink it), ~0.1 KB per categorical one.
 
 KS reference sample: if the reference has at most `ks_points` non-null values, all of them are stored (sorted) and
-the KS test is exactly `scipy.stats.ks_2samp(batch, reference)`. Otherwise the `ks_points` reference quantiles at
-probabilities (i - 0.5) / m are stored (method "inverted_cdf", so they are real data values, ties included). Their
-step ECDF is within 1/(2m) of the reference ECDF everywhere, so the statistic D against them is within 1/(2m) of
-the true two-sample statistic. The p-value is then computed for the *real* sample sizes (the reference `count`,
-not m) from the resolution-corrected statistic max(D - 1/(2m), 0) with scipy's asymptotic two-sample
-distribution (`kstwo` at n = n_batch * n_ref / (n_batch + n_ref), as `ks_2samp(method="asymp")` does): a
+the KS test is exactly `scipy.stats.ks_2samp(batch, reference)` (as drift_tests.ks_two_sample computes it).
+Otherwise the `ks_points` reference quantiles at probabilities (i - 0.5) / m are stored (method "inverted_cdf", so
+they are real data values, ties included). Their step ECDF is within 1/(2m) of the reference ECDF everywhere, so
+the statistic D against them is within 1/(2m) of the true two-sample statistic. The p-value is then computed for
+the *real* sample sizes (the reference `count`, not m) from the resolution-corrected statistic max(D - 1/(2m), 0)
+with scipy's asymptotic two-sample distribution (`kstwo`, as drift_tests.kstwo_sf computes it, at
+n = n_batch * n_ref / (n_batch + n_ref), as `ks_2samp(method="asymp")` does): a
 conservative p-value that keeps most of the power of the full reference without storing it.
 
 Drift rule (per feature): drifted when its test rejects (p < `p_value`) or, for batches of at least
@@ -55,9 +56,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from loopline_runtime.drift_tests import chi_squared_test
+from loopline_runtime.drift_tests import chi_squared_test, ks_statistic, ks_two_sample, kstwo_sf
 from loopline_runtime.schema import FALSE_WORDS, TRUE_WORDS
 
 PROFILE_VERSION = 1
@@ -363,13 +363,12 @@ def _measure_numeric(name: str, spec: Mapping[str, Any], column: pd.Series, *, e
 
 def _ks(batch: np.ndarray, reference: np.ndarray, reference_count: int) -> tuple[float, float]:
     """KS statistic against the stored sample; conservative p-value for the real reference size (module doc)."""
-    result = stats.ks_2samp(batch, reference)
-    statistic = float(result.statistic)
-    if reference.size >= reference_count:  # the full reference is stored: scipy's test as is
-        return statistic, float(result.pvalue)
+    if reference.size >= reference_count:  # the full reference is stored: the two-sample test as is
+        return ks_two_sample(batch, reference)
+    statistic = ks_statistic(batch, reference)
     resolution = 1.0 / (2 * reference.size)
     effective_n = max(1, round(batch.size * reference_count / (batch.size + reference_count)))
-    p = float(stats.kstwo.sf(max(statistic - resolution, 0.0), effective_n))
+    p = kstwo_sf(max(statistic - resolution, 0.0), effective_n)
     return statistic, min(1.0, p)
 
 

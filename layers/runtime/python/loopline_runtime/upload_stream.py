@@ -16,12 +16,13 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
-
-import pandas as pd
+from typing import IO, TYPE_CHECKING, Any
 
 from loopline_runtime.csv_delimiter import single_column_message
 from loopline_runtime.errors import LineTooLong, TooManyColumns, UnparseableCsv
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHUNK_ROWS = 50_000  # rows parsed at a time: about 100 MB of Python strings at 30 columns
 READ_BYTES = 1 << 20
@@ -239,6 +240,8 @@ def open_csv(text: CheckedText, *, source: str, max_columns: int, chunk_rows: in
 def _reader(text: CheckedText, source: str, chunk_rows: int, delimiter: str = ",") -> Iterator[pd.DataFrame]:
     """pandas' C parser over the stream; a row with more values than the header has names is an error (pandas
     would silently drop them with index_col=False, or shift every value into an index without it)."""
+    import pandas as pd  # here, not at the top: batch scoring reads with HashingReader alone, on the serving layer
+
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
@@ -263,6 +266,8 @@ def _reader(text: CheckedText, source: str, chunk_rows: int, delimiter: str = ",
 def typed(frame: pd.DataFrame) -> pd.DataFrame:
     """Raw text columns with the dtypes pandas would infer reading them (numbers, True/False), for schema
     inference on a sample of an upload read as text."""
+    import pandas as pd
+
     columns: dict[str, pd.Series] = {}
     for name in frame.columns:
         column = frame[name]
