@@ -71,7 +71,9 @@ def load_scikit_learn_graph(version: str, manifest: dict[str, Any], artifact: by
     except ImportError:
         raise ArtifactIntegrityError(
             f"model {version} serves in the scikit-learn form (serving: scikit-learn) but this function has no "
-            "scikit-learn; deploy with `loopline params` (ServingForm=scikit-learn adds the dependencies layer)"
+            "scikit-learn: the predict function gets it when deployed with `loopline params` (ServingForm="
+            "scikit-learn adds the dependencies layer); batch scoring runs on the serving layer and scores compiled "
+            "(ONNX) models only"
         ) from None
     trained_with = manifest.get("libraries", {}).get("scikit-learn")
     if trained_with and trained_with != sklearn.__version__:
