@@ -7,7 +7,6 @@ so an invalid file fails everywhere with the same message naming the field and t
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from importlib import resources
