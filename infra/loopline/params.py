@@ -41,6 +41,12 @@ def stack_parameters(config: PipelineConfig) -> dict[str, str]:
         "AlarmEvaluationPeriods": str(alarm.evaluation_periods),
         "AlarmDatapointsToAlarm": str(alarm.datapoints_to_alarm),
         "AlarmTreatMissingData": alarm.treat_missing_data,
+        "CaptureEnabled": "true" if config.capture.enabled else "false",
+        "CaptureSampleRate": _number(config.capture.sample_rate),
+        "CaptureExcludeColumns": ",".join(config.capture.exclude_columns),
+        "CaptureRetentionDays": str(config.capture.retention_days),
+        "LiveDriftMinutes": str(config.live_drift.every_minutes),
+        "LiveDriftMaxDriftedShare": _number(config.live_drift.max_drifted_share),
     }
 
 
