@@ -73,7 +73,7 @@ class PredictionCapture:
     def __init__(self, settings: CaptureSettings, *, write: Callable[[str], Any] | None = None,
                  draw: Callable[[], float] = random.random) -> None:
         self.settings = settings
-        self._write = write or sys.stdout.write
+        self._write = write
         self._draw = draw
 
     def capture(self, request_id: str, records: Sequence[Any], response: Mapping[str, Any],
@@ -99,7 +99,7 @@ class PredictionCapture:
                 line["probabilities"] = probabilities[index]
             lines.append(json.dumps(line, separators=(",", ":"), allow_nan=False))
         # one write: Lambda turns each line into its own log event
-        self._write("\n".join(lines) + "\n")
+        (self._write or sys.stdout.write)("\n".join(lines) + "\n")
         return len(lines)
 
 
