@@ -154,10 +154,11 @@ class CaptureDelivery:
             if only_if_due and moment - buffer.opened < interval:
                 return 0
             records, self._buffers[key] = buffer.records, _Buffer()
-        self._write(stream, destination, records, moment)
+        self._write(account_id, stream, destination, records, moment)
         return 1
 
-    def _write(self, stream: Any, destination: dict[str, Any], records: list[bytes], moment: float) -> None:
+    def _write(self, account_id: str, stream: Any, destination: dict[str, Any], records: list[bytes],
+               moment: float) -> None:
         arrival = datetime.fromtimestamp(moment, UTC)
         body = b"".join(records)
         suffix = ""
@@ -171,7 +172,7 @@ class CaptureDelivery:
             print(f"loopline: Firehose {stream.delivery_stream_name} may not write s3://{bucket}/{key} with "
                   f"{role_arn}; {len(records)} records dropped", file=sys.stderr)
             return
-        s3_backends[stream.account_id]["aws"].put_object(bucket, key, body)
+        s3_backends[account_id]["aws"].put_object(bucket, key, body)
 
     @contextmanager
     def installed(self) -> Iterator[None]:
