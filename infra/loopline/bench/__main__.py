@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loopline.bench import __doc__ as bench_doc
+from loopline.bench.capture import CASES as CAPTURE_CASES
+from loopline.bench.capture import render_section as render_capture_section
 from loopline.bench.cases import CASES, CHILDREN, REPO_ROOT, CaseRun, run_case
 from loopline.bench.data import DATE_COLUMN, TARGET, adapted_config, generate_dataset
 from loopline.bench.limits import function_limits
@@ -35,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "SEARCH_MAX_ROWS), side by side")
     parser.add_argument("--skip-batch", action="store_true",
                         help="do not score the file through the batch scoring state machine on the emulator")
+    parser.add_argument("--only", choices=["capture"],
+                        help="run only these rows (and the train case they need); print their section, and write it "
+                             "to docs/benchmarks-capture.md")
     parser.add_argument("--workdir", help="keep the cases' data, logs and results here (default: a temp dir)")
     parser.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -84,11 +89,15 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     del frame, sample
 
     runs: dict[str, CaseRun] = {}
+    selected: tuple[str, ...] = ("ingest", "ingest_baseline", "train", "baseline", "imports", "predict", *SERVING_CASES,
+                                 *CAPTURE_CASES, *(["train_full_search"] if args.with_full_search else []),
+                                 *([] if args.skip_batch else ["batch", "batch_baseline"]))
+    if args.only == "capture":
+        selected = ("train", *CAPTURE_CASES)
     # the handler is killed at its Timeout (SIGALRM in the child); the parent's limit only guards a hung setup
-    for case in ("ingest", "ingest_baseline", "train", "baseline", "imports", "predict", *SERVING_CASES,
-                 *(["train_full_search"] if args.with_full_search else []),
-                 *([] if args.skip_batch else ["batch", "batch_baseline"])):
-        if case in ("predict", *SERVING_CASES, "batch", "batch_baseline") and not (workdir / "model.onnx").is_file():
+    for case in selected:
+        if case in ("predict", *SERVING_CASES, "batch", "batch_baseline", "capture_overhead") \
+                and not (workdir / "model.onnx").is_file():
             print(f"{case}: skipped (the train case registered no compiled model)", flush=True)
             continue
         print(f"{case}: running ...", flush=True)
@@ -106,6 +115,11 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         if not run.ok:
             print(run.log.read_text()[-3000:], file=sys.stderr)
 
+    if args.only:
+        text = "\n".join(capture_section(runs, machine_facts(), args.rows))
+        print(text)
+        (REPO_ROOT / "docs" / "benchmarks-capture.md").write_text(text + "\n")
+        return 0 if all(run.ok for run in runs.values()) else 1
     events = read_events(workdir / "train_progress.jsonl")
     invoke = next((e["t"] for e in events if e["event"] == "invoke"), 0.0)
     relative = [{**e, "t": e["t"] - invoke} for e in events if e["event"] not in ("invoke", "return")]
@@ -122,7 +136,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
                         f"{config.metric}, default candidates, default time budget "
                         f"{training.time_budget_seconds} s"),
         runs=runs, phases=phases, events=relative, handler_s=end, ingest_limits=ingest_limits)
-    text = render(report)
+    text = render(report).rstrip("\n") + "\n\n" + "\n".join(render_capture_section(runs))
     print()
     print(text)
     if args.output != "-":
@@ -131,6 +145,15 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         output.write_text(text)
         print(f"\nwrote {output}")
     return 0 if all(run.ok for run in runs.values()) else 1
+
+
+def capture_section(runs: dict[str, CaseRun], facts: dict[str, str], rows: int) -> list[str]:
+    """docs/benchmarks-capture.md: the capture rows alone (`--only capture`)."""
+    machine = ", ".join(f"{k} {v}" for k, v in facts.items())
+    return ["# Prediction capture benchmark", "",
+            f"`make bench BENCH_ARGS='--only capture --rows {rows}'`, {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; "
+            f"machine: {machine}. The machine was shared with other work (see the load averages).", "",
+            *render_capture_section(runs)]
 
 
 if __name__ == "__main__":
