@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         "warm_requests": args.warm_requests}))
     (workdir / "train_progress.jsonl").unlink(missing_ok=True)
     (workdir / "train_full_search_progress.jsonl").unlink(missing_ok=True)
-    for stale in ("model.joblib", "model.onnx", "manifest.json"):
+    for stale in () if args.only else ("model.joblib", "model.onnx", "manifest.json"):  # --only reuses a model
         (workdir / stale).unlink(missing_ok=True)
     columns = len(frame.columns)
     del frame, sample
@@ -92,8 +92,8 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     selected: tuple[str, ...] = ("ingest", "ingest_baseline", "train", "baseline", "imports", "predict", *SERVING_CASES,
                                  *CAPTURE_CASES, *(["train_full_search"] if args.with_full_search else []),
                                  *([] if args.skip_batch else ["batch", "batch_baseline"]))
-    if args.only == "capture":
-        selected = ("train", *CAPTURE_CASES)
+    if args.only == "capture":  # the train case only when --workdir holds no compiled model yet
+        selected = (*([] if (workdir / "model.onnx").is_file() else ["train"]), *CAPTURE_CASES)
     # the handler is killed at its Timeout (SIGALRM in the child); the parent's limit only guards a hung setup
     for case in selected:
         if case in ("predict", *SERVING_CASES, "batch", "batch_baseline", "capture_overhead") \
@@ -151,7 +151,8 @@ def capture_section(runs: dict[str, CaseRun], facts: dict[str, str], rows: int) 
     """docs/benchmarks-capture.md: the capture rows alone (`--only capture`)."""
     machine = ", ".join(f"{k} {v}" for k, v in facts.items())
     return ["# Prediction capture benchmark", "",
-            f"`make bench BENCH_ARGS='--only capture --rows {rows}'`, {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; "
+            f"`python -m loopline.bench --only capture --rows {rows}` (the first half of `make bench BENCH_ARGS="
+            f"'--only capture --rows {rows}'`), {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; "
             f"machine: {machine}. The machine was shared with other work (see the load averages).", "",
             *render_capture_section(runs)]
 
