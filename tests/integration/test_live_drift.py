@@ -3,6 +3,7 @@ profile, published where the live drift alarm looks; no labels, and no retrainin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +18,12 @@ from loopline_runtime.storage import ObjectStore
 from tests.support.captures import capture_record, put_capture_file
 from tests.support.stack import Stack
 
-LIVE_DRIFT_EVENT = {"action": "live_drift", "reason": "schedule"}
+
+@pytest.fixture
+def schedule_event(stack: Stack) -> dict[str, Any]:
+    """What the live drift schedule sends the monitor function (template.yaml MonitorFunction Events.LiveDrift)."""
+    events = stack.template["Resources"][stack.function_logical_id("monitor")]["Properties"]["Events"]
+    return dict(json.loads(events["LiveDrift"]["Properties"]["Input"]))
 
 
 @pytest.fixture
@@ -65,13 +71,13 @@ def _executions(stack: Stack) -> list[Any]:
 
 def test_drifted_captured_inputs_are_published_above_the_alarm_line_and_retrain_nothing_by_default(
     champion: str, capture: Callable[..., None], load_handler: Callable[[str], Any], drift_alarm: dict[str, Any],
-    store: ObjectStore, aws_stack: Stack, lambda_context: Any,
+    store: ObjectStore, aws_stack: Stack, schedule_event: dict[str, Any], lambda_context: Any,
 ) -> None:
     # given live requests whose every feature is three times what the champion was trained on
     capture(scale=3.0)
 
     # when the schedule runs the monitor function
-    report = load_handler("monitor").lambda_handler(LIVE_DRIFT_EVENT, lambda_context)
+    report = load_handler("monitor").lambda_handler(schedule_event, lambda_context)
 
     # then the drifted share is published where the drift alarm looks, above its threshold
     assert report["status"] == "measured" and report["drifted"] is True
@@ -85,13 +91,13 @@ def test_drifted_captured_inputs_are_published_above_the_alarm_line_and_retrain_
 
 def test_captured_inputs_like_the_training_data_are_not_drifted(
     champion: str, capture: Callable[..., None], load_handler: Callable[[str], Any], drift_alarm: dict[str, Any],
-    lambda_context: Any,
+    schedule_event: dict[str, Any], lambda_context: Any,
 ) -> None:
     # given live requests from the training distribution
     capture(scale=1.0)
 
     # when
-    report = load_handler("monitor").lambda_handler(LIVE_DRIFT_EVENT, lambda_context)
+    report = load_handler("monitor").lambda_handler(schedule_event, lambda_context)
 
     # then
     assert report["drifted"] is False
@@ -101,13 +107,13 @@ def test_captured_inputs_like_the_training_data_are_not_drifted(
 
 def test_a_window_with_too_few_captures_is_reported_not_measured(
     champion: str, capture: Callable[..., None], load_handler: Callable[[str], Any], drift_alarm: dict[str, Any],
-    config: PipelineConfig, lambda_context: Any,
+    config: PipelineConfig, schedule_event: dict[str, Any], lambda_context: Any,
 ) -> None:
     # given fewer captured rows than live_drift.min_rows
     capture(scale=3.0, rows=config.live_drift.min_rows - 1)
 
     # when
-    report = load_handler("monitor").lambda_handler(LIVE_DRIFT_EVENT, lambda_context)
+    report = load_handler("monitor").lambda_handler(schedule_event, lambda_context)
 
     # then no drift share is published on a handful of rows
     assert report["status"] == "too_few_rows" and report["drifted"] is False
