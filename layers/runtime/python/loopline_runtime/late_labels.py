@@ -45,14 +45,14 @@ def process_labels(store: ObjectStore, key: str, config: PipelineConfig, follow_
         return _quarantined(store, key, InvalidUpload(
             f"{source}: labels are joined to captured predictions of a trained model, and no dataset has been "
             "accepted yet; upload a labeled CSV to incoming/ first"), version_id, notifier)
-    with contextlib.closing(store.open(key, version_id)) as body:
-        raw = body.read()  # bounded by MAX_LABELS rows of id + label
     try:
-        labels = read_labels(io.StringIO(raw.decode("utf-8-sig")), schema.target, source=source)
+        with contextlib.closing(store.open(key, version_id)) as body:  # streamed: only the index is held
+            labels = read_labels(io.TextIOWrapper(body, encoding="utf-8-sig", newline=""), schema.target,
+                                 source=source)
     except (InvalidUpload, UnicodeDecodeError) as exc:
         error = exc if isinstance(exc, InvalidUpload) else InvalidUpload(f"{source} is not UTF-8 text: {exc}")
         return _quarantined(store, key, error, version_id, notifier)
-    run = f"{key_time(now)}-{hashlib.sha256(raw).hexdigest()[:12]}"
+    run = f"{key_time(now)}-{hashlib.sha256(f'{key}:{version_id}'.encode()).hexdigest()[:12]}"
     start = now - timedelta(days=config.labels.window_days)
     with tempfile.TemporaryDirectory(prefix="labels-") as scratch:
         joined_path = Path(scratch) / "joined.csv"
