@@ -79,3 +79,18 @@ def test_settings_come_from_the_function_environment() -> None:
 
     assert settings == CaptureSettings(True, 0.25, frozenset({"email", "phone"}))
     assert CaptureSettings.from_env({"CAPTURE_EXCLUDE_COLUMNS": ""}).exclude_columns == frozenset()
+
+
+def test_capture_labels_and_live_drift_import_no_pandas_scipy_or_scikit_learn() -> None:
+    # given a fresh interpreter (the predict function's slim layer has none of them; monitoring moves there too)
+    import subprocess
+    import sys
+
+    code = ("import sys; import loopline_runtime.capture, loopline_runtime.labels, loopline_runtime.live_drift; "
+            "print(sorted({'pandas', 'scipy', 'sklearn'} & {m.split('.')[0] for m in sys.modules}))")
+
+    # when
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+    # then
+    assert loaded.strip() == "[]"
