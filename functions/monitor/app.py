@@ -56,8 +56,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("captured inputs measured", extra={k: v for k, v in live.items() if k != "drift"})
         return live
     if event.get("action") != "monitor":
-        raise InvalidRequest(f"unknown action {event.get('action')!r}; the monitor function measures the champion "
-                             "on a labeled batch ('monitor') or the captured inputs ('live_drift')")
+        raise InvalidRequest(f"unknown action {event.get('action')!r}; the monitor function only measures the "
+                             "champion: on a labeled batch ('monitor') or on the captured inputs ('live_drift')")
     report = monitor_champion(store, config, cloudwatch(), dataset_version=event.get("dataset_version", "latest"),
                               reason=event.get("reason", "manual"), alarm_name=os.environ.get("QUALITY_ALARM_NAME"),
                               retrain=retrain if os.environ.get("STATE_MACHINE_ARN") else None)
