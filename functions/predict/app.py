@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from snapshot_restore_py import register_after_restore
 
+from loopline_runtime.capture import CaptureSettings, PredictionCapture, new_request_id, prediction_ids
 from loopline_runtime.errors import ArtifactIntegrityError, InvalidRequest, ModelNotCompiled, NoChampion
 from loopline_runtime.openapi import openapi_document
 from loopline_runtime.registry import ModelRegistry
@@ -42,6 +43,7 @@ def keep_serving_last_champion(pointer: dict[str, Any], error: Exception) -> Non
 champion = ChampionCache(registry, check_interval=float(os.environ.get("CHAMPION_CHECK_SECONDS", "0")),
                          on_load_failure=keep_serving_last_champion)
 MAX_BATCH_RECORDS = int(os.environ.get("MAX_BATCH_RECORDS", "1000"))
+capture = PredictionCapture(CaptureSettings.from_env())
 
 
 @register_after_restore
@@ -54,7 +56,7 @@ def load_champion_after_restore() -> None:
 
 
 @app.post("/predict")
-def predict() -> dict[str, Any]:
+def predict() -> Response:
     try:
         body = app.current_event.decoded_body  # API Gateway base64-encodes bodies of binary media types
     except ValueError:
@@ -63,9 +65,26 @@ def predict() -> dict[str, Any]:
     if not isinstance(payload, dict) or "records" not in payload:
         raise InvalidRequest('the request body must be a JSON object with a "records" list')
     model = champion.get()
-    response = predict_records(model, payload["records"], max_records=MAX_BATCH_RECORDS)
+    predicted = predict_records(model, payload["records"], max_records=MAX_BATCH_RECORDS)
+    request_id = new_request_id()
+    response = {"request_id": request_id, "prediction_ids": prediction_ids(request_id, len(predicted["predictions"])),
+                **predicted}
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(response["predictions"]))
-    return response
+    record_capture(request_id, payload["records"], response)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(response),
+                    headers={"X-Request-Id": request_id})
+
+
+def record_capture(request_id: str, records: list[Any], response: dict[str, Any]) -> None:
+    """Capture never fails a prediction: an error is counted (CaptureErrors) and logged without the payload."""
+    try:
+        captured = capture.capture(request_id, records, response)
+    except Exception as exc:  # whatever went wrong, the caller gets the prediction
+        logger.warning("prediction not captured", extra={"request_id": request_id, "error": type(exc).__name__})
+        metrics.add_metric(name="CaptureErrors", unit=MetricUnit.Count, value=1)
+        return
+    if captured:
+        metrics.add_metric(name="CapturedPredictions", unit=MetricUnit.Count, value=captured)
 
 
 @app.get("/model")

@@ -27,9 +27,12 @@ from loopline_runtime.config import (
     METRICS,
     PIPELINE_NAME_PATTERN,
     AlarmConfig,
+    CaptureConfig,
     FeatureType,
     GateConfig,
     IngestConfig,
+    LabelsConfig,
+    LiveDriftConfig,
     PipelineConfig,
     Task,
     TrainingConfig,
@@ -295,6 +298,8 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         f"  # The field delimiter of uploads under incoming/: one of {', '.join(map(repr, DELIMITER_NAMES))}.",
         f"  delimiter: {json.dumps(profile.delimiter)}",
         "",
+        *_production_sections(),
+        "",
         "# Model candidates and their search spaces; omitted: the defaults, "
         f"{', '.join(BUILT_IN_CANDIDATES)}.",
         "# Your own: `code: FILE.py:FUNCTION` beside this file returns an unfitted scikit-learn Pipeline",
@@ -371,6 +376,39 @@ def render_model_code(profile: DataProfile) -> str:
         "    ])",
         "",
     ])
+
+
+def _production_sections() -> list[str]:
+    """capture, labels and live_drift (docs/capture.md), with their defaults."""
+    capture, labels, live = CaptureConfig(), LabelsConfig(), LiveDriftConfig()
+    return [
+        "capture:",
+        "  # Record every prediction (request id, inputs, outputs) under capture/ (docs/capture.md).",
+        f"  enabled: {json.dumps(capture.enabled)}",
+        f"  # Share of requests recorded{_bounds(CaptureConfig, 'sample_rate')}.",
+        f"  sample_rate: {capture.sample_rate}",
+        "  # Input columns never recorded, e.g. [email, phone] (personal data).",
+        f"  exclude_columns: {json.dumps(capture.exclude_columns)}",
+        f"  # Days captured predictions are kept{_bounds(CaptureConfig, 'retention_days')}.",
+        f"  retention_days: {capture.retention_days}",
+        "",
+        "labels:",
+        "  # request_id,<target> CSVs under incoming/labels/ are joined to the predictions captured this many days "
+        f"back{_bounds(LabelsConfig, 'window_days')}.",
+        f"  window_days: {labels.window_days}",
+        "",
+        "live_drift:",
+        "  # The captured inputs of the last this many minutes are checked for drift, this often"
+        f"{_bounds(LiveDriftConfig, 'every_minutes')}.",
+        f"  every_minutes: {live.every_minutes}",
+        "  # The drift alarm notifies above this share of drifted features"
+        f"{_bounds(LiveDriftConfig, 'max_drifted_share')}.",
+        f"  max_drifted_share: {live.max_drifted_share}",
+        f"  # Windows with fewer captured rows are reported, not measured{_bounds(LiveDriftConfig, 'min_rows')}.",
+        f"  min_rows: {live.min_rows}",
+        "  # Also retrain when the window drifts (off: without new labels a retraining learns the same data).",
+        f"  retrain: {json.dumps(live.retrain)}",
+    ]
 
 
 def refuse_to_overwrite(output: Path, *, force: bool) -> None:

@@ -43,6 +43,12 @@ def stack_parameters(config: PipelineConfig) -> dict[str, str]:
         "AlarmTreatMissingData": alarm.treat_missing_data,
         # a candidate that serves in the scikit-learn form needs the predict variant with the dependencies layer
         "ServingForm": "scikit-learn" if any(c.serving == "scikit-learn" for c in config.models or []) else "onnx",
+        "CaptureEnabled": "true" if config.capture.enabled else "false",
+        "CaptureSampleRate": _number(config.capture.sample_rate),
+        "CaptureExcludeColumns": ",".join(config.capture.exclude_columns),
+        "CaptureRetentionDays": str(config.capture.retention_days),
+        "LiveDriftMinutes": str(config.live_drift.every_minutes),
+        "LiveDriftMaxDriftedShare": _number(config.live_drift.max_drifted_share),
     }
 
 

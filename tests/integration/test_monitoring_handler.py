@@ -126,7 +126,7 @@ def test_the_daily_schedule_measures_the_newest_batch(
     newest = ingest("incoming/newer.csv", breast_cancer.iloc[300:400])
     monitor_id = stack.function_logical_id("monitor")
     events = stack.template["Resources"][monitor_id]["Properties"]["Events"]
-    (schedule,) = [e["Properties"] for e in events.values() if e["Type"] == "Schedule"]
+    (schedule,) = [e["Properties"] for name, e in events.items() if name == "DailyMonitoring"]
     monitor = load_handler("monitor")
 
     # when the schedule fires

@@ -324,13 +324,15 @@ def test_predictions_are_counted_in_cloudwatch_metrics(
     # when
     _call(predict, api_request("POST", "/predict", {"records": records}), lambda_context)
 
-    # then one embedded-metric-format record counts the rows, per pipeline, in the stack's namespace
+    # then one embedded-metric-format record counts the rows (and the captured ones), per pipeline, in the stack's
+    # namespace
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     (emf,) = [line for line in lines if "_aws" in line]
     (directive,) = emf["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == environment["POWERTOOLS_METRICS_NAMESPACE"]
-    assert [m["Name"] for m in directive["Metrics"]] == ["Predictions"]
+    assert [m["Name"] for m in directive["Metrics"]] == ["Predictions", "CapturedPredictions"]
     assert emf["Predictions"] in (3, [3])
+    assert emf["CapturedPredictions"] in (3, [3])
     assert emf["Pipeline"] == environment["PIPELINE_NAME"]
 
 

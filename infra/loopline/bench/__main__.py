@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loopline.bench import __doc__ as bench_doc
+from loopline.bench.capture import CASES as CAPTURE_CASES
+from loopline.bench.capture import render_section as render_capture_section
 from loopline.bench.cases import CASES, CHILDREN, REPO_ROOT, CaseRun, run_case
 from loopline.bench.chunk_scoring import CASES as CHUNK_CASES
 from loopline.bench.chunk_scoring import chunk_section
@@ -40,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="do not score the file through the batch scoring state machine on the emulator")
     parser.add_argument("--workdir", help="keep the cases' data, logs and results here (default: a temp dir)")
     parser.add_argument("--only", type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
-                        help="run only these cases (comma-separated, e.g. train,baseline,chunk_cold): their results "
+                        help="run only these cases (comma-separated, e.g. train,baseline,chunk_cold; `capture` "
+                             "for the capture rows, which also writes docs/benchmarks-capture.md): their results "
                              "are printed, docs/benchmarks.md is not written")
     parser.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -92,15 +95,19 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
 
     runs: dict[str, CaseRun] = {}
     # the handler is killed at its Timeout (SIGALRM in the child); the parent's limit only guards a hung setup
-    order = ("ingest", "ingest_baseline", "train", "baseline", "imports", "predict", *SERVING_CASES,
+    order = ("ingest", "ingest_baseline", "train", "baseline", "imports", "predict", *SERVING_CASES, *CAPTURE_CASES,
              *(["train_full_search"] if args.with_full_search else []), *CHUNK_CASES,
              *([] if args.skip_batch else ["batch", "batch_baseline"]))
+    if args.only and "capture" in args.only:  # the capture rows by one name
+        args.only = [*(c for c in args.only if c != "capture"), *CAPTURE_CASES]
+    if args.only and "train" not in args.only and not (workdir / "model.onnx").is_file():
+        args.only = ["train", *args.only]  # the other cases score the model it registers
     unknown = sorted(set(args.only or ()) - set(CASES))
     if unknown:
         print(f"unknown case(s) {', '.join(unknown)}; the cases are: {', '.join(CASES)}", file=sys.stderr)
         return 2
     for case in [c for c in order if c in args.only] if args.only else order:
-        needs_model = case in ("predict", *SERVING_CASES, *CHUNK_CASES, "batch", "batch_baseline")
+        needs_model = case in ("predict", *SERVING_CASES, *CHUNK_CASES, "batch", "batch_baseline", "capture_overhead")
         if needs_model and not (workdir / "model.onnx").is_file():
             print(f"{case}: skipped (the train case registered no compiled model)", flush=True)
             continue
@@ -120,7 +127,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
             print(run.log.read_text()[-3000:], file=sys.stderr)
 
     if args.only:
-        return _print_only(runs)
+        return _print_only(runs, args.rows)
     events = read_events(workdir / "train_progress.jsonl")
     invoke = next((e["t"] for e in events if e["event"] == "invoke"), 0.0)
     relative = [{**e, "t": e["t"] - invoke} for e in events if e["event"] not in ("invoke", "return")]
@@ -137,7 +144,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
                         f"{config.metric}, default candidates, default time budget "
                         f"{training.time_budget_seconds} s"),
         runs=runs, phases=phases, events=relative, handler_s=end, ingest_limits=ingest_limits)
-    text = render(report)
+    text = render(report).rstrip("\n") + "\n\n" + "\n".join(render_capture_section(runs))
     print()
     print(text)
     if args.output != "-":
@@ -148,7 +155,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     return 0 if all(run.ok for run in runs.values()) else 1
 
 
-def _print_only(runs: dict[str, CaseRun]) -> int:
+def _print_only(runs: dict[str, CaseRun], rows: int) -> int:
     """`--only`: each case's result and the load average around it, and the chunk scorer's section."""
     for case, run in runs.items():
         print(f"\n{case}: exit {run.exit_code}, wall {run.wall_s:.1f} s, load average {run.load_before:.2f} -> "
@@ -157,7 +164,21 @@ def _print_only(runs: dict[str, CaseRun]) -> int:
     print("\n".join(chunk_section(runs)))
     if "serving_sklearn_form" in runs:
         print("\n".join(render_sklearn_form_rows(runs)))
+    if any(case in runs for case in CAPTURE_CASES):
+        text = "\n".join(capture_section(runs, machine_facts(), rows))
+        print(text)
+        (REPO_ROOT / "docs" / "benchmarks-capture.md").write_text(text + "\n")
     return 0 if all(run.ok for run in runs.values()) else 1
+
+
+def capture_section(runs: dict[str, CaseRun], facts: dict[str, str], rows: int) -> list[str]:
+    """docs/benchmarks-capture.md: the capture rows alone (`--only capture`)."""
+    machine = ", ".join(f"{k} {v}" for k, v in facts.items())
+    return ["# Prediction capture benchmark", "",
+            f"`python -m loopline.bench --only capture --rows {rows}` (the first half of `make bench BENCH_ARGS="
+            f"'--only capture --rows {rows}'`), {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; "
+            f"machine: {machine}. The machine was shared with other work (see the load averages).", "",
+            *render_capture_section(runs)]
 
 
 if __name__ == "__main__":

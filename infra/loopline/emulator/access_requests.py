@@ -199,6 +199,11 @@ def _role(params: _Params, region: str, account: str) -> list[str]:
     return [str(params.get("RoleArn") or "*")]
 
 
+def _delivery_stream(params: _Params, region: str, account: str) -> list[str]:
+    name = params.get("DeliveryStreamName")
+    return [f"arn:{PARTITION}:firehose:{region}:{account}:deliverystream/{name}"] if name else ["*"]
+
+
 _RESOURCES: dict[str, Resolver] = {
     **{f"states:{a}": _param("stateMachineArn") for a in (
         "StartExecution", "StartSyncExecution", "ListExecutions", "DescribeStateMachine", "UpdateStateMachine",
@@ -215,6 +220,8 @@ _RESOURCES: dict[str, Resolver] = {
     **{f"sqs:{a}": _queue for a in (
         "SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueAttributes", "PurgeQueue",
         "ChangeMessageVisibility")},
+    **{f"firehose:{a}": _delivery_stream for a in (
+        "PutRecord", "PutRecordBatch", "DescribeDeliveryStream", "UpdateDestination", "DeleteDeliveryStream")},
     "cloudwatch:DescribeAlarms": _alarms,
     "sts:AssumeRole": _role,
 }

@@ -87,6 +87,9 @@ def deliver_to_states_and_lambda_targets() -> AbstractContextManager[object]:
     def send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
         if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
             return
+        # a schedule rule (no event pattern) runs on its schedule only; moto's empty pattern matches every event
+        if self.scheduled_expression and not self.event_pattern.dump():
+            return
         ours = [t for t in self.targets if parse_arn(t["Arn"]).service in _OUR_SERVICES]
         others = [t for t in self.targets if t not in ours]
         if others:

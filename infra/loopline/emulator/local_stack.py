@@ -15,6 +15,7 @@ from loopline.emulator.api_server import ApiRoute, routes_from_sam_template
 from loopline.emulator.bucket_notifications import apply_bucket_notifications, extract_bucket_notifications
 from loopline.emulator.bucket_policies import apply_bucket_policies, extract_bucket_policies
 from loopline.emulator.bucket_versioning import apply_bucket_versioning, extract_bucket_versioning
+from loopline.emulator.capture_delivery_resources import create_capture_resources, extract_capture_resources
 from loopline.emulator.cloudwatch_alarm_resources import create_alarms, extract_cloudwatch_alarms
 from loopline.emulator.function_layers import function_layer_dirs
 from loopline.emulator.lambda_aliases import replace_lambda_aliases
@@ -90,6 +91,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     local_api = _create_local_api(template, settings.stack_name, settings.api_base_url, clients.apigateway)
     drop_api_gateway_resources(template, local_api)
     alarms = extract_cloudwatch_alarms(template, values, settings.region, account_id)
+    capture = extract_capture_resources(template, values, settings.region, account_id)
     notifications = extract_bucket_notifications(template)
     invoke_configs = extract_event_invoke_configs(template)
     versioning = extract_bucket_versioning(template)
@@ -113,6 +115,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     apply_bucket_notifications(clients.s3, notifications, physical_ids, _resolver(physical_ids, clients))
     apply_event_invoke_configs(clients.lambda_, invoke_configs, _resolver(physical_ids, clients))
     resolve = _resolver(physical_ids, clients, {k: r["Type"] for k, r in template["Resources"].items()})
+    create_capture_resources(clients, capture, resolve)
     apply_bucket_policies(
         clients.s3, bucket_policies,
         lambda logical_id, attribute: resolve({"Fn::GetAtt": [logical_id, attribute]} if attribute
@@ -136,7 +139,8 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
 
 class _Clients:
     def __init__(self, session: Any, endpoint_url: str) -> None:
-        for service in ("s3", "sts", "cloudformation", "cloudwatch", "apigateway", "lambda", "sqs", "iam"):
+        for service in ("s3", "sts", "cloudformation", "cloudwatch", "apigateway", "lambda", "sqs", "iam",
+                        "firehose", "logs", "glue"):
             setattr(self, service.replace("lambda", "lambda_"), session.client(service, endpoint_url=endpoint_url))
 
     s3: Any
@@ -147,6 +151,9 @@ class _Clients:
     lambda_: Any
     sqs: Any
     iam: Any
+    firehose: Any
+    logs: Any
+    glue: Any
 
 
 def _create_local_api(template: dict[str, Any], stack_name: str, base_url: str, apigateway: Any) -> LocalApi:

@@ -18,6 +18,7 @@ from loopline.emulator.alarm_state_change_events import emit_events_on_set_alarm
 from loopline.emulator.distributed_map_listing import read_every_listing_page
 from loopline.emulator.distributed_map_tolerance import apply_tolerated_failure_thresholds
 from loopline.emulator.eventbridge_targets import deliver_to_states_and_lambda_targets
+from loopline.emulator.firehose_capture_delivery import CaptureDelivery
 from loopline.emulator.iam_enforcement import enforce_iam
 from loopline.emulator.lambda_async_invocation import invoke_event_type_asynchronously
 from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_runtime
@@ -55,6 +56,7 @@ def _gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> list[Abst
         read_every_listing_page(),
         apply_tolerated_failure_thresholds(),
         AlarmEvaluator().installed(alarm_tick_seconds),
+        CaptureDelivery().installed(),
     ]
 
 

@@ -134,3 +134,21 @@ def test_a_lambda_target_is_invoked_asynchronously(aws, create_function):
             events = aws("logs").filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
             messages = [e["message"] for e in events]
     assert "got 3" in messages
+
+
+def test_a_schedule_rule_is_not_delivered_the_events_of_the_bus(aws):
+    # given a schedule rule (no event pattern) targeting a state machine, and a pattern rule for the same events
+    source = f"test.{uuid.uuid4().hex[:8]}"
+    scheduled, matched = make_state_machine(aws), make_state_machine(aws)
+    name = f"rule-{uuid.uuid4().hex[:8]}"
+    aws("events").put_rule(Name=name, ScheduleExpression="rate(60 minutes)")
+    aws("events").put_targets(Rule=name, Targets=[{"Id": "t", "Arn": scheduled,
+                                                   "RoleArn": target_role(aws, scheduled)}])
+    put_rule(aws, source, {"Arn": matched})
+
+    # when an event is put on the bus
+    put_event(aws, source, {"n": 1})
+
+    # then only the pattern rule's target runs (the schedule's runs on its schedule, never on events)
+    assert len(execution_inputs(aws, matched, 1)) == 1
+    assert aws("stepfunctions").list_executions(stateMachineArn=scheduled)["executions"] == []

@@ -171,3 +171,28 @@ def _wait(sfn: Any, execution_arn: str) -> dict[str, Any]:
             return dict(described)
         time.sleep(0.2)
     raise AssertionError("the execution did not end")
+
+
+def test_firehose_puts_are_authorised_on_the_delivery_stream_they_name(aws, create_function, bucket):
+    # given two delivery streams, and a function allowed firehose:PutRecordBatch on the first only
+    streams = [f"stream-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    for stream in streams:
+        aws("firehose").create_delivery_stream(DeliveryStreamName=stream, ExtendedS3DestinationConfiguration={
+            "BucketARN": f"arn:aws:s3:::{bucket}", "RoleARN": "arn:aws:iam::123456789012:role/firehose"})
+    name = create_function(
+        """
+        import boto3
+        def lambda_handler(event, context):
+            boto3.client("firehose").put_record_batch(DeliveryStreamName=event["stream"],
+                                                      Records=[{"Data": b"{}\\n"}])
+            return "ok"
+        """,
+        policy={"Statement": [{"Effect": "Allow", "Action": "firehose:PutRecordBatch",
+                               "Resource": f"arn:aws:firehose:us-east-1:123456789012:deliverystream/{streams[0]}"}]},
+    )
+
+    # when it puts to each
+    # then only its own stream takes the record
+    assert _invoke(aws, name, {"stream": streams[0]}) == (True, "ok")
+    ok, error = _invoke(aws, name, {"stream": streams[1]})
+    assert not ok and "firehose:PutRecordBatch" in error["errorMessage"] and streams[1] in error["errorMessage"]

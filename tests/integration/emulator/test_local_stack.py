@@ -55,6 +55,17 @@ def test_template_yaml_deploys_with_local_api_key_alarm_and_notifications(
     assert {(r.method, r.resource_path) for r in stack.routes} >= {("POST", "/predict"), ("GET", "/model")}
     assert all(r.api_key_required for r in stack.routes)
     assert json.loads(json.dumps(outputs))  # plain strings, ready for the e2e fixture
+    # and the capture path moto's CloudFormation skips: the delivery stream, the predict log's subscription to
+    # it, and the Glue table Athena queries
+    stream = aws("firehose").describe_delivery_stream(DeliveryStreamName=outputs["CaptureDeliveryStreamName"])
+    (destination,) = stream["DeliveryStreamDescription"]["Destinations"]
+    assert destination["ExtendedS3DestinationDescription"]["Prefix"].startswith("capture/predictions/year=")
+    predict_log_group = f"/aws/lambda/{stack.physical_ids['PredictFunction']}"
+    (subscription,) = aws("logs").describe_subscription_filters(logGroupName=predict_log_group)["subscriptionFilters"]
+    assert subscription["destinationArn"] == stream["DeliveryStreamDescription"]["DeliveryStreamARN"]
+    table = aws("glue").get_table(DatabaseName=outputs["CaptureDatabaseName"], Name="predictions")["Table"]
+    assert table["Parameters"]["projection.enabled"] == "true"
+    assert "${year}" in table["Parameters"]["storage.location.template"]
 
 
 def test_local_up_with_an_invalid_config_exits_non_zero_with_the_message_and_no_traceback(

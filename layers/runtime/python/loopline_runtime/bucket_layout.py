@@ -10,6 +10,11 @@
     registry/champion.json                   the champion pointer
     registry/history/                        one record per promotion
     monitoring/<time>-<dataset version>.json one report per monitoring run
+    monitoring/live/<time>.json              one report per live drift measurement of the captured inputs
+    capture/predictions/year=/month=/day=/hour=/   captured predictions (Firehose; loopline_runtime.capture)
+    incoming/labels/<file>.csv               late labels `request_id,<target>` (ingest joins them to captures)
+    labels/joined/<time>-<sha>.csv           the joined batch (captured inputs + label) ingest turns into a dataset
+    labels/reports/<time>-<sha>/             report.json and unmatched.csv of each labels file
 
 Every reader and writer builds keys from here; template.yaml's IAM policies are checked against `ROLE_ACCESS` by
 tests/unit/test_bucket_layout_iam.py and enforced on the emulator (infra/loopline/emulator/iam_enforcement.py).
@@ -47,6 +52,14 @@ BATCH_INCOMING_PREFIX = f"{BATCH_PREFIX}incoming/"
 BATCH_RUNS_PREFIX = f"{BATCH_PREFIX}runs/"
 BATCH_MAP_RESULTS_PREFIX = f"{BATCH_PREFIX}map-results/"
 PREDICTIONS_PREFIX = "predictions/"
+# written by Firehose (template.yaml CaptureDeliveryRole), the only writer the bucket policy allows there
+CAPTURE_PREFIX = "capture/"
+CAPTURE_PREDICTIONS_PREFIX = f"{CAPTURE_PREFIX}predictions/"
+LABELS_INCOMING_PREFIX = f"{INCOMING_PREFIX}labels/"
+LABELS_PREFIX = "labels/"
+LABELS_JOINED_PREFIX = f"{LABELS_PREFIX}joined/"
+LABELS_REPORTS_PREFIX = f"{LABELS_PREFIX}reports/"
+LIVE_MONITORING_PREFIX = f"{MONITORING_PREFIX}live/"
 
 KEY_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 
@@ -59,6 +72,13 @@ def dataset_prefix(version: str) -> str:
 def model_prefix(version: str) -> str:
     """models/<version>/"""
     return f"{MODELS_PREFIX}{version}/"
+
+
+def capture_hour_prefix(moment: datetime) -> str:
+    """capture/predictions/year=YYYY/month=MM/day=DD/hour=HH/ of the hour `moment` is in (UTC): the partition
+    Firehose writes a capture arriving then (template.yaml CaptureDeliveryStream's Prefix)."""
+    utc = moment.astimezone(UTC)
+    return f"{CAPTURE_PREDICTIONS_PREFIX}year={utc:%Y}/month={utc:%m}/day={utc:%d}/hour={utc:%H}/"
 
 
 def key_time(moment: datetime) -> str:
@@ -90,14 +110,20 @@ def writers() -> dict[str, frozenset[str]]:
     for owner, access in ROLE_ACCESS.items():
         for prefix in access.writes:
             table.setdefault(prefix, set()).add(owner)
+    for prefix, owner in SERVICE_WRITERS.items():
+        table.setdefault(prefix, set()).add(owner)
     return {prefix: frozenset(owners) for prefix, owners in table.items()}
 
+
+# prefixes an AWS service writes with a role of its own (template.yaml `<owner>Role`): Firehose, the captures
+SERVICE_WRITERS: dict[str, str] = {CAPTURE_PREFIX: "CaptureDelivery"}
 
 # what each role of template.yaml (by the logical id of its function or state machine) may read and write
 ROLE_ACCESS: dict[str, Access] = {
     "IngestFunction": Access(
-        reads=frozenset({INCOMING_PREFIX, DATASETS_PREFIX, REGISTRY_PREFIX, MODELS_PREFIX}),
-        writes=frozenset({QUARANTINE_PREFIX, DATASETS_PREFIX}),
+        reads=frozenset({INCOMING_PREFIX, DATASETS_PREFIX, REGISTRY_PREFIX, MODELS_PREFIX, CAPTURE_PREFIX,
+                         LABELS_PREFIX}),
+        writes=frozenset({QUARANTINE_PREFIX, DATASETS_PREFIX, LABELS_PREFIX}),
     ),
     "TrainFunction": Access(
         reads=frozenset({DATASETS_PREFIX, MODELS_PREFIX}),
@@ -108,7 +134,7 @@ ROLE_ACCESS: dict[str, Access] = {
         writes=frozenset({MODELS_PREFIX, REGISTRY_PREFIX}),
     ),
     "MonitorFunction": Access(
-        reads=frozenset({DATASETS_PREFIX, MODELS_PREFIX, REGISTRY_PREFIX}),
+        reads=frozenset({DATASETS_PREFIX, MODELS_PREFIX, REGISTRY_PREFIX, CAPTURE_PREFIX}),
         writes=frozenset({MODELS_PREFIX, MONITORING_PREFIX}),
     ),
     "PredictFunction": Access(reads=frozenset({MODELS_PREFIX, REGISTRY_PREFIX})),

@@ -127,6 +127,44 @@ class CsvConfig(_Strict):
         default=",", description="The field delimiter of training uploads (semicolon exports: \";\").")
 
 
+class CaptureConfig(_Strict):
+    """Prediction capture (loopline_runtime.capture): what the predict function records, and for how long."""
+
+    enabled: bool = True
+    sample_rate: float = Field(default=1.0, gt=0.0, le=1.0,
+                               description="Share of requests captured (all rows of a sampled request).")
+    exclude_columns: list[str] = Field(default_factory=list,
+                                       description="Input columns never written to the capture (personal data).")
+    retention_days: int = Field(default=90, ge=1, description="Days captured predictions are kept under capture/.")
+
+    @field_validator("exclude_columns")
+    @classmethod
+    def _plain_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name or "," in name:
+                raise ValueError(f"exclude_columns: {name!r} is not a column name (empty, or holds a comma)")
+        return value
+
+
+class LabelsConfig(_Strict):
+    """Late labels (loopline_runtime.labels): how far back a labels file is joined to the captures."""
+
+    window_days: int = Field(default=30, ge=1, le=3653,
+                             description="Captured predictions of this many days back are joined to a labels file.")
+
+
+class LiveDriftConfig(_Strict):
+    """Drift of the captured inputs against the champion's training profile, on a schedule."""
+
+    every_minutes: int = Field(default=60, ge=2, le=24 * 60 * 31,
+                               description="Measure the captures of the last this many minutes, this often "
+                                           "(EventBridge rate(N minutes); 60 = hourly).")
+    max_drifted_share: float = Field(default=0.3, ge=0.0, le=1.0,
+                                     description="The drift alarm fires above this share of drifted features.")
+    min_rows: int = Field(default=100, ge=1, description="Windows with fewer captured rows are not measured.")
+    retrain: bool = Field(default=False, description="Also start a retraining when the window drifts.")
+
+
 BUILT_IN_CANDIDATES = ("linear", "random_forest", "hist_gradient_boosting")
 SERVING_FORMS = ("onnx", "scikit-learn")
 # `code: model.py:build`: a Python file beside the config (no folders) and a function in it
@@ -202,6 +240,9 @@ class PipelineConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
     ingest: IngestConfig = IngestConfig()
     csv: CsvConfig = CsvConfig()
+    capture: CaptureConfig = CaptureConfig()
+    labels: LabelsConfig = LabelsConfig()
+    live_drift: LiveDriftConfig = LiveDriftConfig()
     models: list[ModelCandidate] | None = None
 
     @field_validator("metric")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from loopline_runtime.bucket_layout import QUARANTINE_PREFIX
+from loopline_runtime.bucket_layout import LABELS_INCOMING_PREFIX, QUARANTINE_PREFIX
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.errors import InvalidUpload, LineTooLong, NoDatasets, NoUsableFeatures, TooLarge, TooManyColumns
@@ -162,7 +162,12 @@ def process_upload(store: ObjectStore, key: str, config: PipelineConfig, follow_
                    size: int | None = None, version_id: str | None = None,
                    notifier: Notifier | None = None) -> dict[str, Any]:
     """One uploaded object: a dataset version (or quarantine, announced on `notifier`), then training or
-    monitoring (see `follow_up`)."""
+    monitoring (see `follow_up`). A labels file (under incoming/labels/) is joined to the captured predictions
+    first (loopline_runtime.late_labels)."""
+    if key.startswith(LABELS_INCOMING_PREFIX):
+        from loopline_runtime.late_labels import process_labels  # (it builds on this module)
+
+        return process_labels(store, key, config, follow_ups, version_id=version_id, notifier=notifier)
     outcome = ingest_upload(store, key, config, size=size, version_id=version_id)
     if outcome.status == "quarantined" and notifier is not None:
         notifier.quarantined(outcome.reason)
