@@ -53,7 +53,9 @@ def test_template_yaml_deploys_with_local_api_key_alarm_and_notifications(
     assert "${" not in machine["definition"]
     assert "$$.Execution.Id" in machine["definition"]
     assert {(r.method, r.resource_path) for r in stack.routes} >= {("POST", "/predict"), ("GET", "/model")}
-    assert all(r.api_key_required for r in stack.routes)
+    # every route needs the API key, except the rollback route, which authenticates its caller by IAM
+    assert all(r.api_key_required != r.iam_authorized for r in stack.routes)
+    assert {(r.method, r.resource_path) for r in stack.routes if r.iam_authorized} == {("POST", "/rollback")}
     assert json.loads(json.dumps(outputs))  # plain strings, ready for the e2e fixture
     # and the capture path moto's CloudFormation skips: the delivery stream, the predict log's subscription to
     # it, and the Glue table Athena queries
