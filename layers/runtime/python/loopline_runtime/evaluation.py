@@ -21,14 +21,11 @@ from loopline_runtime.config import PipelineConfig, higher_is_better
 from loopline_runtime.errors import LooplineError
 from loopline_runtime.metrics import all_scores, at_least_as_good, meets
 from loopline_runtime.model_inputs import columns_to_inputs
+from loopline_runtime.orchestration import REGIME_REASONS
 from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.registry import LoadedModel, ModelRegistry
 from loopline_runtime.report_numbers import REPORT_FILE, model_report_numbers
 from loopline_runtime.schema import FeatureSchema, coerce_target, frame_columns
-
-# training runs started by the quality alarm (its EventBridge rule, or monitoring while the alarm stays in ALARM):
-# their gate judges challenger and champion on the batches that breached (see regime_decision)
-REGIME_REASONS = frozenset({"alarm", "alarm_persists"})
 
 
 @dataclass(frozen=True)
