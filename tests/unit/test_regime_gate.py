@@ -9,7 +9,7 @@ import pytest
 
 from loopline_runtime.config import GateConfig, PipelineConfig, Task
 from loopline_runtime.evaluation import regime_decision
-from loopline_runtime.training import _split_per_version
+from loopline_runtime.training import _new_regime_weighting, _split_per_version
 
 MARGIN = GateConfig(threshold=0.0).older_data_margin
 
@@ -96,3 +96,40 @@ def test_a_window_with_one_class_is_refused() -> None:
     # when / then
     with pytest.raises(Exception, match="single class"):
         _split_per_version(frame[["x"]], frame["y"], Task.CLASSIFICATION, _config(), [("v", 50)])
+
+
+class _Registry:
+    """The two registry reads the weighting makes: the champion pointer and its breached batches."""
+
+    def __init__(self, breached: list[str]) -> None:
+        self.breached = breached
+
+    def champion_pointer(self) -> dict[str, str]:
+        return {"version": "m-champion"}
+
+    def breached_versions(self, champion_version: str) -> list[str]:
+        assert champion_version == "m-champion"
+        return self.breached
+
+
+@pytest.mark.parametrize("reason", ["alarm", "alarm_persists"])
+def test_after_an_alarm_the_breached_batch_weighs_as_much_as_the_rest_of_the_window(reason: str) -> None:
+    # given a window of 400 old rows and 100 rows of the batch that breached, 80% of each in training
+    versions = [("v-old", 400), ("v-new", 100)]
+    train_rows = np.r_[np.arange(0, 320), np.arange(400, 480)]
+
+    # when
+    weighting = _new_regime_weighting(_Registry(["v-new"]), {"reason": reason}, train_rows, versions)  # type: ignore[arg-type]
+
+    # then the 80 new rows weigh 4 each: 320 in all, as much as the 320 old ones
+    assert weighting["versions"] == ["v-new"] and weighting["weight"] == 4.0 and weighting["rows"] == 80
+    assert weighting["sample_weight"][:320].sum() == weighting["sample_weight"][320:].sum() == 320
+
+
+def test_training_for_new_data_is_not_weighted() -> None:
+    # given / when
+    weighting = _new_regime_weighting(_Registry(["v-new"]), {"reason": "new_data"}, np.arange(10),  # type: ignore[arg-type]
+                                      [("v-old", 5), ("v-new", 5)])
+
+    # then
+    assert weighting == {}

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline_runtime.bucket_layout import FINGERPRINT_PREFIX, MEASURED_FOLDER
+from loopline_runtime.bucket_layout import FINGERPRINT_PREFIX
 from loopline_runtime.compiled_model import CompiledModel
 from loopline_runtime.config import PipelineConfig, higher_is_better
 from loopline_runtime.errors import LooplineError
@@ -95,17 +95,6 @@ def regime_decision(metric: str, *, challenger_recent: float, champion_recent: f
         reasons.append(f"on the rest of the holdout the challenger scores {challenger_rest:.4f} {metric}, worse than "
                        f"the champion's {champion_rest:.4f} by more than gate.older_data_margin {margin}")
     return not reasons, reasons
-
-
-def breached_versions(registry: ModelRegistry, champion_version: str) -> list[str]:
-    """The dataset versions measured on `champion_version` (so since its promotion) that breached the alarm."""
-    folder = registry.prefix(champion_version) + MEASURED_FOLDER
-    versions = []
-    for key in sorted(registry.store.list_keys(folder)):
-        marker = registry.store.get_json(key)
-        if marker.get("alarm_breached"):
-            versions.append(str(marker["dataset_version"]))
-    return versions
 
 
 def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_version: str,
@@ -201,7 +190,7 @@ def _compare_on_new_regime(registry: ModelRegistry, config: PipelineConfig, chal
     grouped by dataset version, as the manifest's `holdout_origins` says). Without such rows: a note why, and the
     caller falls back to the whole holdout."""
     metric = manifest["metric"]
-    breached = breached_versions(registry, champion.version)
+    breached = registry.breached_versions(champion.version)
     recent = np.zeros(len(holdout), dtype=bool)
     start = 0
     for origin in manifest.get("holdout_origins") or []:

@@ -171,8 +171,10 @@ def search_model(
     max_search_rows: int = SEARCH_MAX_ROWS,
     first_rung_rows: int = FIRST_RUNG_ROWS,
     on_phase: PhaseObserver = ignore_phases,
+    sample_weight: np.ndarray | None = None,
 ) -> SearchResult:
-    """Choose a candidate and setting, then refit it on all of X.
+    """Choose a candidate and setting, then refit it on all of X (weighting rows by `sample_weight`, if given:
+    the search itself is unweighted).
 
     Candidates are scored on at most `max_search_rows` rows (search_sample). A sample too small for two rungs of
     `first_rung_rows` training rows is cross-validated exhaustively: every setting of every candidate, the
@@ -199,7 +201,8 @@ def search_model(
     best = leaderboard[0]
     # the leaderboard entry holds the winner's settings (numpy scalars made plain, equal for set_params)
     pipeline = build_pipeline(schema, _estimator(best["candidate"], schema.task, seed, best["params"]))
-    pipeline.fit(X, y)
+    weights = {} if sample_weight is None else {f"{pipeline.steps[-1][0]}__sample_weight": sample_weight}
+    pipeline.fit(X, y, **weights)
     return SearchResult(pipeline, best["candidate"], best["params"], best["cv_score"], leaderboard, exhausted,
                         len(X_search), method)
 

@@ -27,6 +27,7 @@ from loopline_runtime.drift import build_profile
 from loopline_runtime.errors import TrainingFailed, TrainingUpToDate
 from loopline_runtime.metrics import all_scores
 from loopline_runtime.modeling import SEARCH_MAX_ROWS, search_model
+from loopline_runtime.orchestration import REGIME_REASONS
 from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.progress import PhaseObserver, ignore_phases
 from loopline_runtime.quality_estimate import fit_calibration
@@ -105,17 +106,19 @@ def train_challenger(
     frame = frame[frame[schema.target].notna()].reset_index(drop=True)
     y = coerce_target(frame[schema.target].astype(object), schema.task)
     X = frame[list(schema.features)]
-    X_train, X_holdout, y_train, y_holdout, holdout_origins = _split_per_version(
-        X, y, schema.task, config, [(d.version, rows) for d, rows in zip(datasets, labeled_rows, strict=True)])
+    versions = [(d.version, rows) for d, rows in zip(datasets, labeled_rows, strict=True)]
+    X_train, X_holdout, y_train, y_holdout, holdout_origins = _split_per_version(X, y, schema.task, config, versions)
     metric = config.metric_for(schema.task)
 
     budget = float(config.training.time_budget_seconds)
     if remaining_seconds is not None:
         budget = max(5.0, min(budget, remaining_seconds() - REGISTER_MARGIN_SECONDS))
+    weighting = _new_regime_weighting(registry, trigger, X_train.index.to_numpy(), versions)
     on_phase("search_start", "search")
     result = search_model(schema, X_train, y_train, metric=metric, seed=config.training.seed,
                           time_budget_seconds=budget, candidates=list(config.models) if config.models else None,
-                          max_search_rows=max_search_rows, on_phase=on_phase)
+                          max_search_rows=max_search_rows, on_phase=on_phase,
+                          sample_weight=weighting.pop("sample_weight", None))
     on_phase("search_end", "search")
     on_phase("holdout_start", "score the holdout")
     predictions, proba, classes_seen = predict_with_probabilities(result.pipeline, X_holdout)
@@ -155,6 +158,8 @@ def train_challenger(
         "holdout_origins": holdout_origins,
         # the probabilities' calibration on the holdout: what quality_estimate needs to estimate without labels
         "calibration": _calibration(proba, y_holdout, classes),
+        # after an alarm: the breached batches' training rows weigh as much as the rest of the window
+        "new_regime_weighting": weighting or None,
         "leaderboard": result.leaderboard,
         "search_budget_seconds": budget,
         "search_budget_exhausted": result.budget_exhausted,
@@ -242,6 +247,30 @@ def training_fingerprint(dataset_versions: list[str], config: PipelineConfig) ->
                                                       "models"})
     payload = json.dumps({"datasets": dataset_versions, "config": shaping}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+def _new_regime_weighting(registry: ModelRegistry, trigger: dict[str, Any], train_rows: np.ndarray,
+                          versions: list[tuple[str, int]]) -> dict[str, Any]:
+    """After an alarm, the training rows of the batches that breached it get one weight that makes them weigh as
+    much as the rest of the window (the refit only; never less than 1): a first retraining, while the old regime
+    is still most of the window, then learns the new regime instead of averaging it away. Otherwise {}.
+
+    Returns {"versions", "weight", "rows", "sample_weight"} (`train_rows`: each training row's position in the
+    window, versions in window order with their row counts)."""
+    if trigger.get("reason") not in REGIME_REASONS:
+        return {}
+    pointer = registry.champion_pointer()
+    if pointer is None:
+        return {}
+    breached = set(registry.breached_versions(str(pointer["version"])))
+    ends = np.cumsum([rows for _, rows in versions])
+    origin = np.searchsorted(ends, train_rows, side="right")
+    recent = np.isin(origin, [i for i, (version, _) in enumerate(versions) if version in breached])
+    if not recent.any() or recent.all():
+        return {}
+    weight = max(1.0, float((~recent).sum() / recent.sum()))
+    return {"versions": [v for v, _ in versions if v in breached], "weight": round(weight, 6),
+            "rows": int(recent.sum()), "sample_weight": np.where(recent, weight, 1.0)}
 
 
 def _calibration(proba: np.ndarray | None, y_holdout: pd.Series, classes: list[Any]) -> dict[str, Any] | None:
