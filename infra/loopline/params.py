@@ -41,6 +41,11 @@ def stack_parameters(config: PipelineConfig) -> dict[str, str]:
         "AlarmEvaluationPeriods": str(alarm.evaluation_periods),
         "AlarmDatapointsToAlarm": str(alarm.datapoints_to_alarm),
         "AlarmTreatMissingData": alarm.treat_missing_data,
+        # 0: no alarm on the label-free estimate (the template's condition)
+        "EstimatedQualityMaxDrop": _number(alarm.estimated_max_drop or 0),
+        "RetrainingScheduleState": "ENABLED" if config.training.schedule else "DISABLED",
+        # the rule exists either way (SAM needs an expression; the template's default when off)
+        **({"RetrainingSchedule": config.training.schedule} if config.training.schedule else {}),
     }
 
 

@@ -65,6 +65,11 @@ class AlarmConfig(_Strict):
     threshold: float | None = Field(
         default=None, description="The champion's metric on fresh labeled data that raises the alarm."
     )
+    # optional, off by default: notify (never retrain) when the quality estimated without labels (from the
+    # champion's calibrated probabilities) falls this far below its holdout score, in the unit of max_drop
+    estimated_max_drop: float | None = Field(
+        default=None, gt=0, description="Notify when the label-free estimate falls this far below the holdout score."
+    )
     period_seconds: int = Field(default=60, ge=10)
     evaluation_periods: int = Field(default=1, ge=1)
     datapoints_to_alarm: int = Field(default=1, ge=1)
@@ -95,6 +100,10 @@ class TrainingConfig(_Strict):
     seed: int = 42
     min_rows: int = Field(default=30, ge=10, description="Uploads with fewer rows are rejected.")
     time_budget_seconds: int = Field(default=300, ge=5, le=780)
+    # optional, off by default: also retrain on a schedule (an EventBridge expression); a run without new data
+    # since the last one stands aside as "already trained on this data"
+    schedule: str | None = Field(default=None, pattern=r"^(rate|cron)\(.+\)$",
+                                 description="Retrain on this schedule, e.g. rate(7 days) or cron(0 3 ? * MON *).")
 
 
 class IngestConfig(_Strict):

@@ -31,6 +31,7 @@ QUALITY_METRIC_NAME = "ModelQuality"
 QUALITY_DROP_METRIC_NAME = "ModelQualityDrop"
 # the configured metric estimated from the champion's calibrated probabilities, without the labels (classifiers)
 ESTIMATED_QUALITY_METRIC_NAME = "EstimatedModelQuality"
+ESTIMATED_QUALITY_DROP_METRIC_NAME = "EstimatedModelQualityDrop"
 DRIFT_MIN_PSI_ROWS = 250
 
 # starts a retraining for a dataset version and returns the execution ARN (see orchestration.start_training)
@@ -121,6 +122,8 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Clo
     estimated_value = estimate.metrics.get(metric) if estimate is not None else None
     if estimated_value is not None:
         points[ESTIMATED_QUALITY_METRIC_NAME] = estimated_value
+        if reference is not None:  # what the optional estimated-quality alarm watches (alarm.estimated_max_drop)
+            points[ESTIMATED_QUALITY_DROP_METRIC_NAME] = quality_drop(metric, reference, estimated_value)
     cloudwatch.put_metric_data(
         Namespace=metric_namespace(),
         # high resolution so short alarm periods (10 s, 30 s) work for fast feedback loops
