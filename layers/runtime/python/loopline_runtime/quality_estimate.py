@@ -67,7 +67,7 @@ def fit_calibration(probabilities: np.ndarray, labels: np.ndarray, classes: list
         "classes": list(classes),
         "curves": _fit_curves(proba, y, len(classes)),
         "holdout_rows": len(y),
-        "calibration_error": round(expected_calibration_error(calibrated, y), 6),
+        "calibration_error": round(expected_calibration_error(calibrated, y, proba.argmax(axis=1)), 6),
         "raw_calibration_error": round(expected_calibration_error(proba, y), 6),
     }
 
@@ -105,17 +105,25 @@ def estimate_quality(probabilities: Any, calibration: dict[str, Any]) -> Quality
     return QualityEstimate({k: round(v, 6) for k, v in metrics.items()}, len(proba), not reasons, reasons)
 
 
-def expected_calibration_error(probabilities: np.ndarray, y: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
-    """Mean |predicted probability - observed frequency| over equal-mass bins of every class column, weighted by
-    rows (binary: the positive column only, the other is its complement)."""
-    scores = []
-    for c in _ranked_classes(probabilities.shape[1]):
-        p = probabilities[:, c]
-        order = np.argsort(p, kind="stable")
-        hit = (y == c).astype(float)[order]
-        groups = np.array_split(np.arange(len(p)), min(bins, max(len(p), 1)))
-        scores.append(sum(abs(p[order][g].mean() - hit[g].mean()) * len(g) for g in groups if len(g)) / max(len(p), 1))
-    return float(np.mean(scores)) if scores else 0.0
+def expected_calibration_error(probabilities: np.ndarray, y: np.ndarray, predicted: np.ndarray | None = None,
+                               bins: int = CALIBRATION_BINS) -> float:
+    """The worse of two expected calibration errors (mean |probability - observed frequency| over equal-mass bins):
+    per class column (binary: the positive one), and of the predicted class's probability against how often the
+    prediction was right (`predicted`: the class the model returned, default the most probable). The second is
+    what the expected accuracy and F1 rest on: a model can be calibrated per class on average and still be wrong
+    about its own predictions."""
+    chosen = probabilities.argmax(axis=1) if predicted is None else predicted
+    pairs = [(probabilities[:, c], y == c) for c in _ranked_classes(probabilities.shape[1])]
+    pairs.append((probabilities[np.arange(len(y)), chosen], y == chosen))
+    return max(_binned_error(p, hit.astype(float), bins) for p, hit in pairs)
+
+
+def _binned_error(p: np.ndarray, hit: np.ndarray, bins: int) -> float:
+    if len(p) == 0:
+        return 0.0
+    order = np.argsort(p, kind="stable")
+    groups = np.array_split(order, min(bins, len(p)))
+    return float(sum(abs(p[g].mean() - hit[g].mean()) * len(g) for g in groups if len(g)) / len(p))
 
 
 def _distrust(calibration: dict[str, Any], rows: int) -> list[str]:
