@@ -277,7 +277,7 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         "  # How much worse than the champion (on the same holdout rows) a challenger may score and still win"
         f"{_bounds(GateConfig, 'tolerance')}.",
         f"  tolerance: {GateConfig.model_fields['tolerance'].default}",
-        "  # After the alarm started a retraining: the challenger must beat the champion on the holdout rows of the",
+        "  # After the alarm started a retraining: the challenger must score at least as well as the champion on the",
         "  # batches that breached, and may be worse by at most this on the rest of the holdout (the older data)"
         f"{_bounds(GateConfig, 'older_data_margin')}.",
         f"  older_data_margin: {GateConfig.model_fields['older_data_margin'].default}",

@@ -23,15 +23,24 @@ def test_a_challenger_better_on_the_new_regime_and_close_on_the_old_passes() -> 
     assert passes and reasons == []
 
 
-def test_a_challenger_not_better_on_the_batches_that_breached_is_rejected() -> None:
-    # given a tie on the new regime (better on the old one does not make up for it)
-    passes, reasons = regime_decision("f1_positive", challenger_recent=0.40, champion_recent=0.40,
+def test_a_challenger_worse_on_the_batches_that_breached_is_rejected() -> None:
+    # given worse on the new regime (better on the old one does not make up for it)
+    passes, reasons = regime_decision("f1_positive", challenger_recent=0.39, champion_recent=0.40,
                                       challenger_rest=0.90, champion_rest=0.70, margin=MARGIN)
 
     # then
     assert not passes
-    assert reasons == ["on the batches that breached the alarm the challenger scores 0.4000 f1_positive, not better "
+    assert reasons == ["on the batches that breached the alarm the challenger scores 0.3900 f1_positive, worse "
                        "than the champion's 0.4000"]
+
+
+def test_a_tie_on_the_batches_that_breached_passes() -> None:
+    # given both perfect on the few holdout rows of a small breached batch
+    passes, _ = regime_decision("accuracy", challenger_recent=1.0, champion_recent=1.0, challenger_rest=0.9,
+                                champion_rest=0.9, margin=MARGIN)
+
+    # then
+    assert passes
 
 
 def test_a_challenger_that_gives_up_the_old_regime_beyond_the_margin_is_rejected() -> None:

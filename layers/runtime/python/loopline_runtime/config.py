@@ -46,8 +46,8 @@ class GateConfig(_Strict):
     threshold: float = Field(description="The challenger's holdout metric must reach this to be promoted.")
     # a challenger must not be worse than the champion by more than this on the same holdout rows
     tolerance: float = Field(default=0.0, ge=0)
-    # after an alarm the challenger must beat the champion on the holdout rows of the batches that breached, and may
-    # be worse than the champion by at most this on the rest of the holdout (the older regime)
+    # after an alarm the challenger must match or beat the champion on the holdout rows of the batches that
+    # breached, and may be worse than the champion by at most this on the rest of the holdout (the older regime)
     older_data_margin: float = Field(default=0.05, ge=0, le=1)
     # manual: a challenger that passes waits for `loopline approve VERSION` / `loopline reject VERSION`
     approval: Literal["none", "manual"] = "none"

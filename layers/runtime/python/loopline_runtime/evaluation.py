@@ -17,7 +17,7 @@ import pandas as pd
 
 from loopline_runtime.bucket_layout import FINGERPRINT_PREFIX
 from loopline_runtime.compiled_model import CompiledModel
-from loopline_runtime.config import PipelineConfig, higher_is_better
+from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import LooplineError
 from loopline_runtime.metrics import all_scores, at_least_as_good, meets
 from loopline_runtime.model_inputs import columns_to_inputs
@@ -82,14 +82,14 @@ def score_and_probabilities(model: CompiledModel | LoadedModel, frame: pd.DataFr
 
 def regime_decision(metric: str, *, challenger_recent: float, champion_recent: float, challenger_rest: float | None,
                     champion_rest: float | None, margin: float) -> tuple[bool, list[str]]:
-    """The gate after an alarm: the challenger must score strictly better than the champion on the rows of the
-    batches that breached (the new regime), and not worse than `margin` on the rest of the holdout (the old one;
-    no rest rows: no condition). Returns (passes, reasons it does not)."""
+    """The gate after an alarm: the challenger must score at least as well as the champion on the rows of the
+    batches that breached (the new regime; a tie passes, as both may be perfect on a small batch's few holdout
+    rows), and not worse than `margin` on the rest of the holdout (the old one; no rest rows: no condition).
+    Returns (passes, reasons it does not)."""
     reasons = []
-    better = challenger_recent > champion_recent if higher_is_better(metric) else challenger_recent < champion_recent
-    if not better:
+    if not at_least_as_good(metric, challenger_recent, champion_recent):
         reasons.append(f"on the batches that breached the alarm the challenger scores {challenger_recent:.4f} "
-                       f"{metric}, not better than the champion's {champion_recent:.4f}")
+                       f"{metric}, worse than the champion's {champion_recent:.4f}")
     if challenger_rest is not None and champion_rest is not None \
             and not at_least_as_good(metric, challenger_rest, champion_rest, margin):
         reasons.append(f"on the rest of the holdout the challenger scores {challenger_rest:.4f} {metric}, worse than "
