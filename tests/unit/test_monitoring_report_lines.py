@@ -123,3 +123,24 @@ def test_status_says_when_the_last_measurement_is_past_the_line() -> None:
 
     # then
     assert lines[0] == "alarm line f1_positive 0.5800: BREACHED, 0.1300 past the alarm line"
+
+
+def test_a_models_report_shows_the_gate_after_an_alarm_with_both_numbers() -> None:
+    # given the evaluation of a challenger gated after an alarm
+    from loopline.operate.report.page import render_model_page
+    from loopline.operate.report.sources import ModelReportInputs
+
+    evaluation = {"promote": True, "reasons": ["ok"], "metric": "f1_positive",
+                  "regime": {"breached_versions": ["ds-drifted"], "recent_rows": 200, "rest_rows": 1000,
+                             "challenger_recent": 0.564, "champion_recent": 0.486, "challenger_rest": 0.747,
+                             "champion_rest": 0.773, "margin": 0.05, "passes": True, "reasons": []}}
+    inputs = ModelReportInputs("m-1", {"version": "m-1", "metric": "f1_positive", "task": "classification"},
+                               evaluation, None, None, [{"version": "m-1"}])
+
+    # when
+    page = html.unescape(render_model_page(inputs))
+
+    # then
+    assert "batches that breached the alarm</dt><dd>ds-drifted" in page
+    assert "challenger 0.5640 vs champion 0.4860 (200 rows)" in page
+    assert "challenger 0.7470 vs champion 0.7730 (1000 rows, margin 0.0500)" in page
