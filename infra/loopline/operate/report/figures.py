@@ -124,13 +124,13 @@ def metric_against_champion(runs: list[dict[str, Any]], current: dict[str, Any])
     if current.get("champion_holdout_score") is not None:
         axes.axhline(current["champion_holdout_score"], color="tab:green", linestyle="--",
                      label=f"champion's holdout score {current['champion_holdout_score']:.3f}")
+    line = current.get("alarm_line", current.get("alarm_threshold"))
+    if line is not None:  # max_drop: the champion's holdout score minus the drop
+        axes.axhline(line, color="tab:red", linestyle=":", label=f"alarm line {line:.3f}")
     estimated = [run.get("estimated_value") for run in runs]
     if any(value is not None for value in estimated):
         axes.plot(range(len(runs)), [np.nan if v is None else v for v in estimated], marker="x", linestyle="--",
                   color="tab:gray", label=f"estimated {current['metric']} (without labels)")
-    line = current.get("alarm_line", current.get("alarm_threshold"))
-    if line is not None:  # max_drop: the champion's holdout score minus the drop
-        axes.axhline(line, color="tab:red", linestyle=":", label=f"alarm line {line:.3f}")
     axes.set_xticks(range(len(runs)), [run["measured_at"][11:19] for run in runs], rotation=30, ha="right",
                     fontsize="small")
     axes.set(xlabel="monitoring run (UTC)", ylabel=current["metric"],
