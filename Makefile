@@ -145,7 +145,7 @@ size: build ## Unzipped size of each function + its layers vs the 250 MB Lambda 
 # make deploy DEPLOY_ARGS=--guided
 deploy: build ## sam deploy with samconfig.toml and `loopline params` (+ DEPLOY_ARGS, e.g. --guided)
 	params="$$($(BIN)/loopline params --config "$(PIPELINE_CONFIG)")"; \
-	$(SAM) deploy --parameter-overrides $$params $(DEPLOY_ARGS)
+	$(SAM) deploy --parameter-overrides "$$params" $(DEPLOY_ARGS)
 
 # ---------------------------------------------------------------- housekeeping
 clean: ## Remove build output and tool caches (keeps .venv and local emulator state)

@@ -39,7 +39,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     registry = ModelRegistry(store)
     if action == "gate":
         decision = gate_challenger(registry, config, event["model_version"], event["holdout_key"],
-                                   fingerprint=event.get("fingerprint"))
+                                   fingerprint=event.get("fingerprint"), reason=event.get("reason"))
         logger.info("gate decision", extra=decision.to_dict())
         if not decision.promote:
             notifier.rejected(decision.model_version, decision.reasons, metric=decision.metric,

@@ -171,7 +171,9 @@ def _cmd_params(args: argparse.Namespace) -> int:
     from loopline_runtime.config import load_config
 
     parameters = stack_parameters(load_config(args.config))
-    print(" ".join(shlex.quote(f"{key}={value}") for key, value in parameters.items()))
+    # one argument for sam's --parameter-overrides, which reads Key="value with spaces" itself (a schedule)
+    print(" ".join(f'{key}="{value}"' if shlex.quote(value) != value else f"{key}={value}"
+                   for key, value in parameters.items()))
     return 0
 
 
@@ -185,7 +187,7 @@ def _add_params(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         epilog=_examples(
             "loopline params",
             "loopline params --config wine.yaml",
-            'sam deploy --parameter-overrides $(loopline params --config wine.yaml)',
+            'sam deploy --parameter-overrides "$(loopline params --config wine.yaml)"',
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import annotated_types
+import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel
@@ -57,7 +59,12 @@ TREAT_MISSING_DATA = "ignore"
 # The champion-relative alarm's default: retrain when the champion falls this far below its own holdout score on a
 # fresh labeled batch. Points for bounded scores (f1 0.95 -> 0.85); for error metrics a share of the holdout error
 # (rmse 10 -> 12.5), looser because an error measured on one batch varies more.
-DEFAULT_MAX_DROP = {"accuracy": 0.1, "f1": 0.1, "roc_auc": 0.1, "r2": 0.1, "rmse": 0.25, "mae": 0.25}
+# f1_positive is looser: the F1 of a rare class on one batch varies more (measured on the generated churn table of
+# tests/support/churn.py, 11% churners: batches of 1,000 rows scored 0.63-0.72 against a holdout 0.73).
+DEFAULT_MAX_DROP = {"accuracy": 0.1, "f1": 0.1, "f1_positive": 0.15, "roc_auc": 0.1, "average_precision": 0.1,
+                    "r2": 0.1, "rmse": 0.25, "mae": 0.25}
+# a binary target whose rarer class has less than this share of the rows is imbalanced: see choose_metric
+IMBALANCED_SHARE = 0.25
 
 
 def max_drop_note(metric: str, max_drop: float) -> str:
@@ -102,6 +109,7 @@ class DataProfile:
     baseline: Baseline
     warnings: list[str] = field(default_factory=list)
     delimiter: str = ","
+    metric_note: str = ""  # why `loopline init` chose this metric for this target
 
     @property
     def features(self) -> dict[str, FeatureType]:
@@ -135,6 +143,7 @@ def profile_data(df: pd.DataFrame, target: str, *, source: str = "the data") -> 
     ]
     if not any(c.kind for c in columns):
         raise InitRefused(f"{source} has no feature column besides the target {target!r} (ids are not features)")
+    metric, metric_note = choose_metric(labels, schema.task)
     warnings = []
     if schema.task is Task.CLASSIFICATION and labels.nunique() < 2:
         warnings.append(f"the target {target!r} holds a single class; uploads need at least two classes")
@@ -150,22 +159,52 @@ def profile_data(df: pd.DataFrame, target: str, *, source: str = "the data") -> 
         task=schema.task,
         task_note=_task_note(labels, schema.task),
         columns=columns,
-        baseline=trivial_baseline(labels, schema.task),
+        baseline=trivial_baseline(labels, schema.task, metric=metric),
         warnings=warnings,
+        metric_note=metric_note,
     )
 
 
-def trivial_baseline(labels: pd.Series, task: Task) -> Baseline:
-    """The task's default metric for always predicting the most frequent class (or the mean), on `labels`."""
-    metric = DEFAULT_METRIC[task]
+def choose_metric(labels: pd.Series, task: Task) -> tuple[str, str]:
+    """The metric that suits the target, and why, in a sentence.
+
+    An imbalanced binary target (rarer class under IMBALANCED_SHARE) is not judged by macro F1 or accuracy: the
+    majority class dominates both, so a model that stops finding the rare class (churners, frauds) barely moves
+    them, and a drift can even raise macro F1 while the rare class is missed. F1 of the positive class watches what
+    such a model is for; it needs the rare class to be the positive one (sorted second, as `yes` of no/yes or 1 of
+    0/1). Otherwise ROC AUC, which does not depend on which class is positive.
+    """
+    if task is not Task.CLASSIFICATION:
+        return DEFAULT_METRIC[task], _METRIC_NOTES[DEFAULT_METRIC[task]]
+    y = coerce_target(labels, task)
+    shares = y.value_counts(normalize=True)
+    if len(shares) != 2 or shares.min() >= IMBALANCED_SHARE:
+        return DEFAULT_METRIC[task], _METRIC_NOTES[DEFAULT_METRIC[task]]
+    classes = sorted(shares.index)
+    rare = shares.idxmin()
+    why = (f"{rare!r} is only {shares.min():.0%} of the rows: accuracy and macro f1 hardly move when the model "
+           f"stops finding {rare!r}")
+    if rare == classes[1]:
+        return "f1_positive", f"f1_positive: F1 of the positive class {rare!r}, because {why} (higher is better)."
+    return "roc_auc", (f"roc_auc: ranking quality, because {why}; {rare!r} sorts first, so it is not the positive "
+                       "class f1_positive would watch (rename the labels to make it sort second) (higher is better).")
+
+
+def trivial_baseline(labels: pd.Series, task: Task, *, metric: str | None = None) -> Baseline:
+    """`metric` (default: the task's default) for always predicting the most frequent class (or the mean)."""
+    metric = metric or DEFAULT_METRIC[task]
     y = coerce_target(labels, task)
     if task is Task.CLASSIFICATION:
         constant: Any = y.mode().iloc[0]
         predictor = f"always predicting {constant!r}"
+        classes = sorted(y.unique())
+        uniform = np.full((len(y), len(classes)), 1 / max(len(classes), 1))  # a model that ranks nothing
+        value = score(metric, y, [constant] * len(y), uniform, classes)
     else:
         constant = float(y.mean())
         predictor = f"always predicting the mean ({constant:.4g})"
-    return Baseline(metric=metric, score=score(metric, y, [constant] * len(y)), predictor=predictor)
+        value = score(metric, y, [constant] * len(y))
+    return Baseline(metric=metric, score=value, predictor=predictor)
 
 
 def suggested_threshold(baseline: Baseline) -> float:
@@ -230,7 +269,7 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         "# Quality metric: " + "; ".join(
             f"{' | '.join(m for m, (t, _) in METRICS.items() if t is task)} for {task.value}" for task in Task
         ) + ".",
-        f"# {_METRIC_NOTES[metric]}",
+        *(f"# {line}" for line in textwrap.wrap(profile.metric_note or _METRIC_NOTES[metric], 110)),
         _entry("metric", metric),
         "",
         "gate:",
@@ -242,6 +281,10 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         "  # How much worse than the champion (on the same holdout rows) a challenger may score and still win"
         f"{_bounds(GateConfig, 'tolerance')}.",
         f"  tolerance: {GateConfig.model_fields['tolerance'].default}",
+        "  # After the alarm started a retraining: the challenger must score at least as well as the champion on the",
+        "  # batches that breached, and may be worse by at most this on the rest of the holdout (the older data)"
+        f"{_bounds(GateConfig, 'older_data_margin')}.",
+        f"  older_data_margin: {GateConfig.model_fields['older_data_margin'].default}",
         "  # none: promote as soon as the gate passes. manual: wait for a person after the gate",
         "  # (`loopline approve VERSION`, or `loopline reject VERSION --reason TEXT`; the wait is notified).",
         f"  approval: {GateConfig.model_fields['approval'].default}",
@@ -257,6 +300,9 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         f"  # Or an absolute floor: the {metric} on a fresh batch at which the alarm fires (below it; above it for",
         "  # rmse/mae). Set exactly one of max_drop and threshold (the other null).",
         "  threshold: null",
+        "  # Optional: notify (never retrain) when the quality estimated without labels, from the champion's",
+        f"  # calibrated probabilities, falls this far below its holdout {metric}; null: no alarm on the estimate.",
+        f"  estimated_max_drop: {_yaml_scalar(alarm.estimated_max_drop)}",
         f"  # Length of one alarm evaluation period, in seconds{_bounds(AlarmConfig, 'period_seconds')}.",
         f"  period_seconds: {alarm.period_seconds}",
         f"  # How many recent periods the alarm looks at{_bounds(AlarmConfig, 'evaluation_periods')}.",
@@ -284,6 +330,9 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         f"  # Model search budget in seconds{_bounds(TrainingConfig, 'time_budget_seconds')}; "
         "the train Lambda's timeout is 900 s.",
         f"  time_budget_seconds: {training.time_budget_seconds}",
+        "  # Also retrain on a schedule, an EventBridge expression such as rate(7 days) or cron(0 3 ? * MON *);",
+        "  # null: only new data and the alarm start training.",
+        f"  schedule: {_yaml_scalar(training.schedule)}",
         "",
         "ingest:",
         "  # Caps checked before an upload is parsed; over one, the upload is quarantined with its own reason.",
@@ -446,6 +495,8 @@ def summary(profile: DataProfile, output: Path) -> str:
         f"(trivial baseline {profile.baseline.score:.3f}: raise it after your first run)",
         f"  alarm     retrains when the champion scores, on a fresh labeled batch, "
         f"{max_drop_note(profile.metric, DEFAULT_MAX_DROP[profile.metric])} (alarm.max_drop)",
+        *([f"  why       {profile.metric_note}"] if profile.metric_note.startswith(
+            ("f1_positive", "roc_auc: ranking quality, because")) else []),
         *([f"  delimiter {DELIMITER_NAMES[profile.delimiter]} ({profile.delimiter!r}, detected; csv.delimiter)"]
           if profile.delimiter != "," else []),
         *(f"  warning   {w}" for w in profile.warnings),
@@ -469,7 +520,10 @@ def _template_flag() -> list[str]:
 _METRIC_NOTES = {
     "accuracy": "accuracy: share of correct predictions (higher is better).",
     "f1": "f1 is macro-averaged: every class counts equally, however rare (higher is better).",
+    "f1_positive": "f1_positive: F1 of the positive class (the second of the sorted labels) (higher is better).",
     "roc_auc": "roc_auc: ranking quality of the class probabilities (higher is better).",
+    "average_precision": "average_precision: area under the precision-recall curve of the positive class "
+                         "(higher is better).",
     "rmse": "rmse: root mean squared error, in the target's unit (lower is better).",
     "mae": "mae: mean absolute error, in the target's unit (lower is better).",
     "r2": "r2: share of the target's variance explained; 0 is as good as predicting the mean (higher is better).",

@@ -49,6 +49,11 @@ def stack_parameters(config: PipelineConfig) -> dict[str, str]:
         "CaptureRetentionDays": str(config.capture.retention_days),
         "LiveDriftMinutes": str(config.live_drift.every_minutes),
         "LiveDriftMaxDriftedShare": _number(config.live_drift.max_drifted_share),
+        # 0: no alarm on the label-free estimate (the template's condition)
+        "EstimatedQualityMaxDrop": _number(alarm.estimated_max_drop or 0),
+        "RetrainingScheduleState": "ENABLED" if config.training.schedule else "DISABLED",
+        # the rule exists either way (SAM needs an expression; the template's default when off)
+        **({"RetrainingSchedule": config.training.schedule} if config.training.schedule else {}),
     }
 
 

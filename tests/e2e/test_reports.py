@@ -178,8 +178,10 @@ def test_monitoring_report(classifier: tuple[StackClient, str], tmp_path: Path) 
     drawn = monitoring_figures(monitoring_inputs(store, key))
     metric = drawn[0].figure.axes[0]
     assert list(metric.lines[0].get_ydata()) == [run["value"]]
-    assert [line.get_ydata()[0] for line in metric.lines[2:]] == [run["champion_holdout_score"],
-                                                                 run["alarm_threshold"]]
+    assert [line.get_ydata()[0] for line in metric.lines[2:4]] == [run["champion_holdout_score"],
+                                                                  run["alarm_line"]]
+    # and the quality estimated without labels, next to the measured one
+    assert list(metric.lines[4].get_ydata()) == [run["estimated_value"]]
     first_drifted = next(f["name"] for f in run["drift"]["features"] if f["drifted"])
     distribution = next(d for d in drawn if d.caption.startswith(f"{first_drifted}:")).figure.axes[0]
     bars = [p.get_height() for p in distribution.patches]

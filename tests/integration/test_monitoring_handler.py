@@ -13,8 +13,10 @@ import pytest
 from sklearn.metrics import f1_score
 
 from loopline_runtime.bucket_layout import MONITORING_PREFIX
-from loopline_runtime.config import PipelineConfig
+from loopline_runtime.config import PipelineConfig, Task
 from loopline_runtime.errors import NoChampion
+from loopline_runtime.metrics import all_scores, score
+from loopline_runtime.quality_estimate import fit_calibration
 from loopline_runtime.registry import ModelRegistry
 from tests.support.stack import Stack
 
@@ -150,3 +152,45 @@ def test_monitor_without_a_champion_says_so(
     with pytest.raises(NoChampion, match="no champion to monitor yet"):
         monitor.lambda_handler(event, lambda_context)
     assert boto3.client("cloudwatch").list_metrics(Namespace=quality_alarm["Namespace"])["Metrics"] == []
+
+
+def test_monitor_publishes_the_label_free_estimate_next_to_the_measured_quality_and_every_metric(
+    register_model: Callable[..., str], promote: Callable[[str], Any], fitted_champion: tuple[Any, dict[str, Any]],
+    breast_cancer: pd.DataFrame, ingest: Callable[..., dict[str, Any]], fresh_rows: pd.DataFrame,
+    load_handler: Callable[[str], Any], load_event: Callable[[str], dict[str, Any]], registry: ModelRegistry,
+    config: PipelineConfig, quality_alarm: dict[str, Any], lambda_context: Any,
+) -> None:
+    # given a champion registered, as the train step does, with the holdout value of every metric and the
+    # calibration of its probabilities on that holdout
+    pipeline, _ = fitted_champion
+    holdout = breast_cancer.iloc[200:400].astype(str)
+    y = holdout[config.target].to_numpy()
+    X = holdout.drop(columns=[config.target])
+    proba = pipeline.predict_proba(X)
+    champion = register_model(holdout_score=score(config.metric or "f1", y, pipeline.predict(X), proba,
+                                                  list(pipeline.classes_)),
+                              holdout_scores=all_scores(Task.CLASSIFICATION, y, pipeline.predict(X), proba,
+                                                        list(pipeline.classes_)),
+                              calibration=fit_calibration(proba, y, [str(c) for c in pipeline.classes_]))
+    promote(champion)
+    manifest = registry.manifest(champion)
+    outcome = ingest("incoming/fresh.csv", fresh_rows)
+    event = {**load_event("monitor_async.json"), "dataset_version": outcome["dataset_version"]}
+
+    # when the monitor function measures it on a labeled batch
+    result = load_handler("monitor").lambda_handler(event, lambda_context)
+
+    # then the estimate of the configured metric is published as EstimatedModelQuality, where the measured one is
+    cloudwatch = boto3.client("cloudwatch")
+    now = datetime.now(UTC)
+    stats = cloudwatch.get_metric_statistics(
+        Namespace=quality_alarm["Namespace"], MetricName="EstimatedModelQuality",
+        Dimensions=quality_alarm["Dimensions"], StartTime=now - timedelta(hours=1), EndTime=now + timedelta(hours=1),
+        Period=60, Statistics=["Average"])["Datapoints"]
+    assert [point["Average"] for point in stats] == [pytest.approx(result["estimated_value"])]
+    # and the report holds every metric against its holdout value, the estimate and the alarm line
+    report = registry.store.get_json(result["report_key"])
+    assert {name: entry["holdout"] for name, entry in report["metrics"].items()} == {
+        name: pytest.approx(value) for name, value in manifest["holdout_scores"].items() if name in report["metrics"]}
+    assert report["estimate"]["metrics"][report["metric"]] == result["estimated_value"]
+    assert report["alarm_line"] is not None and report["distance_to_alarm"] is not None

@@ -86,6 +86,13 @@ def test_train_registers_a_challenger_with_a_complete_manifest(
     assert registry.store.exists(first_training["holdout_key"])
     assert manifest["training_rows"] + manifest["holdout_rows"] == registry.store.get_json(
         f"{dataset_prefix(first_training['dataset_version'])}manifest.json")["rows"]
+    # and the holdout value of every metric, where the holdout rows come from, and the probabilities' calibration
+    assert manifest["holdout_scores"][config.metric] == manifest["holdout_score"]
+    assert set(manifest["holdout_scores"]) >= {"accuracy", "f1", "roc_auc", "average_precision"}
+    assert manifest["holdout_origins"] == [{"dataset_version": first_training["dataset_version"],
+                                            "rows": manifest["holdout_rows"]}]
+    assert manifest["calibration"]["classes"] == manifest["classes"]
+    assert manifest["calibration"]["holdout_rows"] == manifest["holdout_rows"]
     # and the configured candidate was the one searched
     assert {entry["candidate"] for entry in manifest["leaderboard"]} == {m.name for m in config.models or []}
 

@@ -33,7 +33,7 @@ def test_params_prints_the_stack_parameters_of_the_config(pipeline_config_path: 
 
 def test_params_quotes_nothing_for_a_valid_config_so_make_deploy_can_split_it(pipeline_config_path: Path,
                                                                               capsys: pytest.CaptureFixture[str]):
-    # given: the Makefile passes `$$params` unquoted to sam deploy, which splits on spaces only
+    # given a config without a schedule: plain Key=value words, whichever way a shell passes them on
 
     # when
     main(["params", "--config", str(pipeline_config_path)])
@@ -165,3 +165,21 @@ def test_new_subcommands_show_examples_in_their_help(words: list[str], capsys: p
     # then
     examples = capsys.readouterr().out.split("examples:\n", 1)[1]
     assert f"loopline {words[0]}" in examples
+
+
+def test_a_retraining_schedule_with_spaces_reaches_sam_as_one_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    # given a config that retrains every Monday at 03:00 (a cron expression holds spaces)
+    from samcli.cli.types import CfnParameterOverridesType
+
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump({"name": "p", "target": "y", "gate": {"threshold": 0.5},
+                                      "alarm": {"max_drop": 0.1}, "training": {"schedule": "cron(0 3 ? * MON *)"}}),
+                      "utf-8")
+
+    # when its parameters are printed and passed to sam deploy as one argument, as the Makefile does
+    main(["params", "--config", str(config)])
+    parsed = CfnParameterOverridesType().convert((capsys.readouterr().out.strip(),), None, None)
+
+    # then sam reads the whole expression, and the schedule is enabled
+    assert parsed["RetrainingSchedule"] == "cron(0 3 ? * MON *)"
+    assert parsed["RetrainingScheduleState"] == "ENABLED"

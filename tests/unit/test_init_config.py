@@ -426,3 +426,52 @@ def test_a_near_miss_target_asks_did_you_mean(tmp_path: Path, capsys: pytest.Cap
     # then
     assert code == 1
     assert "did you mean 'churned'?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("labels", "metric"),
+    [
+        (["no"] * 88 + ["yes"] * 12, "f1_positive"),  # the rare class sorts second: it is the positive class
+        (["stayed"] * 88 + ["left"] * 12, "roc_auc"),  # the rare class sorts first: a metric blind to which is
+        (["no"] * 60 + ["yes"] * 40, "f1"),  # balanced enough: every class counts equally
+        ([0] * 88 + [1] * 12, "f1_positive"),
+    ],
+    ids=["rare yes", "rare left", "balanced", "rare 1"],
+)
+def test_init_picks_a_metric_that_suits_the_target_and_says_why(labels: list[object], metric: str, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]):
+    # given a binary target with this balance
+    rng = _rng()
+    frame = pd.DataFrame({"x1": rng.normal(size=100), "label": labels})
+    csv = write_csv(frame, tmp_path / "data.csv")
+
+    # when
+    run_init(csv, "label", tmp_path / "pipeline.yaml")
+
+    # then the metric suits it, the threshold and alarm follow it, and an imbalanced choice says why
+    config = load_config(tmp_path / "pipeline.yaml")
+    text = (tmp_path / "pipeline.yaml").read_text(encoding="utf-8")
+    out = capsys.readouterr().out
+    assert config.metric == metric
+    assert config.alarm.max_drop == DEFAULT_MAX_DROP[metric]
+    if metric != "f1":
+        assert "12% of the rows" in text and "hardly move" in text
+        assert "why" in out and "12% of the rows" in out
+    else:
+        assert "every class counts equally" in text
+
+
+def test_the_imbalanced_baseline_finds_no_positive_so_its_threshold_only_rejects_a_model_that_learned_nothing(
+        tmp_path: Path):
+    # given 12% positives: always predicting "no" has an F1 of 0 for "yes"
+    rng = _rng()
+    csv = write_csv(pd.DataFrame({"x1": rng.normal(size=100), "label": ["no"] * 88 + ["yes"] * 12}),
+                    tmp_path / "data.csv")
+
+    # when
+    run_init(csv, "label", tmp_path / "pipeline.yaml")
+
+    # then
+    config = load_config(tmp_path / "pipeline.yaml")
+    assert config.gate.threshold == 0.01
+    assert "always predicting 'no' scores f1_positive 0.000" in (tmp_path / "pipeline.yaml").read_text("utf-8")

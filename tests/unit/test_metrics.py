@@ -41,6 +41,17 @@ Y_PRED_REG = np.array([2.5, 0.0, 2.0, 8.0, 3.9])
          lambda: skm.roc_auc_score(Y_TRUE_BINARY == "malignant", P_MALIGNANT)),
         ("roc_auc-multiclass", lambda: score("roc_auc", Y_TRUE_MULTI, Y_PRED_MULTI, PROBA_MULTI, [0, 1, 2]),
          lambda: skm.roc_auc_score(Y_TRUE_MULTI, PROBA_MULTI, multi_class="ovr", average="macro")),
+        ("f1_positive", lambda: score("f1_positive", Y_TRUE_BINARY, Y_PRED_BINARY, PROBA_BINARY, CLASSES_BINARY),
+         lambda: skm.f1_score(Y_TRUE_BINARY, Y_PRED_BINARY, pos_label="malignant")),
+        ("average_precision",
+         lambda: score("average_precision", Y_TRUE_BINARY, Y_PRED_BINARY, PROBA_BINARY, CLASSES_BINARY),
+         lambda: skm.average_precision_score(Y_TRUE_BINARY == "malignant", P_MALIGNANT)),
+        ("average_precision-ties",
+         lambda: score("average_precision", Y_TRUE_BINARY, Y_PRED_BINARY, PROBA_BINARY.round(0), CLASSES_BINARY),
+         lambda: skm.average_precision_score(Y_TRUE_BINARY == "malignant", P_MALIGNANT.round(0))),
+        ("average_precision-multiclass",
+         lambda: score("average_precision", Y_TRUE_MULTI, Y_PRED_MULTI, PROBA_MULTI, [0, 1, 2]),
+         lambda: skm.average_precision_score(np.eye(3)[Y_TRUE_MULTI], PROBA_MULTI, average="macro")),
         ("rmse", lambda: score("rmse", Y_TRUE_REG, Y_PRED_REG),
          lambda: skm.root_mean_squared_error(Y_TRUE_REG, Y_PRED_REG)),
         ("mae", lambda: score("mae", Y_TRUE_REG, Y_PRED_REG),
@@ -116,3 +127,11 @@ def test_lower_is_better_metrics(metric: str) -> None:
     assert not at_least_as_good(metric, 2.1, 2.0)
     assert at_least_as_good(metric, 2.1, 2.0, tolerance=0.2)
     assert not at_least_as_good(metric, 2.3, 2.0, tolerance=0.2)
+
+
+def test_f1_positive_refuses_a_target_with_more_than_two_classes() -> None:
+    # given three classes
+
+    # when / then the message points to the macro f1
+    with pytest.raises(ValueError, match="use f1"):
+        score("f1_positive", Y_TRUE_MULTI, Y_PRED_MULTI, PROBA_MULTI, [0, 1, 2])

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loopline.client import StackClient
+from loopline.operate.report.sources import alarm_distance_text
 from loopline_runtime import bucket_layout
 from loopline_runtime.bucket_layout import (
     CHAMPION_KEY,
@@ -41,6 +42,8 @@ class StackStatus:
     pending_approvals: list[dict[str, Any]] = field(default_factory=list)
     quarantines: list[dict[str, Any]] = field(default_factory=list)
     strays: list[str] = field(default_factory=list)
+    # production watching beyond labeled uploads (live drift, capture volume, labels joined): (label, text) rows
+    live: list[tuple[str, str]] = field(default_factory=list)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -140,8 +143,11 @@ def render_status(status: StackStatus, follow_up: Callable[..., str] = _plain_co
                          f"{_when(report.get('measured_at'), status.now)}  {report['metric']} {_num(report['value'])}"
                          f"  drift {drifted}/{len(features)} features  {report.get('rows', '?')} rows"
                          f"  on {report.get('dataset_version', '?')} ({report.get('champion_version', '?')})"))
+            if index == 0:
+                rows.extend(("", line) for line in latest_measurement_lines(report))
     else:
         rows.append(("Measured", "no monitoring run yet"))
+    rows.extend(status.live)
     if status.executions:
         for index, execution in enumerate(status.executions):
             started = execution["startDate"]
@@ -178,6 +184,25 @@ def render_status(status: StackStatus, follow_up: Callable[..., str] = _plain_co
     width = max(len(label) for label, _ in rows) + 2
     header = f"Loopline stack {status.stack_name} at {status.now.strftime('%Y-%m-%d %H:%M:%S')} UTC"
     return "\n".join([header, *(f"{label:<{width}}{text}" for label, text in rows)])
+
+
+def latest_measurement_lines(report: dict[str, Any]) -> list[str]:
+    """The last measurement against the alarm line, its label-free estimate, and the other metrics it recorded."""
+    lines = []
+    line = report.get("alarm_line")
+    if line is not None:
+        verdict = "BREACHED" if report.get("alarm_breached") else "within"
+        lines.append(f"alarm line {report['metric']} {_num(line)}: {verdict}, "
+                     f"{alarm_distance_text(report) or 'distance unknown'}")
+    if report.get("estimated_value") is not None:
+        trusted = (report.get("estimate") or {}).get("trusted")
+        lines.append(f"estimated without labels {_num(report['estimated_value'])}"
+                     f"{'' if trusted else ' (not to be trusted, see the monitoring report)'}")
+    others = [f"{name} {_num(entry.get('value'))} (holdout {_num(entry.get('holdout'))})"
+              for name, entry in sorted((report.get("metrics") or {}).items()) if name != report.get("metric")]
+    if others:
+        lines.append("also " + ", ".join(others))
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------------- models

@@ -113,8 +113,8 @@ def permutation_importance(numbers: dict[str, Any], *, top: int = 20) -> Figure:
 
 
 def metric_against_champion(runs: list[dict[str, Any]], current: dict[str, Any]) -> Figure:
-    """The metric of the recent monitoring runs of this champion, this run marked, against the champion's holdout
-    score and the alarm threshold."""
+    """The metric of the recent monitoring runs of this champion (and its label-free estimate), this run marked,
+    against the champion's holdout score and the alarm line."""
     figure, axes = _figure(WIDE)
     values = [run["value"] for run in runs]
     axes.plot(range(len(values)), values, marker="o", label=f"measured {current['metric']}")
@@ -124,9 +124,13 @@ def metric_against_champion(runs: list[dict[str, Any]], current: dict[str, Any])
     if current.get("champion_holdout_score") is not None:
         axes.axhline(current["champion_holdout_score"], color="tab:green", linestyle="--",
                      label=f"champion's holdout score {current['champion_holdout_score']:.3f}")
-    if current.get("alarm_threshold") is not None:
-        axes.axhline(current["alarm_threshold"], color="tab:red", linestyle=":",
-                     label=f"alarm threshold {current['alarm_threshold']:.3f}")
+    line = current.get("alarm_line", current.get("alarm_threshold"))
+    if line is not None:  # max_drop: the champion's holdout score minus the drop
+        axes.axhline(line, color="tab:red", linestyle=":", label=f"alarm line {line:.3f}")
+    estimated = [run.get("estimated_value") for run in runs]
+    if any(value is not None for value in estimated):
+        axes.plot(range(len(runs)), [np.nan if v is None else v for v in estimated], marker="x", linestyle="--",
+                  color="tab:gray", label=f"estimated {current['metric']} (without labels)")
     axes.set_xticks(range(len(runs)), [run["measured_at"][11:19] for run in runs], rotation=30, ha="right",
                     fontsize="small")
     axes.set(xlabel="monitoring run (UTC)", ylabel=current["metric"],

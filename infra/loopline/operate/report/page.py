@@ -17,7 +17,8 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from loopline.operate.report import figures
-from loopline.operate.report.sources import ModelReportInputs, MonitoringReportInputs
+from loopline.operate.report.sources import ModelReportInputs, MonitoringReportInputs, alarm_distance_text
+from loopline_runtime.config import higher_is_better
 
 MAX_DISTRIBUTIONS = 12  # feature distributions drawn per monitoring run: the drifted ones first, then by PSI
 
@@ -137,12 +138,15 @@ def _monitoring_page(inputs: MonitoringReportInputs, progress: Callable[[str], N
             ("champion", run.get("champion_version")), ("dataset version", run.get("dataset_version")),
             ("labeled rows", run.get("rows")),
             (f"{run['metric']} on this batch", f"{_num(run['value'])}{drop}"),
-            ("champion's holdout score", _num(holdout)), ("alarm threshold", _num(run.get("alarm_threshold"))),
+            ("champion's holdout score", _num(holdout)),
+            ("alarm line", _alarm_line(run)), ("alarm", _alarm_verdict(run)),
+            ("estimated without labels", _estimate_line(run)),
+            ("retraining", _retraining_line(run, inputs.retraining)),
             ("drifted features", f"{len(run.get('drift', {}).get('drifted', []))} of "
                                  f"{len(run.get('drift', {}).get('features', []))}"),
         ])),
-        _section("metric", "Metric against the champion", _figure_html(drawn[0]) + _scores_table(run)),
-        _section("drift", "Drift per feature", _drift_table(run)),
+        _section("metric", "Every metric against the champion's holdout", _figure_html(drawn[0]) + _scores_table(run)),
+        _section("drift", "Drift per feature", _drift_table(run) + _skipped_table(inputs.champion_manifest)),
         _section("distributions", "Distributions: training against this batch",
                  "".join(_figure_html(d) for d in drawn[1:]) or "<p>No distributions recorded for this run.</p>"),
     ]
@@ -173,6 +177,17 @@ def _gate(evaluation: dict[str, Any] | None, *, promoted: bool) -> str:
             ("champion at the time", evaluation.get("champion_version") or "none"),
             ("champion's score on the same rows", _num(evaluation.get("champion_score"))),
             ("beats the champion", evaluation.get("beats_champion")), ("evaluated", evaluation.get("evaluated_at"))]
+    regime = evaluation.get("regime") or {}
+    if regime:  # a run started by the alarm: judged on the batches that breached and on the rest
+        rows[-1:-1] = [
+            ("batches that breached the alarm", ", ".join(regime.get("breached_versions", [])) or "none"),
+            ("on them (holdout rows)", f"challenger {_num(regime.get('challenger_recent'))} vs champion "
+                                       f"{_num(regime.get('champion_recent'))} ({regime.get('recent_rows')} rows)"),
+            ("on the rest of the holdout", f"challenger {_num(regime.get('challenger_rest'))} vs champion "
+                                           f"{_num(regime.get('champion_rest'))} ({regime.get('rest_rows')} rows, "
+                                           f"margin {_num(regime.get('margin'))})"),
+            *([("note", regime["note"])] if regime.get("note") else []),
+        ]
     reasons = "".join(f"<li>{_e(r)}</li>" for r in evaluation.get("reasons", []))
     return (f'<p class="verdict {style}">{_e(verdict.upper())}</p>' + _definition_list(rows)
             + f"<h3>Reasons</h3><ul class=\"reasons\">{reasons}</ul>"
@@ -227,7 +242,69 @@ def _history(inputs: ModelReportInputs) -> str:
 
 
 def _scores_table(run: dict[str, Any]) -> str:
-    return _table(["metric", "on this batch"], [(k, _num(v)) for k, v in sorted(run.get("scores", {}).items())])
+    """Every metric on this batch next to the champion's holdout value; the configured one decides the alarm."""
+    table = run.get("metrics") or {name: {"value": value} for name, value in run.get("scores", {}).items()}
+    rows = [(name, _num(entry.get("value")), _num(entry.get("holdout")), _num(entry.get("drop")),
+             "decides the alarm" if name == run.get("metric") else "recorded")
+            for name, entry in sorted(table.items())]
+    return _table(["metric", "on this batch", "champion's holdout", "drop (positive is worse)", "role"], rows)
+
+
+def _alarm_line(run: dict[str, Any]) -> str:
+    """Where the alarm fires, and how it is derived: holdout minus max_drop, or the absolute threshold."""
+    line = run.get("alarm_line")
+    if line is None:
+        return _num(run.get("alarm_threshold"))
+    metric = run.get("metric", "")
+    if run.get("alarm_max_drop") is not None:
+        holdout, max_drop = run.get("reference_score"), run["alarm_max_drop"]
+        how = (f"holdout {_num(holdout)} - max_drop {_num(max_drop)}" if higher_is_better(metric)
+               else f"holdout {_num(holdout)} + {max_drop:.0%}")
+        return f"{metric} {_num(line)} ({how})"
+    return f"{metric} {_num(line)} (alarm.threshold)"
+
+
+def _alarm_verdict(run: dict[str, Any]) -> str:
+    distance = alarm_distance_text(run)
+    before = run.get("alarm_state_before")
+    if not run.get("alarm_breached"):
+        return f"not breached ({distance})" if distance else "not breached"
+    fired = ("already in ALARM before: this measurement started the retraining itself" if before == "ALARM"
+             else "breached: the alarm goes to ALARM and its EventBridge rule starts a retraining")
+    return f"{fired} ({distance})" if distance else fired
+
+
+def _estimate_line(run: dict[str, Any]) -> str:
+    estimate = run.get("estimate")
+    if not estimate or run.get("estimated_value") is None:
+        return "not estimated (a regressor, or a champion without a recorded calibration)"
+    trust = "trusted" if estimate.get("trusted") else "not to be trusted: " + "; ".join(estimate.get("reasons", []))
+    return (f"{run['metric']} {_num(run['estimated_value'])} estimated from the probabilities vs "
+            f"{_num(run.get('value'))} measured with the labels ({trust})")
+
+
+def _retraining_line(run: dict[str, Any], retraining: dict[str, Any] | None) -> str:
+    if not run.get("alarm_breached"):
+        return "none (the alarm line was not crossed)"
+    if retraining is None:
+        started = run.get("retraining_execution")
+        return f"started: {started}" if started else "none on record yet (started by the alarm, or still training)"
+    text = f"{retraining['version']} ({retraining['reason']}): {retraining['outcome'].upper()}"
+    regime = retraining.get("regime") or {}
+    if "challenger_recent" in regime:
+        text += (f"; on the batches that breached {_num(regime['challenger_recent'])} vs the old champion's "
+                 f"{_num(regime['champion_recent'])}, on the rest {_num(regime.get('challenger_rest'))} vs "
+                 f"{_num(regime.get('champion_rest'))} (margin {_num(regime.get('margin'))})")
+    if retraining["outcome"] == "rejected" and retraining.get("reasons"):
+        text += "; " + "; ".join(retraining["reasons"])
+    return text
+
+
+def _skipped_table(manifest: dict[str, Any] | None) -> str:
+    skipped = ((manifest or {}).get("training_profile") or {}).get("skipped") or {}
+    if not skipped:
+        return ""
+    return "<h3>Features not checked for drift</h3>" + _table(["feature", "why"], sorted(skipped.items()))
 
 
 def _drift_table(run: dict[str, Any]) -> str:

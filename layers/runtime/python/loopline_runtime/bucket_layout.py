@@ -126,7 +126,7 @@ ROLE_ACCESS: dict[str, Access] = {
         writes=frozenset({QUARANTINE_PREFIX, DATASETS_PREFIX, LABELS_PREFIX}),
     ),
     "TrainFunction": Access(
-        reads=frozenset({DATASETS_PREFIX, MODELS_PREFIX}),
+        reads=frozenset({DATASETS_PREFIX, MODELS_PREFIX, REGISTRY_PREFIX}),
         writes=frozenset({MODELS_PREFIX}),
     ),
     "EvaluateFunction": Access(

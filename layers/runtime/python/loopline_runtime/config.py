@@ -41,7 +41,9 @@ BUNDLED_CODE_DIR = "model_code"
 METRICS: dict[str, tuple[Task, bool]] = {
     "accuracy": (Task.CLASSIFICATION, True),
     "f1": (Task.CLASSIFICATION, True),
+    "f1_positive": (Task.CLASSIFICATION, True),
     "roc_auc": (Task.CLASSIFICATION, True),
+    "average_precision": (Task.CLASSIFICATION, True),
     "rmse": (Task.REGRESSION, False),
     "mae": (Task.REGRESSION, False),
     "r2": (Task.REGRESSION, True),
@@ -59,6 +61,9 @@ class GateConfig(_Strict):
     threshold: float = Field(description="The challenger's holdout metric must reach this to be promoted.")
     # a challenger must not be worse than the champion by more than this on the same holdout rows
     tolerance: float = Field(default=0.0, ge=0)
+    # after an alarm the challenger must match or beat the champion on the holdout rows of the batches that
+    # breached, and may be worse than the champion by at most this on the rest of the holdout (the older regime)
+    older_data_margin: float = Field(default=0.05, ge=0, le=1)
     # manual: a challenger that passes waits for `loopline approve VERSION` / `loopline reject VERSION`
     approval: Literal["none", "manual"] = "none"
     # no answer within this many seconds rejects the challenger (Step Functions waits at most a year)
@@ -74,6 +79,11 @@ class AlarmConfig(_Strict):
     # absolute floor: the champion's metric on fresh labeled data at which the alarm fires
     threshold: float | None = Field(
         default=None, description="The champion's metric on fresh labeled data that raises the alarm."
+    )
+    # optional, off by default: notify (never retrain) when the quality estimated without labels (from the
+    # champion's calibrated probabilities) falls this far below its holdout score, in the unit of max_drop
+    estimated_max_drop: float | None = Field(
+        default=None, gt=0, description="Notify when the label-free estimate falls this far below the holdout score."
     )
     period_seconds: int = Field(default=60, ge=10)
     evaluation_periods: int = Field(default=1, ge=1)
@@ -105,6 +115,10 @@ class TrainingConfig(_Strict):
     seed: int = 42
     min_rows: int = Field(default=30, ge=10, description="Uploads with fewer rows are rejected.")
     time_budget_seconds: int = Field(default=300, ge=5, le=780)
+    # optional, off by default: also retrain on a schedule (an EventBridge expression); a run without new data
+    # since the last one stands aside as "already trained on this data"
+    schedule: str | None = Field(default=None, pattern=r"^(rate|cron)\(.+\)$",
+                                 description="Retrain on this schedule, e.g. rate(7 days) or cron(0 3 ? * MON *).")
 
 
 class IngestConfig(_Strict):

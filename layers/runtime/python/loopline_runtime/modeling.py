@@ -188,8 +188,10 @@ def search_model(
     first_rung_rows: int = FIRST_RUNG_ROWS,
     on_phase: PhaseObserver = ignore_phases,
     code: Mapping[str, ModelCode] | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> SearchResult:
-    """Choose a candidate and setting, then refit it on all of X.
+    """Choose a candidate and setting, then refit it on all of X (weighting rows by `sample_weight`, if given:
+    the search itself is unweighted).
 
     Candidates are scored on at most `max_search_rows` rows (search_sample). A sample too small for two rungs of
     `first_rung_rows` training rows is cross-validated exhaustively: every setting of every candidate, the
@@ -216,7 +218,8 @@ def search_model(
     best = leaderboard[0]
     # the leaderboard entry holds the winner's settings (numpy scalars made plain, equal for set_params)
     pipeline = candidate_pipeline(schema, best["candidate"], seed, best["params"], code)
-    pipeline.fit(X, y)
+    weights = {} if sample_weight is None else {f"{pipeline.steps[-1][0]}__sample_weight": sample_weight}
+    pipeline.fit(X, y, **weights)
     return SearchResult(pipeline, best["candidate"], best["params"], best["cv_score"], leaderboard, exhausted,
                         len(X_search), method)
 

@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from loopline_runtime.bucket_layout import MEASURED_FOLDER, MONITORING_PREFIX, key_time
-from loopline_runtime.config import AlarmConfig, PipelineConfig
+from loopline_runtime.config import AlarmConfig, PipelineConfig, higher_is_better
 from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.drift import feature_distributions, measure_drift
 from loopline_runtime.errors import NoChampion
-from loopline_runtime.evaluation import score_model
+from loopline_runtime.evaluation import score_and_probabilities
 from loopline_runtime.metrics import meets, quality_drop
+from loopline_runtime.quality_estimate import QualityEstimate, estimate_quality
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectNotFound, ObjectStore
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 
 QUALITY_METRIC_NAME = "ModelQuality"
 QUALITY_DROP_METRIC_NAME = "ModelQualityDrop"
+# the configured metric estimated from the champion's calibrated probabilities, without the labels (classifiers)
+ESTIMATED_QUALITY_METRIC_NAME = "EstimatedModelQuality"
+ESTIMATED_QUALITY_DROP_METRIC_NAME = "EstimatedModelQualityDrop"
 DRIFT_MIN_PSI_ROWS = 250
 
 # starts a retraining for a dataset version and returns the execution ARN (see orchestration.start_training)
@@ -44,6 +48,38 @@ def breaches_alarm(alarm: AlarmConfig, metric: str, value: float, drop: float | 
         return drop is not None and drop > alarm.max_drop
     assert alarm.threshold is not None  # the config allows exactly one of max_drop and threshold
     return not meets(metric, value, alarm.threshold)
+
+
+def alarm_line(alarm: AlarmConfig, metric: str, reference: float | None) -> float | None:
+    """The value of `metric` at which the alarm fires: the holdout score minus max_drop (plus the share for error
+    metrics), or the absolute threshold; None when max_drop has no holdout score to start from."""
+    if alarm.max_drop is None:
+        return alarm.threshold
+    if reference is None:
+        return None
+    if higher_is_better(metric):
+        return float(reference - alarm.max_drop)
+    return float(reference + alarm.max_drop * max(abs(reference), 1e-12))
+
+
+def distance_to_alarm(metric: str, value: float, line: float | None) -> float | None:
+    """How far `value` is from the alarm line on the good side (negative: past it)."""
+    if line is None:
+        return None
+    return float(value - line) if higher_is_better(metric) else float(line - value)
+
+
+def metrics_against_holdout(scores: dict[str, float], manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every measured metric next to the champion's holdout value of it and the drop (positive is worse)."""
+    holdout = dict(manifest.get("holdout_scores") or {})
+    if manifest.get("holdout_score") is not None:
+        holdout.setdefault(manifest["metric"], manifest["holdout_score"])
+    table: dict[str, dict[str, Any]] = {}
+    for name, value in scores.items():
+        reference = holdout.get(name)
+        table[name] = {"value": value, "holdout": reference,
+                       "drop": quality_drop(name, reference, value) if reference is not None else None}
+    return table
 
 
 def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: CloudWatchClient, *, dataset_version: str,
@@ -69,7 +105,7 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Clo
     frame = catalog.load(dataset)
     schema = champion.schema
     metric = champion.manifest["metric"]
-    scores = score_model(champion, frame, schema)
+    scores, probabilities = score_and_probabilities(champion, frame, schema)
     value = scores[metric]
     reference = champion.manifest.get("holdout_score")
     drop = quality_drop(metric, reference, value) if reference is not None else None
@@ -82,6 +118,12 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Clo
     points = {QUALITY_METRIC_NAME: value, "DriftedFeatureShare": drift.drifted_share, "MaxFeaturePSI": drift.max_psi}
     if drop is not None:
         points[QUALITY_DROP_METRIC_NAME] = drop
+    estimate = _estimate(probabilities, champion.manifest)
+    estimated_value = estimate.metrics.get(metric) if estimate is not None else None
+    if estimated_value is not None:
+        points[ESTIMATED_QUALITY_METRIC_NAME] = estimated_value
+        if reference is not None:  # what the optional estimated-quality alarm watches (alarm.estimated_max_drop)
+            points[ESTIMATED_QUALITY_DROP_METRIC_NAME] = quality_drop(metric, reference, estimated_value)
     cloudwatch.put_metric_data(
         Namespace=metric_namespace(),
         # high resolution so short alarm periods (10 s, 30 s) work for fast feedback loops
@@ -102,6 +144,13 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Clo
         "reference_score": reference,
         "quality_drop": drop,
         "scores": scores,
+        # every metric of the task against the champion's holdout value of it; `metric` alone drives the alarm
+        "metrics": metrics_against_holdout(scores, champion.manifest),
+        # what the label-free estimate would have said of this batch (quality_estimate): estimated vs measured
+        "estimate": estimate.to_dict() if estimate is not None else None,
+        "estimated_value": estimated_value,
+        "alarm_line": (line := alarm_line(config.alarm, metric, reference)),
+        "distance_to_alarm": distance_to_alarm(metric, value, line),
         "alarm_threshold": config.alarm.threshold,
         "alarm_max_drop": config.alarm.max_drop,
         "alarm_breached": breached,
@@ -118,9 +167,17 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Clo
     store.put_json(key, report)
     result = {"report_key": key, "champion_version": champion.version, "dataset_version": dataset.version,
               "metric": metric, "value": value, "quality_drop": drop, "drifted_share": drift.drifted_share,
+              "estimated_value": estimated_value, "alarm_line": line,
               "alarm_breached": breached, "retraining_execution": retraining}
     store.put_json(marker, result)
     return {**result, "status": "measured"}
+
+
+def _estimate(probabilities: Any, manifest: dict[str, Any]) -> QualityEstimate | None:
+    calibration = manifest.get("calibration")
+    if probabilities is None or not calibration:
+        return None  # a regressor, or a champion registered before calibrations were recorded
+    return estimate_quality(probabilities, calibration)
 
 
 def _alarm_state(cloudwatch: CloudWatchClient, alarm_name: str | None) -> str | None:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_stepfunctions import SFNClient
 
+# training runs started by the quality alarm (its EventBridge rule's input, or monitoring while the alarm stays in
+# ALARM): their gate judges challenger and champion on the batches that breached (evaluation.regime_decision)
+REGIME_REASONS = frozenset({"alarm", "alarm_persists"})
 
 
 class TrainingAlreadyRunning(LooplineError):

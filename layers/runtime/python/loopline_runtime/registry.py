@@ -31,7 +31,7 @@ from importlib.metadata import version as installed_version
 from typing import TYPE_CHECKING, Any
 
 import loopline_runtime
-from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX, model_prefix
+from loopline_runtime.bucket_layout import CHAMPION_KEY, HISTORY_PREFIX, MEASURED_FOLDER, model_prefix
 from loopline_runtime.errors import ArtifactIntegrityError, ChampionChanged, ModelNotCompiled, NoChampion
 from loopline_runtime.feature_schema import FeatureSchema
 from loopline_runtime.storage import ObjectChanged, ObjectExists, ObjectNotFound, ObjectStore
@@ -280,6 +280,16 @@ class ModelRegistry:
             return self.store.get_json(CHAMPION_KEY)
         except ObjectNotFound:
             return None
+
+    def breached_versions(self, champion_version: str) -> list[str]:
+        """The dataset versions measured on `champion_version` (so since its promotion) that breached the alarm,
+        oldest marker first (models/<champion>/measured/<batch>.json, written by monitoring)."""
+        versions = []
+        for key in sorted(self.store.list_keys(self.prefix(champion_version) + MEASURED_FOLDER)):
+            marker = self.store.get_json(key)
+            if marker.get("alarm_breached"):
+                versions.append(str(marker["dataset_version"]))
+        return versions
 
     def champion_pointer_and_etag(self) -> tuple[dict[str, Any] | None, str | None]:
         """The pointer and the ETag of exactly that content (None, None without a champion)."""

@@ -26,10 +26,14 @@ from loopline_runtime.config import PipelineConfig, Task, model_code_dir
 from loopline_runtime.datasets import DatasetCatalog, DatasetVersion
 from loopline_runtime.drift import build_profile
 from loopline_runtime.errors import TrainingFailed, TrainingUpToDate
+from loopline_runtime.metrics import all_scores
 from loopline_runtime.model_code import load_candidates_code
 from loopline_runtime.model_code_check import prove_model_code
-from loopline_runtime.modeling import SEARCH_MAX_ROWS, evaluate_pipeline, search_model
+from loopline_runtime.modeling import SEARCH_MAX_ROWS, search_model
+from loopline_runtime.orchestration import REGIME_REASONS
+from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.progress import PhaseObserver, ignore_phases
+from loopline_runtime.quality_estimate import fit_calibration
 from loopline_runtime.registry import ModelRegistry, new_model_version
 from loopline_runtime.schema import FeatureSchema, coerce_target
 from loopline_runtime.storage import ObjectNotFound
@@ -104,12 +108,14 @@ def train_challenger(
     on_phase("load_start", "load dataset CSV from S3")
     frames = [catalog.load(dataset, compact=True) for dataset in datasets]
     on_phase("load_end", "load dataset CSV from S3")
+    labeled_rows = [int(f[schema.target].notna().sum()) if schema.target in f.columns else 0 for f in frames]
     frame = _concat([f[[c for c in f.columns if c in (*schema.features, schema.target)]] for f in frames])
     del frames
     frame = frame[frame[schema.target].notna()].reset_index(drop=True)
     y = coerce_target(frame[schema.target].astype(object), schema.task)
     X = frame[list(schema.features)]
-    X_train, X_holdout, y_train, y_holdout = _split(X, y, schema.task, config)
+    versions = [(d.version, rows) for d, rows in zip(datasets, labeled_rows, strict=True)]
+    X_train, X_holdout, y_train, y_holdout, holdout_origins = _split_per_version(X, y, schema.task, config, versions)
     metric = config.metric_for(schema.task)
 
     budget = float(config.training.time_budget_seconds)
@@ -121,13 +127,18 @@ def train_challenger(
         prove_model_code(loaded, candidates[name], schema, X_train, y_train, seed=config.training.seed,
                          time_budget_seconds=budget)
         on_phase("code_check_end", name)
+    weighting = _new_regime_weighting(registry, trigger, X_train.index.to_numpy(), versions)
     on_phase("search_start", "search")
     result = search_model(schema, X_train, y_train, metric=metric, seed=config.training.seed,
                           time_budget_seconds=budget, candidates=list(config.models) if config.models else None,
-                          max_search_rows=max_search_rows, on_phase=on_phase, code=code)
+                          max_search_rows=max_search_rows, on_phase=on_phase, code=code,
+                          sample_weight=weighting.pop("sample_weight", None))
     on_phase("search_end", "search")
     on_phase("holdout_start", "score the holdout")
-    holdout_score = evaluate_pipeline(result.pipeline, X_holdout, y_holdout, metric)
+    predictions, proba, classes_seen = predict_with_probabilities(result.pipeline, X_holdout)
+    # every metric of the task on the holdout: monitoring compares each one on fresh data with these
+    holdout_scores = all_scores(schema.task, y_holdout, predictions, proba, classes_seen)
+    holdout_score = holdout_scores[metric]
     on_phase("holdout_end", "score the holdout")
     # compiled at registration and checked on the same holdout; a model that fails is registered, never served
     on_phase("compile_start", "compile to ONNX + parity check")
@@ -156,6 +167,13 @@ def train_challenger(
         "params": result.params,
         "cv_score": result.cv_score,
         "holdout_score": holdout_score,
+        "holdout_scores": holdout_scores,
+        # the holdout's rows by dataset version, in holdout.csv's order: the gate tells new regime from old by it
+        "holdout_origins": holdout_origins,
+        # the probabilities' calibration on the holdout: what quality_estimate needs to estimate without labels
+        "calibration": _calibration(proba, y_holdout, classes),
+        # after an alarm: the breached batches' training rows weigh as much as the rest of the window
+        "new_regime_weighting": weighting or None,
         "leaderboard": result.leaderboard,
         "search_budget_seconds": budget,
         "search_budget_exhausted": result.budget_exhausted,
@@ -253,17 +271,68 @@ def training_fingerprint(dataset_versions: list[str], config: PipelineConfig,
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
-def _split(X: pd.DataFrame, y: pd.Series, task: Task, config: PipelineConfig) -> Any:
+def _new_regime_weighting(registry: ModelRegistry, trigger: dict[str, Any], train_rows: np.ndarray,
+                          versions: list[tuple[str, int]]) -> dict[str, Any]:
+    """After an alarm, the training rows of the batches that breached it get one weight that makes them weigh as
+    much as the rest of the window (the refit only; never less than 1): a first retraining, while the old regime
+    is still most of the window, then learns the new regime instead of averaging it away. Otherwise {}.
+
+    Returns {"versions", "weight", "rows", "sample_weight"} (`train_rows`: each training row's position in the
+    window, versions in window order with their row counts)."""
+    if trigger.get("reason") not in REGIME_REASONS:
+        return {}
+    pointer = registry.champion_pointer()
+    if pointer is None:
+        return {}
+    breached = set(registry.breached_versions(str(pointer["version"])))
+    ends = np.cumsum([rows for _, rows in versions])
+    origin = np.searchsorted(ends, train_rows, side="right")
+    recent = np.isin(origin, [i for i, (version, _) in enumerate(versions) if version in breached])
+    if not recent.any() or recent.all():
+        return {}
+    weight = max(1.0, float((~recent).sum() / recent.sum()))
+    return {"versions": [v for v, _ in versions if v in breached], "weight": round(weight, 6),
+            "rows": int(recent.sum()), "sample_weight": np.where(recent, weight, 1.0)}
+
+
+def _calibration(proba: np.ndarray | None, y_holdout: pd.Series, classes: list[Any]) -> dict[str, Any] | None:
+    if proba is None or len(classes) < 2:
+        return None
+    return fit_calibration(proba, y_holdout.to_numpy(), classes)
+
+
+def _split_per_version(X: pd.DataFrame, y: pd.Series, task: Task, config: PipelineConfig,
+                       versions: list[tuple[str, int]]) -> Any:
+    """The seeded holdout split, made within each dataset version (rows in window order, `versions` = each
+    version's row count), so a version's holdout rows are the same in every training run that uses it: a later
+    gate scores the champion only on rows it never trained on. Returns X_train, X_holdout, y_train, y_holdout and
+    the holdout's origins [{"dataset_version", "rows"}] in holdout order."""
+    if task is Task.CLASSIFICATION and y.nunique() < 2:
+        raise TrainingFailed(f"the training data holds a single class ({y.iloc[0]!r})")
+    train_parts, holdout_parts, origins, start = [], [], [], 0
+    for version, rows in versions:
+        index = np.arange(start, start + rows)
+        start += rows
+        if rows < 2:
+            train_parts.append(index)
+            continue
+        train_index, holdout_index = _split(index, y.iloc[index], task, config)
+        train_parts.append(train_index)
+        holdout_parts.append(holdout_index)
+        origins.append({"dataset_version": version, "rows": len(holdout_index)})
+    train = np.concatenate(train_parts)
+    holdout = np.concatenate(holdout_parts) if holdout_parts else np.array([], dtype=int)
+    return X.iloc[train], X.iloc[holdout], y.iloc[train], y.iloc[holdout], origins
+
+
+def _split(X: Any, y: pd.Series, task: Task, config: PipelineConfig) -> Any:
     stratify = None
     if task is Task.CLASSIFICATION:
         counts = y.value_counts()
-        if len(counts) < 2:
-            raise TrainingFailed(f"the training data holds a single class ({counts.index[0]!r})")
-        if counts.min() >= 2:
+        if len(counts) >= 2 and counts.min() >= 2:
             stratify = y
     try:
-        return train_test_split(X, y, test_size=config.training.holdout_fraction,
-                                random_state=config.training.seed, stratify=stratify)
+        return train_test_split(X, test_size=config.training.holdout_fraction, random_state=config.training.seed,
+                                stratify=stratify)
     except ValueError:  # too few rows per class for a stratified holdout: fall back to a plain seeded split
-        return train_test_split(X, y, test_size=config.training.holdout_fraction,
-                                random_state=config.training.seed)
+        return train_test_split(X, test_size=config.training.holdout_fraction, random_state=config.training.seed)
