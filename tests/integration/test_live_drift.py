@@ -13,7 +13,12 @@ import pandas as pd
 import pytest
 
 from loopline_runtime.config import LiveDriftConfig, PipelineConfig
+from loopline_runtime.feature_schema import Task
 from loopline_runtime.live_drift import measure_live_drift
+from loopline_runtime.metrics import all_scores
+from loopline_runtime.quality_estimate import fit_calibration
+from loopline_runtime.registry import ModelRegistry
+from loopline_runtime.serving import predict_records
 from loopline_runtime.storage import ObjectStore
 from tests.support.captures import capture_record, put_capture_file
 from tests.support.stack import Stack
@@ -44,13 +49,21 @@ def champion(register_model: Callable[..., str], promote: Callable[[str], Any]) 
 
 
 @pytest.fixture
-def capture(aws_stack: Stack, fresh_rows: pd.DataFrame, config: PipelineConfig) -> Callable[..., None]:
-    """Capture the fresh rows' features (times `scale` on every numeric feature) in the last few minutes."""
+def capture(aws_stack: Stack, fresh_rows: pd.DataFrame, config: PipelineConfig, store: ObjectStore
+            ) -> Callable[..., None]:
+    """Capture the fresh rows' features (times `scale` on every numeric feature, or drawn `toward_centre` of the
+    data by that share) in the last few minutes, with what the champion answers for them, as predict captures."""
 
-    def put(scale: float = 1.0, rows: int | None = None) -> None:
+    def put(scale: float = 1.0, rows: int | None = None, toward_centre: float = 0.0) -> None:
         features = fresh_rows.drop(columns=[config.target]).head(rows) * scale
+        features = features + toward_centre * (features.mean() - features)
+        registry = ModelRegistry(store)
+        answers = predict_records(registry.load_champion(registry.champion_pointer() or {}),
+                                  features.to_dict("records"), max_records=len(features))
         when = datetime.now(UTC) - timedelta(minutes=5)
-        records = [capture_record(f"r{i}", row, captured_at=when) for i, row in enumerate(features.to_dict("records"))]
+        records = [capture_record(f"r{i}", row, captured_at=when, prediction=answers["predictions"][i],
+                                  probabilities=answers["probabilities"][i])
+                   for i, row in enumerate(features.to_dict("records"))]
         put_capture_file(boto3.client("s3"), aws_stack.bucket, records, arrived=when)
 
     return put
@@ -134,3 +147,43 @@ def test_live_drift_retrains_only_when_configured(
 
     # then
     assert report["retraining_execution"] == "arn:execution" and len(started) == 1
+
+
+@pytest.fixture
+def calibrated_champion(register_model: Callable[..., str], promote: Callable[[str], Any],
+                        fitted_champion: tuple[Any, dict[str, Any]], breast_cancer: pd.DataFrame,
+                        config: PipelineConfig) -> str:
+    """A champion registered as training registers one: calibrated and scored on a holdout of its own."""
+    pipeline, manifest = fitted_champion
+    holdout = breast_cancer.iloc[300:].astype(str)
+    proba = pipeline.predict_proba(holdout.drop(columns=[config.target]))
+    labels = holdout[config.target].to_numpy()
+    scores = all_scores(Task.CLASSIFICATION, labels, pipeline.predict(holdout.drop(columns=[config.target])),
+                        proba, list(pipeline.classes_))
+    version = register_model(calibration=fit_calibration(proba, labels, manifest["classes"]),
+                             holdout_score=scores[manifest["metric"]])
+    promote(version)
+    return version
+
+
+def test_captured_inputs_drawn_toward_the_class_boundary_lower_the_estimated_quality(
+    calibrated_champion: str, capture: Callable[..., None], load_handler: Callable[[str], Any], store: ObjectStore,
+    aws_stack: Stack, schedule_event: dict[str, Any], lambda_context: Any,
+) -> None:
+    # given the champion's label-free estimate on live requests like its training data
+    capture()
+    before = load_handler("monitor").lambda_handler(schedule_event, lambda_context)
+    for key in list(store.list_keys("capture/")):
+        boto3.client("s3").delete_object(Bucket=aws_stack.bucket, Key=key)
+
+    # when the live requests drift toward the middle of the data (where the model is unsure), with no labels
+    capture(toward_centre=0.9)
+    after = load_handler("monitor").lambda_handler(schedule_event, lambda_context)
+
+    # then the estimate, published as a labeled batch's is, falls well below the holdout score and the first
+    assert before["estimate"] is not None and after["estimate"] is not None
+    assert after["estimated_value"] < before["estimated_value"] - 0.1
+    assert after["estimated_value"] < after["holdout_score"] - 0.1
+    assert store.get_json(after["report_key"])["estimated_value"] == after["estimated_value"]
+    published = boto3.client("cloudwatch").list_metrics(MetricName="EstimatedModelQualityDrop")["Metrics"]
+    assert published, "the estimated quality drop was not published"

@@ -14,11 +14,15 @@ from loopline_runtime.capture import CAPTURE_FIELD, CAPTURE_SCHEMA
 
 
 def capture_record(prediction_id: str, inputs: Mapping[str, Any], *, captured_at: datetime | None = None,
-                   model_version: str = "m-test", prediction: Any = None) -> dict[str, Any]:
+                   model_version: str = "m-test", prediction: Any = None,
+                   probabilities: Mapping[str, float] | None = None) -> dict[str, Any]:
     """One record of schema prediction/1 (loopline_runtime.capture)."""
-    return {CAPTURE_FIELD: CAPTURE_SCHEMA, "prediction_id": prediction_id, "request_id": prediction_id.split("/")[0],
-            "captured_at": (captured_at or datetime.now(UTC)).isoformat(), "model_version": model_version,
-            "inputs": dict(inputs), "prediction": prediction}
+    record = {CAPTURE_FIELD: CAPTURE_SCHEMA, "prediction_id": prediction_id, "request_id": prediction_id.split("/")[0],
+              "captured_at": (captured_at or datetime.now(UTC)).isoformat(), "model_version": model_version,
+              "inputs": dict(inputs), "prediction": prediction}
+    if probabilities is not None:
+        record["probabilities"] = dict(probabilities)
+    return record
 
 
 def put_capture_file(s3: Any, bucket: str, records: Iterable[Mapping[str, Any]],

@@ -5,8 +5,10 @@ the capture files of the last live_drift.every_minutes, keeps a uniform sample o
 (reservoir sampling: memory bounded whatever the window holds; the drift tests are as good on a 100,000-row
 sample), measures it with the same PSI / KS / chi-squared code as a labeled batch (loopline_runtime.drift) and
 publishes the drifted share as `LiveDriftedFeatureShare` (the LiveDriftAlarm notifies above
-live_drift.max_drifted_share). It starts a retraining only with live_drift.retrain (off by default: without new
-labels a retraining learns the same data). Each run writes monitoring/live/<time>.json.
+live_drift.max_drifted_share). For a classifier with a calibration in its manifest, the captured probabilities
+also give the quality estimated without labels (quality_estimate), published as `EstimatedModelQuality` /
+`EstimatedModelQualityDrop` as for a labeled batch. It starts a retraining only with live_drift.retrain (off by
+default: without new labels a retraining learns the same data). Each run writes monitoring/live/<time>.json.
 
 numpy and the standard library only here.
 """
@@ -15,15 +17,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from loopline_runtime.bucket_layout import LIVE_MONITORING_PREFIX, key_time
-from loopline_runtime.config import PipelineConfig
+from loopline_runtime.config import PipelineConfig, higher_is_better
 from loopline_runtime.errors import NoChampion
 from loopline_runtime.labels import capture_keys, capture_records
+from loopline_runtime.quality_estimate import (
+    ESTIMATED_QUALITY_DROP_METRIC_NAME,
+    ESTIMATED_QUALITY_METRIC_NAME,
+    QualityEstimate,
+    estimate_quality,
+)
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
 
@@ -40,10 +49,19 @@ DRIFT_MIN_PSI_ROWS = 250  # as monitoring: PSI on ten bins is noise below a few 
 Retrain = Callable[[str], str]
 
 
+@dataclass(frozen=True)
+class CapturedSample:
+    """A uniform sample of a window's captured predictions: each feature's values, each row's class probabilities
+    (classifiers; None where a row has none) and how many rows the window held."""
+
+    columns: dict[str, list[Any]]
+    probabilities: list[Mapping[str, float] | None]
+    captured: int
+
+
 def sample_captured_inputs(store: ObjectStore, features: Sequence[str], start: datetime, end: datetime, *,
-                           max_rows: int = MAX_SAMPLE_ROWS, seed: int = 0) -> tuple[dict[str, list[Any]], int]:
-    """Each feature's values in a uniform sample (at most `max_rows`) of the window's captures; also the total
-    number of captured rows in the window."""
+                           max_rows: int = MAX_SAMPLE_ROWS, seed: int = 0) -> CapturedSample:
+    """A uniform sample (at most `max_rows`, reservoir sampling) of the window's captured rows."""
     rng = np.random.default_rng(seed)
     sample: list[Mapping[str, Any]] = []
     seen = 0
@@ -52,15 +70,29 @@ def sample_captured_inputs(store: ObjectStore, features: Sequence[str], start: d
             captured = str(record.get("captured_at", ""))
             if captured and not start.isoformat() <= captured <= end.isoformat():
                 continue  # the hour partitions are by arrival; the window is by prediction time
-            inputs = record.get("inputs") or {}
             seen += 1
             if len(sample) < max_rows:
-                sample.append(inputs)
+                sample.append(record)
             else:  # reservoir sampling (Algorithm R): every row of the window is kept with equal probability
                 slot = int(rng.integers(0, seen))
                 if slot < max_rows:
-                    sample[slot] = inputs
-    return {name: [row.get(name) for row in sample] for name in features}, seen
+                    sample[slot] = record
+    inputs = [row.get("inputs") or {} for row in sample]
+    return CapturedSample({name: [row.get(name) for row in inputs] for name in features},
+                          [row.get("probabilities") for row in sample], seen)
+
+
+def estimate_live_quality(probabilities: Sequence[Mapping[str, float] | None], manifest: Mapping[str, Any]
+                          ) -> QualityEstimate | None:
+    """The champion's quality estimated from the captured probabilities (quality_estimate), or None: a regressor,
+    a champion without a calibration, or no captured row with probabilities."""
+    calibration = manifest.get("calibration")
+    rows = [row for row in probabilities if row]
+    if not calibration or not rows:
+        return None
+    classes = [str(c) for c in calibration["classes"]]
+    matrix = np.array([[float(row.get(c, 0.0)) for c in classes] for row in rows], dtype=float)
+    return estimate_quality(matrix, calibration)
 
 
 def measure_columns(profile: Mapping[str, Any], columns: Mapping[str, list[Any]], rows: int) -> DriftReport:
@@ -86,7 +118,8 @@ def measure_live_drift(store: ObjectStore, config: PipelineConfig, cloudwatch: C
     settings = config.live_drift
     end = now or datetime.now(UTC)
     start = end - timedelta(minutes=settings.every_minutes)
-    columns, captured = sample_captured_inputs(store, list(profile.get("features", {})), start, end)
+    sample = sample_captured_inputs(store, list(profile.get("features", {})), start, end)
+    columns, captured = sample.columns, sample.captured
     sampled = min(captured, MAX_SAMPLE_ROWS)
     pipeline = os.environ.get("PIPELINE_NAME", config.name)
     report: dict[str, Any] = {"pipeline": pipeline, "champion_version": pointer["version"], "reason": reason,
@@ -104,6 +137,17 @@ def measure_live_drift(store: ObjectStore, config: PipelineConfig, cloudwatch: C
         points.update({LIVE_DRIFT_METRIC_NAME: drift.drifted_share, "LiveMaxFeaturePSI": drift.max_psi})
         report.update(status="measured", drifted=drifted, drifted_share=drift.drifted_share,
                       retraining_execution=retraining, drift=drift.to_dict())
+        estimate = estimate_live_quality(sample.probabilities, manifest)
+        metric = manifest["metric"]
+        estimated_value = estimate.metrics.get(metric) if estimate is not None else None
+        reference = manifest.get("holdout_score")
+        report.update(estimate=estimate.to_dict() if estimate is not None else None, estimated_value=estimated_value,
+                      holdout_score=reference, metric=metric)
+        if estimated_value is not None:
+            # the same metrics a labeled batch publishes (the optional estimated-quality alarm watches the drop)
+            points[ESTIMATED_QUALITY_METRIC_NAME] = estimated_value
+            if reference is not None and higher_is_better(metric):  # estimates exist for classifier metrics only
+                points[ESTIMATED_QUALITY_DROP_METRIC_NAME] = float(reference) - estimated_value
     cloudwatch.put_metric_data(
         Namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Loopline"),
         MetricData=[{"MetricName": name, "Dimensions": [{"Name": "Pipeline", "Value": pipeline}], "Value": value,

@@ -19,7 +19,12 @@ from loopline_runtime.drift import feature_distributions, measure_drift
 from loopline_runtime.errors import NoChampion
 from loopline_runtime.evaluation import score_and_probabilities
 from loopline_runtime.metrics import meets, quality_drop
-from loopline_runtime.quality_estimate import QualityEstimate, estimate_quality
+from loopline_runtime.quality_estimate import (
+    ESTIMATED_QUALITY_DROP_METRIC_NAME,
+    ESTIMATED_QUALITY_METRIC_NAME,
+    QualityEstimate,
+    estimate_quality,
+)
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectNotFound, ObjectStore
 
@@ -29,9 +34,6 @@ if TYPE_CHECKING:
 
 QUALITY_METRIC_NAME = "ModelQuality"
 QUALITY_DROP_METRIC_NAME = "ModelQualityDrop"
-# the configured metric estimated from the champion's calibrated probabilities, without the labels (classifiers)
-ESTIMATED_QUALITY_METRIC_NAME = "EstimatedModelQuality"
-ESTIMATED_QUALITY_DROP_METRIC_NAME = "EstimatedModelQualityDrop"
 DRIFT_MIN_PSI_ROWS = 250
 
 # starts a retraining for a dataset version and returns the execution ARN (see orchestration.start_training)

@@ -24,6 +24,10 @@ from typing import Any
 import numpy as np
 
 CALIBRATION_METHOD = "isotonic"
+# CloudWatch metrics of the estimate, published by monitoring (labeled batches) and live_drift (captures): the
+# configured metric estimated from the champion's calibrated probabilities, and its drop below the holdout score
+ESTIMATED_QUALITY_METRIC_NAME = "EstimatedModelQuality"
+ESTIMATED_QUALITY_DROP_METRIC_NAME = "EstimatedModelQualityDrop"
 # out-of-fold expected calibration error above this: the estimate is flagged as not to be trusted
 MAX_TRUSTED_CALIBRATION_ERROR = 0.05
 # fewer rows than this in the estimated batch, or in the holdout the curves were fitted on: flagged
