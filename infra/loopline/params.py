@@ -45,10 +45,12 @@ def stack_parameters(config: PipelineConfig) -> dict[str, str]:
         "ServingForm": "scikit-learn" if any(c.serving == "scikit-learn" for c in config.models or []) else "onnx",
         "CaptureEnabled": "true" if config.capture.enabled else "false",
         "CaptureSampleRate": _number(config.capture.sample_rate),
-        "CaptureExcludeColumns": ",".join(config.capture.exclude_columns),
         "CaptureRetentionDays": str(config.capture.retention_days),
         "LiveDriftMinutes": str(config.live_drift.every_minutes),
         "LiveDriftMaxDriftedShare": _number(config.live_drift.max_drifted_share),
+        # none excluded: the template's default (an empty value would need quoting on sam's command line)
+        **({"CaptureExcludeColumns": ",".join(config.capture.exclude_columns)}
+           if config.capture.exclude_columns else {}),
         # 0: no alarm on the label-free estimate (the template's condition)
         "EstimatedQualityMaxDrop": _number(alarm.estimated_max_drop or 0),
         "RetrainingScheduleState": "ENABLED" if config.training.schedule else "DISABLED",

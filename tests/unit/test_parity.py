@@ -229,5 +229,5 @@ def test_integer_class_labels_are_scored_like_scikit_learns() -> None:
 
     # then every metric of the task is there, as for scikit-learn's own predictions
     expected = all_scores(schema.task, y, *predict_with_probabilities(pipeline, X))
-    assert scores.keys() == expected.keys() == {"accuracy", "f1", "roc_auc"}
+    assert scores.keys() == expected.keys() == {"accuracy", "f1", "roc_auc", "average_precision"}
     assert scores == pytest.approx(expected)
