@@ -109,11 +109,12 @@ def test_labels_arriving_later_are_joined_measured_and_retrain_a_new_champion(
 def test_live_inputs_drifting_without_labels_notify_and_retrain_nothing(
     stack: StackClient, batches: list[pd.DataFrame],
 ) -> None:
-    # given a subscriber to the stack's notifications, and live requests whose every feature reads 3x larger
+    # given a subscriber to the stack's notifications, and live requests drawn toward the middle of the data, where
+    # the champion is unsure (every feature 90% of the way to its mean)
     inbox = Inbox(stack)
     live = batches[2].copy()
     features = [c for c in live.columns if c != TARGET]
-    live[features] = live[features] * 3
+    live[features] = live[features] + 0.9 * (live[features].mean() - live[features])
     ids = _predict(stack, live)
     assert set(ids) <= set(_wait_for_captures(stack, ids))
     known = {e["executionArn"] for e in stack.executions()}
@@ -123,8 +124,11 @@ def test_live_inputs_drifting_without_labels_notify_and_retrain_nothing(
     reply = stack.client("lambda").invoke(FunctionName=function_arn, Payload=schedule_input.encode())
     measured = json.loads(reply["Payload"].read())
 
-    # then the window is drifted, the drift alarm notifies on the topic, and nothing retrains
+    # then the window is drifted, the quality estimated without labels fell, the drift alarm notifies on the topic,
+    # and nothing retrains
     assert measured["status"] == "measured" and measured["drifted"] is True, measured
+    assert measured["estimate"] is not None and measured["estimate"]["rows"] == len(live), measured
+    assert measured["estimated_value"] < measured["holdout_score"] - 0.1, measured
     alarm_name = f"{stack.stack_name}-"
 
     notification = inbox.wait_for("alarm_alarm", timeout=120, where=lambda m: str(m.get("AlarmName", "")).startswith(

@@ -61,8 +61,8 @@ def capture(aws_stack: Stack, fresh_rows: pd.DataFrame, config: PipelineConfig, 
         answers = predict_records(registry.load_champion(registry.champion_pointer() or {}),
                                   features.to_dict("records"), max_records=len(features))
         when = datetime.now(UTC) - timedelta(minutes=5)
-        records = [capture_record(f"r{i}", row, captured_at=when, prediction=answers["predictions"][i],
-                                  probabilities=answers["probabilities"][i])
+        records = [capture_record(f"r{i}", row, captured_at=when, model_version=answers["model_version"],
+                                  prediction=answers["predictions"][i], probabilities=answers["probabilities"][i])
                    for i, row in enumerate(features.to_dict("records"))]
         put_capture_file(boto3.client("s3"), aws_stack.bucket, records, arrived=when)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from loopline.emulator.function_layers import condition_holds
 from loopline.emulator.static_intrinsics import resolve_static
 from loopline.emulator.template_references import remove_resources, replace_references
 
@@ -30,12 +31,17 @@ def extract_cloudwatch_alarms(
     """
     resources = template["Resources"]
     alarms: dict[str, dict[str, Any]] = {}
+    conditioned_off: set[str] = set()
     for logical_id, resource in resources.items():
         if resource.get("Type") == "AWS::CloudWatch::Alarm":
+            condition = resource.get("Condition")
+            if condition is not None and not condition_holds(template, condition, values):
+                conditioned_off.add(logical_id)  # CloudFormation does not create it
+                continue
             properties = resolve_static(resource.get("Properties", {}), values)
             properties.setdefault("AlarmName", f"{values['AWS::StackName']}-{logical_id}")
             alarms[logical_id] = _as_api_arguments(properties)
-    remove_resources(template, set(alarms))
+    remove_resources(template, set(alarms) | conditioned_off)
 
     def literal_for(logical_id: str, attribute: str | None) -> str | None:
         if logical_id not in alarms:

@@ -118,6 +118,32 @@ def test_alarms_are_created_with_resolved_properties_and_referenced_by_literal_a
     assert pattern["resources"] == [alarm["AlarmArn"]]
 
 
+def test_an_alarm_whose_condition_is_false_is_not_created(aws):
+    # given an optional alarm, on only when its parameter is set (as the estimated-quality alarm)
+    template: dict[str, Any] = {
+        "Parameters": {"MaxDrop": {"Type": "Number", "Default": "0"}},
+        "Conditions": {"AlarmOn": {"Fn::Not": [{"Fn::Equals": [{"Ref": "MaxDrop"}, "0"]}]}},
+        "Resources": {"Optional": {
+            "Type": "AWS::CloudWatch::Alarm", "Condition": "AlarmOn",
+            "Properties": {"AlarmName": "optional", "Namespace": "Loopline", "MetricName": "Drop",
+                           "Statistic": "Average", "Period": 10, "EvaluationPeriods": 1,
+                           "Threshold": {"Ref": "MaxDrop"}, "ComparisonOperator": "GreaterThanThreshold"}}},
+    }
+    stack = f"stack-{uuid.uuid4().hex[:8]}"
+
+    # when it is extracted with the parameter left at 0, and with it set
+    off = extract_cloudwatch_alarms(json.loads(json.dumps(template)), {
+        **parameter_values(template, {}), **pseudo_parameters(stack, "us-east-1", "123456789012")},
+        "us-east-1", "123456789012")
+    on = extract_cloudwatch_alarms(json.loads(json.dumps(template)), {
+        **parameter_values(template, {"MaxDrop": "0.1"}), **pseudo_parameters(stack, "us-east-1", "123456789012")},
+        "us-east-1", "123456789012")
+
+    # then only the stack whose condition holds has it
+    assert off == []
+    assert [alarm["AlarmName"] for alarm in on] == ["optional"]
+
+
 def test_bucket_notifications_are_applied_after_creation_and_delivered_asynchronously(aws, create_function):
     # given
     function_name = create_function(
