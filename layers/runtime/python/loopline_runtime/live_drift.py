@@ -52,10 +52,12 @@ Retrain = Callable[[str], str]
 @dataclass(frozen=True)
 class CapturedSample:
     """A uniform sample of a window's captured predictions: each feature's values, each row's class probabilities
-    (classifiers; None where a row has none) and how many rows the window held."""
+    (classifiers; None where a row has none) and the model version that answered it, and how many rows the window
+    held."""
 
     columns: dict[str, list[Any]]
     probabilities: list[Mapping[str, float] | None]
+    model_versions: list[str | None]
     captured: int
 
 
@@ -79,15 +81,18 @@ def sample_captured_inputs(store: ObjectStore, features: Sequence[str], start: d
                     sample[slot] = record
     inputs = [row.get("inputs") or {} for row in sample]
     return CapturedSample({name: [row.get(name) for row in inputs] for name in features},
-                          [row.get("probabilities") for row in sample], seen)
+                          [row.get("probabilities") for row in sample], [row.get("model_version") for row in sample],
+                          seen)
 
 
-def estimate_live_quality(probabilities: Sequence[Mapping[str, float] | None], manifest: Mapping[str, Any]
+def estimate_live_quality(sample: CapturedSample, version: str, manifest: Mapping[str, Any]
                           ) -> QualityEstimate | None:
-    """The champion's quality estimated from the captured probabilities (quality_estimate), or None: a regressor,
-    a champion without a calibration, or no captured row with probabilities."""
+    """The champion's quality estimated from the probabilities it answered in the window (quality_estimate; rows a
+    previous champion answered are left out), or None: a regressor, a champion without a calibration, or no such
+    row."""
     calibration = manifest.get("calibration")
-    rows = [row for row in probabilities if row]
+    rows = [row for row, answered_by in zip(sample.probabilities, sample.model_versions, strict=True)
+            if row and answered_by == version]
     if not calibration or not rows:
         return None
     classes = [str(c) for c in calibration["classes"]]
@@ -137,7 +142,7 @@ def measure_live_drift(store: ObjectStore, config: PipelineConfig, cloudwatch: C
         points.update({LIVE_DRIFT_METRIC_NAME: drift.drifted_share, "LiveMaxFeaturePSI": drift.max_psi})
         report.update(status="measured", drifted=drifted, drifted_share=drift.drifted_share,
                       retraining_execution=retraining, drift=drift.to_dict())
-        estimate = estimate_live_quality(sample.probabilities, manifest)
+        estimate = estimate_live_quality(sample, str(pointer["version"]), manifest)
         metric = manifest["metric"]
         estimated_value = estimate.metrics.get(metric) if estimate is not None else None
         reference = manifest.get("holdout_score")
