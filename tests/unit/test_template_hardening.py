@@ -3,6 +3,7 @@ hardening). Each test names the rule a reviewer would check by hand."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -155,3 +156,14 @@ def test_every_request_to_the_artifact_bucket_is_logged_to_a_bucket_only_s3_logg
     allows = [s for s in policies[0]["Statement"] if s["Effect"] == "Allow"]
     assert [s["Principal"] for s in allows] == [{"Service": "logging.s3.amazonaws.com"}]
     assert "aws:SourceArn" in allows[0]["Condition"]["ArnLike"]
+
+
+@pytest.mark.parametrize("alarm", ["ModelQualityAlarm", "LiveDriftAlarm", "EstimatedQualityAlarm"])
+def test_the_alarms_that_watch_the_model_notify_when_they_fire_and_when_they_clear(
+        template: dict[str, Any], alarm: str) -> None:
+    # given an alarm on the model's measured, estimated or live behaviour
+    properties = template["Resources"][alarm]["Properties"]
+
+    # then it tells the notification topic both ways (an alarm without actions changes state in silence)
+    for actions in ("AlarmActions", "OKActions"):
+        assert any("-notifications" in json.dumps(action) for action in properties.get(actions, [])), actions
