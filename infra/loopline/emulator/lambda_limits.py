@@ -121,12 +121,21 @@ class Concurrency:
 CONCURRENCY = Concurrency()
 
 
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if isinstance(value, str) else str(value)
+
+
 def refuse_large_environments() -> AbstractContextManager[object]:
     """Patch CreateFunction and UpdateFunctionConfiguration (CloudFormation included) to apply the 4 KB limit."""
     create, update = LambdaBackend.create_function, LambdaBackend.update_function_configuration
 
     def create_function(self: LambdaBackend, spec: dict[str, Any]) -> Any:
-        check_environment((spec.get("Environment") or {}).get("Variables"))
+        variables = (spec.get("Environment") or {}).get("Variables")
+        check_environment(variables)
+        if variables:  # Lambda keeps every value as a string; moto's CloudFormation passes a Number parameter as is
+            spec["Environment"]["Variables"] = {name: _as_text(value) for name, value in variables.items()}
         return create(self, spec)
 
     def update_function_configuration(self: LambdaBackend, function_name: str, qualifier: str,

@@ -257,3 +257,26 @@ def test_a_resource_whose_condition_is_false_is_not_listed(aws):
     # when its resources are listed, then only the created topic is there, with its logical id (as on AWS)
     resources = aws("cloudformation").describe_stack_resources(StackName=name)["StackResources"]
     assert [(r["LogicalResourceId"], r["ResourceType"]) for r in resources] == [("Topic", "AWS::SNS::Topic")]
+
+
+def test_a_number_parameter_in_a_functions_environment_is_kept_as_text(aws, make_role):
+    # given a function whose environment takes a Number parameter, as the capture sample rate does
+    role = make_role("lambda.amazonaws.com", [{"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": "*"}])
+    template = {
+        "Parameters": {"Rate": {"Type": "Number", "Default": 1}},
+        "Resources": {"Function": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "python3.12", "Handler": "app.handler", "Role": role,
+            "Code": {"ZipFile": "def handler(event, context):\n    return 1\n"},
+            "Environment": {"Variables": {"RATE": {"Ref": "Rate"}}}}}},
+    }
+    name = create_stack(aws, template)
+    function = aws("cloudformation").describe_stack_resource(StackName=name, LogicalResourceId="Function")[
+        "StackResourceDetail"]["PhysicalResourceId"]
+
+    # when its configuration is read and written back, as a client adding a variable does
+    variables = aws("lambda").get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    aws("lambda").update_function_configuration(FunctionName=function,
+                                                Environment={"Variables": {**variables, "MORE": "1"}})
+
+    # then every value is a string, as Lambda keeps them
+    assert variables == {"RATE": "1"}
