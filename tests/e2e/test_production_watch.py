@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from loopline.cli import main
 from loopline.client import StackClient
 from loopline.examples import TARGET, breast_cancer, recalibrated_sensors, split_batches
 from loopline_runtime.bucket_layout import CAPTURE_PREDICTIONS_PREFIX, CHAMPION_KEY, LABELS_REPORTS_PREFIX
@@ -107,7 +109,7 @@ def test_labels_arriving_later_are_joined_measured_and_retrain_a_new_champion(
 
 
 def test_live_inputs_drifting_without_labels_notify_and_retrain_nothing(
-    stack: StackClient, batches: list[pd.DataFrame],
+    stack: StackClient, batches: list[pd.DataFrame], capsys: pytest.CaptureFixture[str],
 ) -> None:
     # given a subscriber to the stack's notifications, and live requests drawn toward the middle of the data, where
     # the champion is unsure (every feature 90% of the way to its mean)
@@ -136,3 +138,8 @@ def test_live_inputs_drifting_without_labels_notify_and_retrain_nothing(
     assert notification["message"]["NewStateValue"] == "ALARM"
     time.sleep(3)
     assert {e["executionArn"] for e in stack.executions()} == known
+    # and `loopline status` shows the live run against the drift alarm's line, and the labels joined earlier
+    assert main(["status", "--stack-name", stack.stack_name, "--endpoint-url", stack.s3.meta.endpoint_url]) == 0
+    shown = capsys.readouterr().out
+    assert re.search(r"Live .* predictions captured .*drifted share \d\.\d\d \(alarm line", shown), shown
+    assert re.search(r"Labels .* 100 joined, 3 unmatched", shown), shown

@@ -18,6 +18,8 @@ from loopline_runtime import bucket_layout
 from loopline_runtime.bucket_layout import (
     CHAMPION_KEY,
     HISTORY_PREFIX,
+    LABELS_REPORTS_PREFIX,
+    LIVE_MONITORING_PREFIX,
     MODELS_PREFIX,
     MONITORING_PREFIX,
     QUARANTINE_PREFIX,
@@ -57,7 +59,8 @@ def gather_status(stack: StackClient) -> StackStatus:
         alarm: dict[str, Any] | None = stack.alarm()
     except (KeyError, IndexError):
         alarm = None
-    measurements = [stack.read_json(key) for key in sorted(stack.keys(MONITORING_PREFIX))[-RECENT_MEASUREMENTS:]]
+    labeled = labeled_measurement_keys(stack.keys(MONITORING_PREFIX))
+    measurements = [stack.read_json(key) for key in labeled[-RECENT_MEASUREMENTS:]]
     executions = sorted(stack.executions(), key=lambda e: e["startDate"], reverse=True)
     shown = [e for e in executions if e["status"] == "RUNNING"]
     shown += [e for e in executions if e["status"] != "RUNNING"][: max(0, RECENT_EXECUTIONS - len(shown))]
@@ -68,8 +71,44 @@ def gather_status(stack: StackClient) -> StackStatus:
 
     approvals = [{"model_version": a.model_version, "requested_at": a.requested_at}
                  for a in pending_approvals(stack)]
+    live_keys = sorted(stack.keys(LIVE_MONITORING_PREFIX))
+    label_keys = sorted(k for k in stack.keys(LABELS_REPORTS_PREFIX) if k.endswith("/report.json"))
+    live = production_lines(stack.read_json(live_keys[-1]) if live_keys else None,
+                            stack.read_json(label_keys[-1]) if label_keys else None, datetime.now(UTC))
     return StackStatus(stack.stack_name, pointer, champion, alarm, measurements, shown, queue_depths(stack),
-                       approvals, recent_quarantines(stack), objects_outside_known_prefixes(stack))
+                       approvals, recent_quarantines(stack), objects_outside_known_prefixes(stack), live=live)
+
+
+def labeled_measurement_keys(keys: list[str]) -> list[str]:
+    """The reports of labeled batches among `monitoring/` keys, oldest first (the live drift runs have a folder of
+    their own, monitoring/live/)."""
+    return sorted(key for key in keys if key.startswith(MONITORING_PREFIX) and "/" not in key[len(MONITORING_PREFIX):])
+
+
+def production_lines(live: dict[str, Any] | None, labels: dict[str, Any] | None, now: datetime
+                     ) -> list[tuple[str, str]]:
+    """The rows of what production shows without labeled uploads: the last live drift run (capture volume, drifted
+    share against the drift alarm's line, the label-free estimate) and the last labels file joined."""
+    rows: list[tuple[str, str]] = []
+    if live is None:
+        rows.append(("Live", "no live drift run yet (the schedule measures the captured predictions)"))
+    else:
+        text = f"{_when(live.get('measured_at'), now)}  {live.get('captured_rows', 0)} predictions captured"
+        if live.get("status") == "measured":
+            share, line = float(live.get("drifted_share", 0.0)), float(live.get("max_drifted_share", 0.0))
+            side = "above: the drift alarm fires" if share > line else f"{line - share:.2f} below"
+            text += f"  drifted share {share:.2f} (alarm line {line:.2f}, {side})"
+            if live.get("estimated_value") is not None:
+                text += (f"  estimated {live.get('metric')} {_num(live['estimated_value'])}"
+                         f" (holdout {_num(live.get('holdout_score'))})")
+        else:
+            text += f"  not measured: {live.get('note', live.get('status'))}"
+        rows.append(("Live", text))
+    if labels is not None:
+        rows.append(("Labels", f"{_when((labels.get('window') or {}).get('end'), now)}  "
+                               f"{labels.get('matched', 0)} joined, {labels.get('unmatched', 0)} unmatched"
+                               + (f" ({labels['unmatched_key']})" if labels.get("unmatched") else "")))
+    return rows
 
 
 def recent_quarantines(stack: StackClient) -> list[dict[str, Any]]:
