@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from unittest import mock
 
-from moto.awslambda.models import LambdaBackend
+from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.core.exceptions import JsonRESTError
 
 from loopline.emulator.enforcement_switches import enforced
@@ -146,3 +146,21 @@ def refuse_large_environments() -> AbstractContextManager[object]:
 
     return all_of(mock.patch.object(LambdaBackend, "create_function", create_function),
                   mock.patch.object(LambdaBackend, "update_function_configuration", update_function_configuration))
+
+
+def keep_ephemeral_storage() -> AbstractContextManager[object]:
+    """Patch moto's CloudFormation to keep a function's `EphemeralStorage` (it passes only a few properties on, and
+    every stack function got the default 512 MB /tmp whatever the template said)."""
+    create = LambdaFunction.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_from_cloudformation_json(cls: type[LambdaFunction], resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+                                        **kwargs: Any) -> LambdaFunction:
+        function: LambdaFunction = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        storage = (cloudformation_json.get("Properties") or {}).get("EphemeralStorage") or {}
+        if "Size" in storage:
+            function.ephemeral_storage = int(storage["Size"])  # moto keeps the number it was given
+        return function
+
+    return mock.patch.object(LambdaFunction, "create_from_cloudformation_json",
+                             classmethod(create_from_cloudformation_json))

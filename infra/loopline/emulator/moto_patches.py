@@ -22,7 +22,7 @@ from loopline.emulator.firehose_capture_delivery import CaptureDelivery
 from loopline.emulator.iam_enforcement import enforce_iam
 from loopline.emulator.lambda_async_invocation import invoke_event_type_asynchronously
 from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_runtime
-from loopline.emulator.lambda_limits import refuse_large_environments
+from loopline.emulator.lambda_limits import keep_ephemeral_storage, refuse_large_environments
 from loopline.emulator.s3_async_notifications import (
     add_version_ids_to_s3_events,
     deliver_s3_notifications_asynchronously,
@@ -47,6 +47,7 @@ def _gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> list[Abst
         pass_task_failure_cause(),
         install_lambda_runtime(runtime),
         refuse_large_environments(),
+        keep_ephemeral_storage(),
         invoke_event_type_asynchronously(),
         deliver_s3_notifications_asynchronously(),
         add_version_ids_to_s3_events(),

@@ -280,3 +280,19 @@ def test_a_number_parameter_in_a_functions_environment_is_kept_as_text(aws, make
 
     # then every value is a string, as Lambda keeps them
     assert variables == {"RATE": "1"}
+
+
+def test_a_functions_ephemeral_storage_from_the_template_is_kept(aws, make_role):
+    # given a function whose template gives /tmp more than Lambda's default 512 MB, as the ingest function's does
+    role = make_role("lambda.amazonaws.com", [{"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": "*"}])
+    template = {"Resources": {"Function": {"Type": "AWS::Lambda::Function", "Properties": {
+        "Runtime": "python3.12", "Handler": "app.handler", "Role": role, "EphemeralStorage": {"Size": 2560},
+        "Code": {"ZipFile": "def handler(event, context):\n    return 1\n"}}}}}
+
+    # when the stack is created
+    name = create_stack(aws, template)
+    function = aws("cloudformation").describe_stack_resource(StackName=name, LogicalResourceId="Function")[
+        "StackResourceDetail"]["PhysicalResourceId"]
+
+    # then the function has that /tmp (what the emulator's workers get, as Lambda's would)
+    assert aws("lambda").get_function_configuration(FunctionName=function)["EphemeralStorage"] == {"Size": 2560}
