@@ -153,10 +153,14 @@ def measure_live_drift(store: ObjectStore, config: PipelineConfig, cloudwatch: C
             points[ESTIMATED_QUALITY_METRIC_NAME] = estimated_value
             if reference is not None and higher_is_better(metric):  # estimates exist for classifier metrics only
                 points[ESTIMATED_QUALITY_DROP_METRIC_NAME] = float(reference) - estimated_value
+    # stamped when published, not when the window closed: reading and measuring a large window takes longer than a
+    # short alarm period, and a point stamped in a period already evaluated would never reach the alarm
+    published = datetime.now(UTC) if now is None else end
     cloudwatch.put_metric_data(
         Namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Loopline"),
         MetricData=[{"MetricName": name, "Dimensions": [{"Name": "Pipeline", "Value": pipeline}], "Value": value,
-                     "Timestamp": end, "StorageResolution": 1, "Unit": "None"} for name, value in points.items()])
+                     "Timestamp": published, "StorageResolution": 1, "Unit": "None"}
+                    for name, value in points.items()])
     report["report_key"] = f"{LIVE_MONITORING_PREFIX}{key_time(end)}.json"
     store.put_json(report["report_key"], report)
     return report
