@@ -201,17 +201,21 @@ class StackClient:
             api_key = self.api_key()
         if api_key:
             headers["x-api-key"] = api_key
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                status, text = response.status, response.read().decode("utf-8")
-        except urllib.error.HTTPError as error:
-            status, text = error.code, error.read().decode("utf-8")
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            parsed = None
-        return HttpResponse(status, parsed, text)
+        return send(urllib.request.Request(url, data=data, method=method, headers=headers), timeout=120)
 
     def predict(self, records: list[dict[str, Any]]) -> HttpResponse:
         return self.http("POST", "predict", {"records": records})
+
+
+def send(request: urllib.request.Request, *, timeout: float) -> HttpResponse:
+    """Send `request`; an HTTP error status is an answer like any other (its JSON body parsed when it is JSON)."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, text = response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode("utf-8")
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        parsed = None
+    return HttpResponse(status, parsed, text)

@@ -294,3 +294,11 @@ class ManualClock:
 @pytest.fixture
 def manual_clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture
+def champion(register_model: Callable[..., str], promote: Callable[[str], Any]) -> str:
+    """The session's fitted model, registered and promoted: the version that serves."""
+    version = register_model()
+    promote(version)
+    return version

@@ -28,13 +28,6 @@ KEY = f"{BATCH_INCOMING_PREFIX}patients.csv"
 
 
 @pytest.fixture
-def champion(register_model: Callable[..., str], promote: Callable[[str], Any]) -> str:
-    version = register_model()
-    promote(version)
-    return version
-
-
-@pytest.fixture
 def rows(breast_cancer: pd.DataFrame, config: Any) -> pd.DataFrame:
     frame = breast_cancer.drop(columns=[config.target]).head(30).astype(object)
     frame.insert(0, "patient_id", [f"p{i}" for i in range(len(frame))])

@@ -19,13 +19,6 @@ MAX_MESSAGE_CHARS = 500
 
 
 @pytest.fixture
-def champion(register_model: Callable[..., str], promote: Callable[[str], Any]) -> str:
-    version = register_model()
-    promote(version)
-    return version
-
-
-@pytest.fixture
 def record(fresh_rows: pd.DataFrame, config: PipelineConfig) -> dict[str, Any]:
     """One valid record as a client sends it."""
     return fresh_rows.drop(columns=[config.target]).head(1).to_dict(orient="records")[0]

@@ -42,13 +42,6 @@ def drift_alarm(stack: Stack) -> dict[str, Any]:
 
 
 @pytest.fixture
-def champion(register_model: Callable[..., str], promote: Callable[[str], Any]) -> str:
-    version = register_model()
-    promote(version)
-    return version
-
-
-@pytest.fixture
 def capture(aws_stack: Stack, fresh_rows: pd.DataFrame, config: PipelineConfig, store: ObjectStore
             ) -> Callable[..., None]:
     """Capture the fresh rows' features (times `scale` on every numeric feature, or drawn `toward_centre` of the

@@ -34,13 +34,6 @@ def quality_alarm(stack: Stack) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def champion(register_model: Callable[..., str], promote: Callable[[str], Any]) -> str:
-    version = register_model()
-    promote(version)
-    return version
-
-
 def test_monitor_publishes_model_quality_where_the_alarm_looks(
     champion: str, ingest: Callable[..., dict[str, Any]], fresh_rows: pd.DataFrame, load_handler: Callable[[str], Any],
     load_event: Callable[[str], dict[str, Any]], quality_alarm: dict[str, Any], lambda_context: Any,

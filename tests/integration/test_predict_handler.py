@@ -28,13 +28,6 @@ def records(fresh_rows: pd.DataFrame, config: PipelineConfig) -> list[dict[str, 
     return fresh_rows.drop(columns=[config.target]).head(3).to_dict(orient="records")
 
 
-@pytest.fixture
-def champion(register_model: Callable[..., str], promote: Callable[[str], Any]) -> str:
-    version = register_model()
-    promote(version)
-    return version
-
-
 def _call(handler: Any, event: dict[str, Any], context: Any) -> tuple[int, dict[str, Any]]:
     response = handler.lambda_handler(event, context)
     return response["statusCode"], json.loads(response["body"])

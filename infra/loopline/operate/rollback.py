@@ -20,7 +20,7 @@ from typing import Any
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
-from loopline.client import HttpResponse, StackClient
+from loopline.client import HttpResponse, StackClient, send
 from loopline_runtime.bucket_layout import CHAMPION_KEY
 from loopline_runtime.errors import LooplineError, RollbackRefused
 
@@ -53,17 +53,8 @@ def signed_post(url: str, payload: dict[str, Any], credentials: Any, region: str
     request = AWSRequest(method="POST", url=url, data=data, headers={"Content-Type": "application/json"})
     if credentials is not None:
         SigV4Auth(credentials, "execute-api", region).add_auth(request)
-    prepared = urllib.request.Request(url, data=data, method="POST", headers=dict(request.headers.items()))
-    try:
-        with urllib.request.urlopen(prepared, timeout=60) as response:
-            status, text = response.status, response.read().decode("utf-8")
-    except urllib.error.HTTPError as error:
-        status, text = error.code, error.read().decode("utf-8")
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError:
-        parsed = None
-    return HttpResponse(status, parsed, text)
+    return send(urllib.request.Request(url, data=data, method="POST", headers=dict(request.headers.items())),
+                timeout=60)
 
 
 def ask_for_rollback(stack: StackClient, *, to_version: str | None, note: str, credentials: Any = "stack",
