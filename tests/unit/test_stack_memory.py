@@ -87,3 +87,27 @@ def test_a_stopping_stack_removes_only_its_own_record(stack_state_dir):
 
     # then
     assert kept and not record.exists()
+
+
+def test_a_stack_name_that_is_not_the_running_local_one_names_the_running_one_without_aws_credentials(
+        stack_state_dir, tmp_path, monkeypatch: pytest.MonkeyPatch):
+    # given: `local up --stack-name wine` runs; no AWS credentials anywhere
+    from loopline.operate.connection import NoCredentials, connect
+
+    remember_stack(new_record("wine", "us-east-1", "http://127.0.0.1:5123", "http://127.0.0.1:3123/Prod/"))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    # when: a command asks for another stack by name
+    with pytest.raises(NoCredentials) as raised:
+        connect(resolve_target("nosuch", None, None))
+
+    # then: the message does not claim nothing runs; it names the running stack and the flag that reaches it
+    message = str(raised.value)
+    assert "the local emulator runs wine" in message
+    assert "--stack-name wine" in message
+    assert "no local stack is running" not in message

@@ -44,14 +44,24 @@ def connect(target: StackTarget) -> StackClient:
     except UNREACHABLE:
         raise StackUnreachable(unreachable_message(target)) from None
     except (NoCredentialsError, PartialCredentialsError, NoRegionError):
-        raise NoCredentials(f"no local stack is running and there are no AWS credentials to reach stack "
-                            f"{target.stack_name!r} on AWS ({target.region}). Fix: start the local emulator with "
-                            f"`{command('local', 'up', *_local_up_flags(target))}` (commands then find it), or "
-                            "`aws configure` for AWS") from None
+        raise NoCredentials(no_credentials_message(target)) from None
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ValidationError":
             raise
         raise UnknownStack(unknown_stack_message(target, _stack_names(target))) from None
+
+
+def no_credentials_message(target: StackTarget) -> str:
+    """The stack is not a running local one, so the command would go to AWS, which has no credentials here."""
+    local = [r.stack_name for r in running_stacks()]
+    start = f"`{command('local', 'up', *_local_up_flags(target))}`"
+    if local:
+        return (f"no local stack {target.stack_name!r} is running (the local emulator runs {', '.join(local)}) and "
+                f"there are no AWS credentials to reach it on AWS ({target.region}). Fix: add --stack-name "
+                f"{local[0]} to the command, or start it with {start}, or `aws configure` for AWS")
+    return (f"no local stack is running and there are no AWS credentials to reach stack {target.stack_name!r} on "
+            f"AWS ({target.region}). Fix: start the local emulator with {start} (commands then find it), or "
+            "`aws configure` for AWS")
 
 
 def unreachable_message(target: StackTarget) -> str:
