@@ -5,12 +5,16 @@ subject `ALARM: "<name>" in <region>` and the JSON document with the old and new
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from moto.cloudwatch.models import Alarm
 from moto.sns.models import sns_backends
 from moto.utilities.arns import parse_arn
 
+from loopline.emulator.topic_policies import cloudwatch_may_publish
+
+LOG = logging.getLogger(__name__)
 SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
 
@@ -55,5 +59,10 @@ def run_alarm_actions(account_id: str, region: str, alarm: Alarm, previous_state
         return
     subject, message = alarm_message(alarm, previous_state, account_id, region)
     for topic in topics:
+        if not cloudwatch_may_publish(topic, alarm.alarm_arn, account_id):
+            # AWS: the action fails ("Failed to execute action") and the alarm's state changes anyway
+            LOG.warning("alarm %s: the policy of topic %s does not allow cloudwatch.amazonaws.com to publish: "
+                        "its %s action failed", alarm.name, topic, alarm.state_value)
+            continue
         arn = parse_arn(topic)
         sns_backends[arn.account][arn.region].publish(message, arn=topic, subject=subject)

@@ -39,16 +39,16 @@ def apply_bucket_policies(s3_client: Any, policies: list[dict[str, Any]], litera
                 return static_values[logical_id]
             return literal_of(logical_id, attribute)
 
-        resolved = _plain(replace_references(properties, literal_for))
+        resolved = plain_text(replace_references(properties, literal_for))
         s3_client.put_bucket_policy(Bucket=resolved["Bucket"], Policy=json.dumps(resolved["PolicyDocument"]))
 
 
-def _plain(node: Any) -> Any:
+def plain_text(node: Any) -> Any:
     """Fn::Sub strings left after replacing every token are their text."""
     if isinstance(node, list):
-        return [_plain(item) for item in node]
+        return [plain_text(item) for item in node]
     if isinstance(node, dict):
         if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
             return node["Fn::Sub"].replace("${!", "${")
-        return {key: _plain(value) for key, value in node.items()}
+        return {key: plain_text(value) for key, value in node.items()}
     return node

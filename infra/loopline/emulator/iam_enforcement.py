@@ -39,6 +39,7 @@ from loopline.emulator.enforcement_switches import enforced
 from loopline.emulator.iam_policy import Decision, Request, evaluate
 from loopline.emulator.local_access import DUMMY_SECRET
 from loopline.emulator.patch_sets import all_of
+from loopline.emulator.topic_policies import topic_policy
 
 AUDIT_LOG_VARIABLE = "LOOPLINE_IAM_AUDIT_LOG"
 # the account's administrator: the emulator's key, and the one moto's in-process mock sets for tests (key -> secret)
@@ -73,12 +74,12 @@ class AccessDenied(JsonRESTError):
 
 
 class QueryAccessDenied(_RESTError):
-    """AccessDenied for query/XML protocols (SNS, STS, IAM, CloudFormation)."""
+    """AccessDenied for query/XML protocols (STS, IAM, CloudFormation); SNS names it AuthorizationError."""
 
     code = 403
 
-    def __init__(self, message: str) -> None:
-        super().__init__("AccessDenied", message)
+    def __init__(self, message: str, error_code: str = "AccessDenied") -> None:
+        super().__init__(error_code, message)
 
 
 class S3AccessDenied(S3AccessDeniedError):
@@ -142,7 +143,9 @@ def decide(caller: Caller, access: AccessRequest) -> Decision:
         "aws:securetransport": "true",
         **access.context,
     })
-    resource_policies = bucket_policy(caller.account_id, access.bucket) if access.bucket else []
+    resource_policies = (bucket_policy(caller.account_id, access.bucket) if access.bucket
+                         else topic_policy(access.resource) if access.resource.startswith("arn:aws:sns:")
+                         else [])
     if caller.role_arn is None:
         # the administrator: allowed by its own policy (AdministratorAccess), denied only by a resource policy
         administrator = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -202,7 +205,7 @@ def enforce_iam() -> AbstractContextManager[object]:
                 if is_s3:
                     raise S3AccessDenied(message)
                 if service in _QUERY_PROTOCOL_SERVICES:
-                    raise QueryAccessDenied(message)
+                    raise QueryAccessDenied(message, "AuthorizationError" if service == "sns" else "AccessDenied")
                 raise AccessDenied(message)
             audit.record(caller, access)
             if is_s3 and _reads_a_missing_object(access, account_id):

@@ -27,6 +27,7 @@ from loopline.emulator.stack_completion import hold_completion, release_completi
 from loopline.emulator.state_machine_definition import inline_state_machine_definitions
 from loopline.emulator.static_intrinsics import parameter_values, pseudo_parameters
 from loopline.emulator.template_loading import load_template
+from loopline.emulator.topic_policies import apply_topic_policies, extract_topic_policies
 from loopline.params import stack_parameters
 from loopline_runtime.config import load_config
 
@@ -96,6 +97,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     invoke_configs = extract_event_invoke_configs(template)
     versioning = extract_bucket_versioning(template)
     bucket_policies = extract_bucket_policies(template)
+    topic_policies = extract_topic_policies(template)
     layers = function_layer_dirs(template, packaged.layer_dirs_by_key, values)
 
     progress(f"creating stack {settings.stack_name} ({len(template['Resources'])} resources)")
@@ -116,12 +118,11 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
     apply_event_invoke_configs(clients.lambda_, invoke_configs, _resolver(physical_ids, clients))
     resolve = _resolver(physical_ids, clients, {k: r["Type"] for k, r in template["Resources"].items()})
     create_capture_resources(clients, capture, resolve)
-    apply_bucket_policies(
-        clients.s3, bucket_policies,
-        lambda logical_id, attribute: resolve({"Fn::GetAtt": [logical_id, attribute]} if attribute
-                                              else {"Ref": logical_id}),
-        values,
-    )
+    def literal_of(logical_id: str, attribute: str | None) -> str:
+        return resolve({"Fn::GetAtt": [logical_id, attribute]} if attribute else {"Ref": logical_id})
+
+    apply_bucket_policies(clients.s3, bucket_policies, literal_of, values)
+    apply_topic_policies(clients.sns, topic_policies, literal_of, values)
     release_completion(account_id, settings.region, settings.stack_name)
     stack = clients.cloudformation.describe_stacks(StackName=settings.stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
@@ -140,7 +141,7 @@ def deploy_stack(settings: StackSettings, session: Any, runtime: LambdaRuntime, 
 class _Clients:
     def __init__(self, session: Any, endpoint_url: str) -> None:
         for service in ("s3", "sts", "cloudformation", "cloudwatch", "apigateway", "lambda", "sqs", "iam",
-                        "firehose", "logs", "glue"):
+                        "firehose", "logs", "glue", "sns"):
             setattr(self, service.replace("lambda", "lambda_"), session.client(service, endpoint_url=endpoint_url))
 
     s3: Any
@@ -154,6 +155,7 @@ class _Clients:
     firehose: Any
     logs: Any
     glue: Any
+    sns: Any
 
 
 def _create_local_api(template: dict[str, Any], stack_name: str, base_url: str, apigateway: Any) -> LocalApi:

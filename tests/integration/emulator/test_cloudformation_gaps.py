@@ -1,5 +1,5 @@
 """moto CloudFormation gaps, each filled by its own piece: API Gateway resources, CloudWatch alarms, bucket
-notifications (delivered asynchronously), bucket policies and function layers — on small templates."""
+notifications (delivered asynchronously), bucket and topic policies and function layers — on small templates."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from loopline.emulator.bucket_policies import extract_bucket_policies
 from loopline.emulator.cloudwatch_alarm_resources import create_alarms, extract_cloudwatch_alarms
 from loopline.emulator.function_layers import function_layer_dirs
 from loopline.emulator.static_intrinsics import parameter_values, pseudo_parameters
+from loopline.emulator.topic_policies import apply_topic_policies, extract_topic_policies
 
 
 def create_stack(aws: Callable[[str], Any], template: dict[str, Any], parameters: dict[str, str] | None = None) -> str:
@@ -296,3 +297,58 @@ def test_a_functions_ephemeral_storage_from_the_template_is_kept(aws, make_role)
 
     # then the function has that /tmp (what the emulator's workers get, as Lambda's would)
     assert aws("lambda").get_function_configuration(FunctionName=function)["EphemeralStorage"] == {"Size": 2560}
+
+
+def _alarm_messages(aws: Callable[[str], Any], queue_url: str) -> list[str]:
+    """The alarm notifications the queue subscribed to the topic received within a few seconds."""
+    subjects, deadline = [], time.time() + 3
+    while time.time() < deadline:
+        for message in aws("sqs").receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", []):
+            subjects.append(json.loads(message["Body"])["Subject"])
+    return subjects
+
+
+def test_a_topic_policy_is_set_on_its_topic_and_decides_whether_alarms_may_publish(aws):
+    # given a stack with a topic and a topic policy like template.yaml's (which moto's CloudFormation skips)
+    account = "123456789012"
+    publishes = {"Sid": "AlarmPublishes", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                 "Action": ["sns:Publish"], "Resource": {"Ref": "Topic"},
+                 "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}
+    only_this_account = {"Sid": "OnlyThisAccountSubscribes", "Effect": "Deny", "Principal": "*",
+                         "Action": ["sns:Subscribe"], "Resource": {"Ref": "Topic"},
+                         "Condition": {"StringNotEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}}
+    template = {"Resources": {
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+        "Policy": {"Type": "AWS::SNS::TopicPolicy", "Properties": {
+            "Topics": [{"Ref": "Topic"}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [only_this_account, publishes]}}},
+    }, "Outputs": {"TopicArn": {"Value": {"Ref": "Topic"}}}}
+    policies = extract_topic_policies(template)
+    topic = outputs(aws, create_stack(aws, template))["TopicArn"]
+    apply_topic_policies(aws("sns"), policies, lambda logical_id, attribute: topic, {"AWS::AccountId": account})
+    queue_url = aws("sqs").create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = aws("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"]
+    aws("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)  # this account: not denied
+    alarm = f"alarm-{uuid.uuid4().hex[:8]}"
+    aws("cloudwatch").put_metric_alarm(
+        AlarmName=alarm, MetricName="M", Namespace="N", Statistic="Maximum", Period=60, EvaluationPeriods=1,
+        Threshold=1, ComparisonOperator="GreaterThanThreshold", AlarmActions=[topic])
+
+    # when the alarm fires under that policy, and again once the statement letting CloudWatch publish is gone
+    stored = json.loads(aws("sns").get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"])
+    aws("cloudwatch").set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test")
+    allowed = _alarm_messages(aws, queue_url)
+    without = {"Version": "2012-10-17", "Statement": [s for s in stored["Statement"] if s["Sid"] != "AlarmPublishes"]}
+    aws("sns").set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(without))
+    aws("cloudwatch").set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test")
+    aws("cloudwatch").set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test")
+    refused = _alarm_messages(aws, queue_url)
+
+    # then the template's statements are the topic's policy, references resolved; CloudWatch publishes only while
+    # the policy allows it (on AWS the alarm's action fails; its state changes anyway)
+    assert [s["Sid"] for s in stored["Statement"]] == ["OnlyThisAccountSubscribes", "AlarmPublishes"]
+    assert stored["Statement"][1]["Resource"] == topic
+    assert stored["Statement"][1]["Condition"] == {"StringEquals": {"aws:SourceAccount": account}}
+    assert allowed == [f'ALARM: "{alarm}" in us-east-1']
+    assert refused == []

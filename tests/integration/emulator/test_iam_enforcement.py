@@ -196,3 +196,31 @@ def test_firehose_puts_are_authorised_on_the_delivery_stream_they_name(aws, crea
     assert _invoke(aws, name, {"stream": streams[0]}) == (True, "ok")
     ok, error = _invoke(aws, name, {"stream": streams[1]})
     assert not ok and "firehose:PutRecordBatch" in error["errorMessage"] and streams[1] in error["errorMessage"]
+
+
+PUBLISHER = """
+import boto3
+def lambda_handler(event, context):
+    return boto3.client("sns").publish(TopicArn=event["topic"], Message="m")["MessageId"] != ""
+"""
+
+
+def test_a_topic_policy_deny_binds_a_role_its_identity_policy_allows(aws, create_function):
+    # given a function allowed sns:Publish on a topic, and the topic's policy
+    topic = aws("sns").create_topic(Name=f"t-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    name = create_function(PUBLISHER, policy={"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sns:Publish", "Resource": topic}]})
+    role = aws("lambda").get_function(FunctionName=name)["Configuration"]["Role"]
+    deny = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "sns:Publish", "Resource": topic,
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": role}}}]}
+
+    # when it publishes under moto's default policy, then under one that denies its role
+    before = _invoke(aws, name, {"topic": topic})
+    aws("sns").set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(deny))
+    ok, error = _invoke(aws, name, {"topic": topic})
+
+    # then the topic's Deny wins over the role's Allow, as on AWS
+    assert before == (True, True)
+    assert not ok and "(AuthorizationError)" in error["errorMessage"]  # SNS's code for AccessDenied
+    assert "sns:Publish" in error["errorMessage"] and "explicit deny" in error["errorMessage"]
