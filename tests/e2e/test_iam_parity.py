@@ -2,8 +2,8 @@
 
 The loop after its first champion needs the ingest role to read the champion's manifest (to leave the champion's
 own training data unmonitored). With that grant the loop goes on; without it, ingest's read is AccessDenied in the
-worker, the upload event is retried and lands in the ingest on-failure queue, and nothing is measured (the
-defect that passed every offline test while moto did not enforce IAM)."""
+worker, the upload event is retried and lands in the ingest on-failure queue (whose alarm notifies), and nothing
+is measured (the defect that passed every offline test while moto did not enforce IAM)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import pytest
 from loopline.client import StackClient
 from loopline.examples import breast_cancer, split_batches
 from loopline_runtime.bucket_layout import CHAMPION_KEY, MONITORING_PREFIX
+from tests.support.notifications import Inbox
 from tests.support.stack import REPO_ROOT
 
 INGEST_MODELS_READ = (
@@ -87,12 +88,17 @@ def test_without_the_ingest_roles_models_read_the_upload_is_denied_and_kept_in_t
     # given a stack from a template whose ingest role may not read models/, with a first champion
     stack = start_stack(template=template_without_ingest_models_read)
     _first_champion(stack, batches[0])
+    inbox = Inbox(stack)
 
     # when a labeled batch arrives
     stack.upload_csv(batches[1], "labeled.csv")
 
     # then ingest's read of the champion's manifest is AccessDenied, as on AWS; after its retries the event is
-    # kept in the ingest on-failure queue with that error, and the champion is never measured
+    # kept in the ingest on-failure queue with that error, the queue's alarm tells the notification topic, and
+    # the champion is never measured
+    fired = inbox.wait_for("alarm_alarm", timeout=180,
+                           where=lambda message: message["AlarmName"].endswith("-ingest-failures"))
+    assert "ingest-failures queue" in fired["message"]["AlarmDescription"]
     records = _failure_records(stack, timeout=120)
     assert len(records) == 1, "the denied upload event did not reach the ingest on-failure queue"
     error = records[0]["responsePayload"]

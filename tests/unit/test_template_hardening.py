@@ -158,12 +158,12 @@ def test_every_request_to_the_artifact_bucket_is_logged_to_a_bucket_only_s3_logg
     assert "aws:SourceArn" in allows[0]["Condition"]["ArnLike"]
 
 
-@pytest.mark.parametrize("alarm", ["ModelQualityAlarm", "LiveDriftAlarm", "EstimatedQualityAlarm"])
-def test_the_alarms_that_watch_the_model_notify_when_they_fire_and_when_they_clear(
-        template: dict[str, Any], alarm: str) -> None:
-    # given an alarm on the model's measured, estimated or live behaviour
-    properties = template["Resources"][alarm]["Properties"]
+def test_every_alarm_notifies_when_it_fires_and_when_it_clears(template: dict[str, Any]) -> None:
+    # given every alarm: the model's measured, estimated and live quality, the on-failure queues, champion loads
+    alarms = _resources(template, "AWS::CloudWatch::Alarm")
+    assert {"ModelQualityAlarm", "IngestFailureQueueAlarm", "ChampionLoadFailureAlarm"} <= set(alarms)
 
-    # then it tells the notification topic both ways (an alarm without actions changes state in silence)
-    for actions in ("AlarmActions", "OKActions"):
-        assert any("-notifications" in json.dumps(action) for action in properties.get(actions, [])), actions
+    # then each tells the notification topic both ways (an alarm without actions changes state in silence)
+    for name, alarm in alarms.items():
+        for actions in ("AlarmActions", "OKActions"):
+            assert any("-notifications" in json.dumps(a) for a in alarm["Properties"].get(actions, [])), (name, actions)

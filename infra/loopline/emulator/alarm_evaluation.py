@@ -22,6 +22,7 @@ from unittest import mock
 from moto.cloudwatch.models import Alarm, CloudWatchBackend, MetricAggregatedDatum, MetricDatum, cloudwatch_backends
 
 from loopline.emulator.alarm_state_change_events import AlarmState, emit_alarm_state_change
+from loopline.emulator.background import ticking
 
 OK, ALARM, INSUFFICIENT_DATA = "OK", "ALARM", "INSUFFICIENT_DATA"
 
@@ -267,18 +268,6 @@ class AlarmEvaluator:
             except Exception as exc:  # evaluation must never fail the caller's PutMetricData
                 print(f"loopline: alarm evaluation failed: {exc!r}", file=sys.stderr)
 
-        stop = threading.Event()
-
-        def tick() -> None:
-            while not stop.wait(tick_seconds):
-                try:
-                    self.evaluate_all()
-                except Exception as exc:
-                    print(f"loopline: alarm evaluation failed: {exc!r}", file=sys.stderr)
-
-        with mock.patch.object(CloudWatchBackend, "put_metric_data", put_metric_data):
-            threading.Thread(target=tick, name="loopline-alarm-tick", daemon=True).start()
-            try:
-                yield
-            finally:
-                stop.set()
+        with mock.patch.object(CloudWatchBackend, "put_metric_data", put_metric_data), \
+                ticking("alarm evaluation", tick_seconds, self.evaluate_all):
+            yield

@@ -41,6 +41,7 @@ from moto.firehose.models import FirehoseBackend, firehose_backends
 from moto.logs.models import logs_backends
 from moto.s3.models import s3_backends
 
+from loopline.emulator.background import ticking
 from loopline.emulator.iam_enforcement import role_may
 
 MAX_BUFFER_SECONDS_VARIABLE = "LOOPLINE_FIREHOSE_MAX_BUFFER_SECONDS"
@@ -183,21 +184,9 @@ class CaptureDelivery:
                            log_stream_name: str, log_events: list[dict[str, Any]]) -> None:
             delivery.receive(self, delivery_stream_arn, filter_name, log_group_name, log_events)
 
-        stop = threading.Event()
-
-        def tick() -> None:
-            while not stop.wait(0.2):
-                try:
-                    delivery.flush_due()
-                except Exception as exc:
-                    print(f"loopline: Firehose delivery failed: {exc!r}", file=sys.stderr)
-
-        with mock.patch.object(FirehoseBackend, "send_log_event", send_log_event):
-            threading.Thread(target=tick, name="loopline-firehose-tick", daemon=True).start()
-            try:
-                yield
-            finally:
-                stop.set()
+        with mock.patch.object(FirehoseBackend, "send_log_event", send_log_event), \
+                ticking("Firehose delivery", 0.2, delivery.flush_due):
+            yield
 
 
 def _s3_destination(stream: Any) -> dict[str, Any]:

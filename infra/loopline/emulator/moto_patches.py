@@ -23,6 +23,7 @@ from loopline.emulator.iam_enforcement import enforce_iam
 from loopline.emulator.lambda_async_invocation import invoke_event_type_asynchronously
 from loopline.emulator.lambda_invocation import LambdaRuntime, install_lambda_runtime
 from loopline.emulator.lambda_limits import keep_ephemeral_storage, refuse_large_environments
+from loopline.emulator.queue_metrics import queue_metrics_published
 from loopline.emulator.s3_async_notifications import (
     add_version_ids_to_s3_events,
     deliver_s3_notifications_asynchronously,
@@ -57,6 +58,7 @@ def _gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> list[Abst
         read_every_listing_page(),
         apply_tolerated_failure_thresholds(),
         AlarmEvaluator().installed(alarm_tick_seconds),
+        queue_metrics_published(alarm_tick_seconds),
         CaptureDelivery().installed(),
     ]
 

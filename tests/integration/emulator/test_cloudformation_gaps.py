@@ -1,5 +1,6 @@
 """moto CloudFormation gaps, each filled by its own piece: API Gateway resources, CloudWatch alarms, bucket
-notifications (delivered asynchronously), bucket and topic policies and function layers — on small templates."""
+notifications (delivered asynchronously), bucket and topic policies, queue metrics and function layers — on small
+templates."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -299,10 +301,12 @@ def test_a_functions_ephemeral_storage_from_the_template_is_kept(aws, make_role)
     assert aws("lambda").get_function_configuration(FunctionName=function)["EphemeralStorage"] == {"Size": 2560}
 
 
-def _alarm_messages(aws: Callable[[str], Any], queue_url: str) -> list[str]:
-    """The alarm notifications the queue subscribed to the topic received within a few seconds."""
-    subjects, deadline = [], time.time() + 3
-    while time.time() < deadline:
+def _alarm_messages(aws: Callable[[str], Any], queue_url: str, seconds: float = 3) -> list[str]:
+    """The subjects of the alarm notifications the queue subscribed to the topic received within `seconds` (all of
+    them, or the first as soon as it arrives when `seconds` is longer)."""
+    subjects: list[str] = []
+    deadline = time.time() + seconds
+    while time.time() < deadline and not (seconds > 3 and subjects):
         for message in aws("sqs").receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", []):
             subjects.append(json.loads(message["Body"])["Subject"])
     return subjects
@@ -352,3 +356,31 @@ def test_a_topic_policy_is_set_on_its_topic_and_decides_whether_alarms_may_publi
     assert stored["Statement"][1]["Condition"] == {"StringEquals": {"aws:SourceAccount": account}}
     assert allowed == [f'ALARM: "{alarm}" in us-east-1']
     assert refused == []
+
+
+def test_a_queue_depth_alarm_fires_and_notifies_when_a_message_waits_in_its_queue(aws):
+    # given a queue, an alarm on its visible messages (as the template's on-failure queue alarms), and an inbox
+    # subscribed to the alarm's topic
+    name = f"failures-{uuid.uuid4().hex[:8]}"
+    queue_url = aws("sqs").create_queue(QueueName=name)["QueueUrl"]
+    topic = aws("sns").create_topic(Name=f"t-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    inbox = aws("sqs").create_queue(QueueName=f"inbox-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    inbox_arn = aws("sqs").get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+    alarm = f"{name}-alarm"
+    aws("cloudwatch").put_metric_alarm(
+        AlarmName=alarm, Namespace="AWS/SQS", MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[{"Name": "QueueName", "Value": name}], Statistic="Maximum", Period=300, EvaluationPeriods=1,
+        Threshold=0, ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching",
+        AlarmActions=[topic])
+
+    # when a message lands in the queue
+    aws("sqs").send_message(QueueUrl=queue_url, MessageBody="a failed event")
+
+    # then SQS's metric reaches CloudWatch, the alarm fires and says so (the emulator's tick is 1 s here)
+    assert _alarm_messages(aws, inbox, seconds=60) == [f'ALARM: "{alarm}" in us-east-1']
+    statistics = aws("cloudwatch").get_metric_statistics(
+        Namespace="AWS/SQS", MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[{"Name": "QueueName", "Value": name}], StartTime=datetime.now(UTC) - timedelta(minutes=5),
+        EndTime=datetime.now(UTC) + timedelta(minutes=1), Period=60, Statistics=["Maximum"])
+    assert max(p["Maximum"] for p in statistics["Datapoints"]) == 1.0
