@@ -111,3 +111,27 @@ def test_a_stack_name_that_is_not_the_running_local_one_names_the_running_one_wi
     assert "the local emulator runs wine" in message
     assert "--stack-name wine" in message
     assert "no local stack is running" not in message
+
+
+def test_after_local_up_stops_a_command_names_the_stack_to_start_again(
+        stack_state_dir, tmp_path, monkeypatch: pytest.MonkeyPatch):
+    # given: `local up --stack-name wine` ran and stopped; no AWS credentials anywhere
+    from loopline.operate.connection import NoCredentials, connect
+
+    remember_stack(new_record("wine", "us-east-1", "http://127.0.0.1:5123", "http://127.0.0.1:3123/Prod/"))
+    forget_stack("wine", pid=__import__("os").getpid())
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_ENDPOINT_URL", "LOOPLINE_STACK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    # when a command runs without flags
+    with pytest.raises(NoCredentials) as raised:
+        connect(resolve_target(None, None, None))
+
+    # then it says which stack stopped and how to start that one, not the default name
+    message = str(raised.value)
+    assert "the last one, 'wine', has stopped" in message
+    assert "local up --stack-name wine" in message

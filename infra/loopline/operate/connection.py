@@ -17,7 +17,7 @@ from botocore.exceptions import (
 
 from loopline.client import StackClient
 from loopline.invocation import command
-from loopline.operate.stack_memory import STACK_VARIABLE, StackTarget, running_stacks
+from loopline.operate.stack_memory import STACK_VARIABLE, StackTarget, last_stopped_stack, running_stacks
 from loopline_runtime.errors import LooplineError
 
 UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError)
@@ -59,6 +59,12 @@ def no_credentials_message(target: StackTarget) -> str:
         return (f"no local stack {target.stack_name!r} is running (the local emulator runs {', '.join(local)}) and "
                 f"there are no AWS credentials to reach it on AWS ({target.region}). Fix: add --stack-name "
                 f"{local[0]} to the command, or start it with {start}, or `aws configure` for AWS")
+    last = last_stopped_stack()
+    if last is not None and target.name_from == "default":
+        start = f"`{command('local', 'up', '--stack-name', last.stack_name)}`"
+        return (f"no local stack is running (the last one, {last.stack_name!r}, has stopped) and there are no AWS "
+                f"credentials to reach stack {target.stack_name!r} on AWS ({target.region}). Fix: start it again "
+                f"with {start} (commands then find it), or `aws configure` for AWS")
     return (f"no local stack is running and there are no AWS credentials to reach stack {target.stack_name!r} on "
             f"AWS ({target.region}). Fix: start the local emulator with {start} (commands then find it), or "
             "`aws configure` for AWS")

@@ -54,11 +54,22 @@ def remember_stack(record: StackRecord) -> Path:
 
 
 def forget_stack(stack_name: str, pid: int) -> None:
-    """Remove the record of a stack this process served (not one a later `local up` of the same name wrote)."""
+    """Remove the record of a stack this process served (not one a later `local up` of the same name wrote), and
+    remember it as the last stopped one, so a command run after it can say how to start it again."""
     path = _record_path(stack_name)
     record = _read(path)
     if record is not None and record.pid == pid:
+        _last_stopped_path().write_text(json.dumps(asdict(record), indent=2), encoding="utf-8")
         path.unlink(missing_ok=True)
+
+
+def last_stopped_stack() -> StackRecord | None:
+    """The stack the last `loopline local up` that stopped cleanly served (None if there was none)."""
+    return _read(_last_stopped_path())
+
+
+def _last_stopped_path() -> Path:
+    return state_dir() / "last-stopped.json"
 
 
 def running_stacks() -> list[StackRecord]:
