@@ -210,7 +210,7 @@ def feature_distributions(profile: Mapping[str, Any], columns: Columns) -> dict[
 def numeric_values(values: Sequence[Any]) -> np.ndarray:
     """Numbers only, as float64: junk text, None and +-inf become NaN (booleans 0/1), as pandas.to_numeric(...,
     errors="coerce") reads them."""
-    numbers = np.fromiter((_number(value) for value in values), dtype=float, count=len(values))
+    numbers = np.fromiter((to_number(value) for value in values), dtype=float, count=len(values))
     numbers[~np.isfinite(numbers)] = np.nan
     return numbers
 
@@ -227,7 +227,9 @@ def level_values(values: Sequence[Any], kind: str) -> list[str | None]:
     return levels
 
 
-def _number(value: Any) -> float:
+def to_number(value: Any) -> float:
+    """A value as a float, as pandas.to_numeric(errors="coerce") reads it: NaN for None and text that is not a
+    number (inf stays)."""
     if value is None:
         return math.nan
     if isinstance(value, str):

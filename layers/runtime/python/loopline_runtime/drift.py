@@ -165,52 +165,11 @@ def _profile_numeric(column: pd.Series, *, bins: int, ks_points: int) -> dict[st
     }
 
 
-def _profile_numeric(column: pd.Series, *, bins: int, ks_points: int) -> dict[str, Any]:
-    values = _numeric_values(column)
-    present = np.sort(values.dropna().to_numpy())
-    edges: list[float] = []
-    if present.size:
-        deciles = np.quantile(present, np.arange(1, bins) / bins, method="inverted_cdf") if bins > 1 else np.array([])
-        edges = sorted({_round(q) for q in deciles})
-    shares = _bin_shares(present, edges)
-    if present.size <= ks_points:
-        sample = present
-    else:
-        probabilities = (np.arange(1, ks_points + 1) - 0.5) / ks_points
-        sample = np.quantile(present, probabilities, method="inverted_cdf")
-    return {
-        "kind": NUMERIC,
-        "count": int(present.size),
-        "null_share": _share(_null_share(values)),
-        "edges": edges,
-        "shares": [_share(s) for s in shares],
-        "ks_sample": [_round(v) for v in sample],
-    }
-
-
 def _levels(column: pd.Series, kind: str) -> pd.Series:
     # once per distinct value, not per cell: a profiled column has many rows and few levels
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     levels = np.asarray([_level(v, kind) for v in uniques] + [None], dtype=object)
     return pd.Series(levels[codes], index=column.index, dtype=object)
-
-
-def _profile_levels(column: pd.Series, *, kind: str, top_k: int) -> dict[str, Any]:
-    levels = _levels(column, kind)
-    present = levels.dropna()
-    counts = present.value_counts(sort=False)
-    # most frequent first, ties by level so the profile is deterministic
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
-    total = int(present.size)
-    kept = {str(level): _share(count / total) for level, count in ranked[:top_k]}
-    other = sum(count for _, count in ranked[top_k:]) / total if total else 0.0
-    return {
-        "kind": kind,
-        "count": total,
-        "null_share": _share(_null_share(levels)),
-        "levels": kept,
-        "other": _share(other),
-    }
 
 
 def _profile_levels(column: pd.Series, *, kind: str, top_k: int) -> dict[str, Any]:
