@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.bench import batch, capture, chunk_scoring, ingest, serving
+from loopline.bench import batch, capture, chunk_scoring, ingest, monitoring, serving
 from loopline.bench.data import CATEGORICAL_LEVELS, DATE_COLUMN, TARGET
 from loopline.bench.limits import FunctionLimits
 from loopline.bench.phases import Probes
@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 BUCKET = "loopline-bench-artifacts"
 UPLOAD_KEY = f"{INCOMING_PREFIX}bench.csv"
 CASES = ("train", "baseline", "imports", "predict", "train_full_search", "ingest", "ingest_baseline", "batch",
-         "batch_baseline", *serving.CASES, *chunk_scoring.CASES, *capture.CASES)
+         "batch_baseline", *serving.CASES, *chunk_scoring.CASES, *monitoring.CASES, *capture.CASES)
 
 
 def vm_hwm_kib() -> int | None:
@@ -287,6 +287,7 @@ CHILDREN: dict[str, Callable[[Path], dict[str, Any]]] = {
     "batch": batch.child_batch, "batch_baseline": batch.child_batch_baseline,
     "chunk_cold": chunk_scoring.child_chunk_cold, "chunk_naive": chunk_scoring.child_chunk_naive,
     "chunk_throughput": chunk_scoring.child_chunk_throughput,
+    "monitor_cold": monitoring.child_monitor_cold, "monitor_naive": monitoring.child_monitor_naive,
     **serving.CHILDREN, **capture.CHILDREN}
 
 
