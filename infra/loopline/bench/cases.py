@@ -208,17 +208,20 @@ def child_imports(workdir: Path) -> dict[str, Any]:
 
 
 def stage_champion(s3: Any, workdir: Path, manifest: dict[str, Any], bucket: str = BUCKET, *,
-                   serving_form: str = "onnx") -> None:
+                   serving_form: str = "onnx", pointer_s3: Any = None) -> None:
     """Put the model the train case registered into the (moto) bucket as the champion, the way a promotion leaves
     it: a versioned bucket, the artifacts and manifest, and a pointer that pins the manifest's and the compiled
     artifact's S3 VersionId and sha256 (the predict function refuses a pointer without pins). Boto3 and hashlib
     only, so a case's measured imports stay its own. `serving_form="scikit-learn"`: the same pipeline as a model
-    whose config chose the scikit-learn serving form (the pointer pins the joblib artifact)."""
+    whose config chose the scikit-learn serving form (the pointer pins the joblib artifact). `pointer_s3`: another
+    client for the pointer (on a local stack the bucket policy lets only the train role write models/ and only the
+    evaluate role the registry; the bucket is versioned there already)."""
     import hashlib
 
     if serving_form == "scikit-learn":
         manifest = {**manifest, "serving_form": "scikit-learn"}
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    if pointer_s3 is None:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     version = manifest["version"]
 
     def put(key: str, body: bytes) -> dict[str, Any]:
@@ -232,7 +235,7 @@ def stage_champion(s3: Any, workdir: Path, manifest: dict[str, Any], bucket: str
     pinned_manifest = put(f"{model_prefix(version)}manifest.json", json.dumps(manifest).encode())
     pointer = {"version": version, "previous_version": None,
                "pins": {"manifest": pinned_manifest, "compiled": compiled}}
-    s3.put_object(Bucket=bucket, Key=CHAMPION_KEY, Body=json.dumps(pointer).encode())
+    (pointer_s3 or s3).put_object(Bucket=bucket, Key=CHAMPION_KEY, Body=json.dumps(pointer).encode())
 
 
 def child_predict(workdir: Path) -> dict[str, Any]:
