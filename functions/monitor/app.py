@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools import Logger
 
-from loopline_runtime.config import runtime_config
 from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.errors import InvalidRequest
 from loopline_runtime.live_drift import measure_live_drift
+from loopline_runtime.monitor_settings import monitor_settings
 from loopline_runtime.monitoring import monitor_champion
 from loopline_runtime.orchestration import start_training
 from loopline_runtime.storage import ObjectStore
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
 
 logger = Logger()
-config = runtime_config()
+config = monitor_settings()  # without pydantic: this function runs on the serving layer
 store = ObjectStore.from_env()
 
 

@@ -19,9 +19,11 @@ BUILD_DIR = REPO / ".aws-sam" / "build"
 # skl2onnx and onnxruntime together are about 241 MiB once trimmed; these functions fit, by 8.6 MiB, only Lambda's
 # own 250 MiB. The way under 150 MiB is a container image (10 GB) or no compiled-model check in them; until then a
 # function listed here that gets under its budget fails this test, so that it is taken off the list.
-# The predict variant of the scikit-learn serving form (chosen explicitly in pipeline.yaml) carries the same layers:
-# 241.5 MiB against predict's 100 MiB, stated in the README.
-KNOWN_OVER_BUDGET = {"TrainFunction", "EvaluateFunction", "MonitorFunction", "PredictFunction [ServeScikitLearn]"}
+# The monitor runs on the serving layer (88.1 MiB) since issue 20. The predict and monitor variants of the
+# scikit-learn serving form (chosen explicitly in pipeline.yaml) carry the same layers as train: 241.5 MiB against
+# 100 and 150 MiB, stated in the README. docs/function-sizes.md says what each layer holds and the way down.
+KNOWN_OVER_BUDGET = {"TrainFunction", "EvaluateFunction", "PredictFunction [ServeScikitLearn]",
+                     "MonitorFunction [ServeScikitLearn]"}
 
 
 @pytest.fixture(scope="module")

@@ -135,3 +135,70 @@ def test_f1_positive_refuses_a_target_with_more_than_two_classes() -> None:
     # when / then the message points to the macro f1
     with pytest.raises(ValueError, match="use f1"):
         score("f1_positive", Y_TRUE_MULTI, Y_PRED_MULTI, PROBA_MULTI, [0, 1, 2])
+
+
+def _scikit_learn_scores(task: Task, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None,
+                         classes: list[object] | None) -> dict[str, float]:
+    """What metrics.all_scores answered when it called scikit-learn (the reference the numpy metrics replace). An
+    undefined roc_auc (a class without rows) is left out, as all_scores documents, where scikit-learn 1.9 warns and
+    answers nan."""
+    calls: dict[str, Callable[[], float]]
+    if task is Task.REGRESSION:
+        calls = {"rmse": lambda: np.sqrt(skm.mean_squared_error(y_true, y_pred)),
+                 "mae": lambda: skm.mean_absolute_error(y_true, y_pred), "r2": lambda: skm.r2_score(y_true, y_pred)}
+    else:
+        assert proba is not None and classes is not None
+        calls = {"accuracy": lambda: skm.accuracy_score(y_true, y_pred),
+                 "f1": lambda: skm.f1_score(y_true, y_pred, average="macro"),
+                 "roc_auc": lambda: (skm.roc_auc_score(y_true == classes[1], proba[:, 1]) if len(classes) == 2 else
+                                     skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro",
+                                                       labels=classes))}
+    scores = {}
+    for name, call in calls.items():
+        try:
+            value = float(call())
+        except ValueError:
+            continue
+        if not (name == "roc_auc" and np.isnan(value)):
+            scores[name] = value
+    return scores
+
+
+def _corpus() -> list[tuple[Task, np.ndarray, np.ndarray, np.ndarray | None, list[object] | None]]:
+    rng = np.random.default_rng(7)
+    cases: list[tuple[Task, np.ndarray, np.ndarray, np.ndarray | None, list[object] | None]] = []
+    for rows in (1, 2, 3, 17, 250, 4000):
+        for labels in (["no", "yes"], [0, 1], [0, 1, 2], ["a", "b", "c", "d"]):
+            k = len(labels)
+            raw = rng.dirichlet(np.ones(k), size=rows)
+            proba = raw.round(1) / raw.round(1).sum(axis=1, keepdims=True) if rows % 2 else raw  # ties
+            proba = np.nan_to_num(proba, nan=1.0 / k)
+            truth_index = rng.integers(0, k - (rows == 17), size=rows)  # 17 rows: a class never labeled
+            classes = list(labels)
+            y_true = np.array([labels[i] for i in truth_index])
+            y_pred = np.array([labels[i] for i in proba.argmax(axis=1)])
+            cases.append((Task.CLASSIFICATION, y_true, y_pred, proba, classes))
+        y = rng.normal(size=rows) * 10
+        cases.append((Task.REGRESSION, y, y + rng.normal(size=rows), None, None))
+        cases.append((Task.REGRESSION, np.full(rows, 3.0), np.full(rows, 3.0), None, None))  # constant, perfect
+        cases.append((Task.REGRESSION, np.full(rows, 3.0), np.full(rows, 2.5), None, None))  # constant, off
+    return cases
+
+
+@pytest.mark.parametrize("case", _corpus())
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
+def test_the_numpy_metrics_equal_scikit_learn_on_a_corpus(
+        case: tuple[Task, np.ndarray, np.ndarray, np.ndarray | None, list[object] | None]) -> None:
+    # given labels, predictions and probabilities (ties, absent classes, one row, constant targets)
+    task, y_true, y_pred, proba, classes = case
+    reference = _scikit_learn_scores(task, y_true, y_pred, proba, classes)
+
+    # when
+    ours = all_scores(task, y_true, y_pred, proba, classes)
+
+    # then the same metrics are defined, with the same values
+    scikit_learn_metrics = {"accuracy", "f1", "roc_auc", "rmse", "mae", "r2"}
+    compared = {name: value for name, value in ours.items() if name in scikit_learn_metrics}
+    assert compared.keys() == reference.keys()
+    for name, value in reference.items():
+        assert compared[name] == pytest.approx(value, abs=1e-9, nan_ok=True), name

@@ -20,6 +20,8 @@ from loopline.bench.chunk_scoring import CASES as CHUNK_CASES
 from loopline.bench.chunk_scoring import chunk_section
 from loopline.bench.data import DATE_COLUMN, TARGET, adapted_config, generate_dataset
 from loopline.bench.limits import function_limits
+from loopline.bench.monitoring import CASES as MONITOR_CASES
+from loopline.bench.monitoring import monitor_section
 from loopline.bench.phases import phases_from_events, read_events
 from loopline.bench.report import Report, handler_seconds, machine_facts, render
 from loopline.bench.serving import CASES as SERVING_CASES
@@ -71,8 +73,10 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     train_limits = function_limits(template, "TrainFunction")
     predict_limits = function_limits(template, "PredictFunction")
     ingest_limits = function_limits(template, "IngestFunction")
+    monitor_limits = function_limits(template, "MonitorFunction")
     config = adapted_config(load_config(REPO_ROOT / args.config))
     (workdir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    (workdir / "config.json").write_text(json.dumps(config.model_dump(mode="json")))  # bundled as a build does
     print(f"generating {args.rows:,} synthetic rows (seed {args.seed}) in {workdir}", flush=True)
     frame = generate_dataset(args.rows, args.seed)
     frame.to_csv(workdir / "data.csv", index=False)
@@ -82,7 +86,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     (workdir / "records.json").write_text(json.dumps(records))
     (workdir / "plan.json").write_text(json.dumps({
         "train_limits": train_limits.__dict__, "predict_limits": predict_limits.__dict__,
-        "ingest_limits": ingest_limits.__dict__,
+        "ingest_limits": ingest_limits.__dict__, "monitor_limits": monitor_limits.__dict__,
         "seed": config.training.seed, "holdout_fraction": config.training.holdout_fraction,
         "warm_requests": args.warm_requests}))
     (workdir / "train_progress.jsonl").unlink(missing_ok=True)
@@ -96,7 +100,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     runs: dict[str, CaseRun] = {}
     # the handler is killed at its Timeout (SIGALRM in the child); the parent's limit only guards a hung setup
     order = ("ingest", "ingest_baseline", "train", "baseline", "imports", "predict", *SERVING_CASES, *CAPTURE_CASES,
-             *(["train_full_search"] if args.with_full_search else []), *CHUNK_CASES,
+             *(["train_full_search"] if args.with_full_search else []), *CHUNK_CASES, *MONITOR_CASES,
              *([] if args.skip_batch else ["batch", "batch_baseline"]))
     if args.only and "capture" in args.only:  # the capture rows by one name
         args.only = [*(c for c in args.only if c != "capture"), *CAPTURE_CASES]
@@ -107,7 +111,8 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         print(f"unknown case(s) {', '.join(unknown)}; the cases are: {', '.join(CASES)}", file=sys.stderr)
         return 2
     for case in [c for c in order if c in args.only] if args.only else order:
-        needs_model = case in ("predict", *SERVING_CASES, *CHUNK_CASES, "batch", "batch_baseline", "capture_overhead")
+        needs_model = case in ("predict", *SERVING_CASES, *CHUNK_CASES, *MONITOR_CASES, "batch", "batch_baseline",
+                               "capture_overhead")
         if needs_model and not (workdir / "model.onnx").is_file():
             print(f"{case}: skipped (the train case registered no compiled model)", flush=True)
             continue
@@ -162,6 +167,7 @@ def _print_only(runs: dict[str, CaseRun], rows: int) -> int:
               f"{run.load_after:.2f}")
         print(json.dumps(run.result, indent=2, default=str)[:4000])
     print("\n".join(chunk_section(runs)))
+    print("\n".join(monitor_section(runs)))
     if "serving_sklearn_form" in runs:
         print("\n".join(render_sklearn_form_rows(runs)))
     if any(case in runs for case in CAPTURE_CASES):

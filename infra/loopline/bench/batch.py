@@ -27,8 +27,10 @@ def child_batch(workdir: Path) -> dict[str, Any]:
     with local_stack("bench-batch", config=workdir / "config.yaml", workdir=stacks, aws_port=aws_port,
                      api_port=free_port()):
         stack = StackClient("bench-batch", endpoint_url=f"http://127.0.0.1:{aws_port}")
-        # the champion the train case registered, put where a promotion puts it (pinned)
-        stage_champion(stack.s3, workdir, manifest, bucket=stack.bucket)
+        # the champion the train case registered, put where a promotion puts it (pinned), by the roles that write
+        # there (the bucket policy denies everyone else, the account's administrator too)
+        stage_champion(_s3_as(stack, "TrainFunction"), workdir, manifest, bucket=stack.bucket,
+                       pointer_s3=_s3_as(stack, "EvaluateFunction"))
         t0 = time.perf_counter()
         _, candidates = submit(stack, workdir / "data.csv", name="bench.csv")
         upload_s = time.perf_counter() - t0
@@ -41,6 +43,20 @@ def child_batch(workdir: Path) -> dict[str, Any]:
                            if map_runs else None)
     return {"wall_s": wall_s, "upload_s": upload_s, "summary": summary, "last_progress": lines[-1] if lines else "",
             "max_concurrency": max_concurrency}
+
+
+def _s3_as(stack: Any, function: str) -> Any:
+    """An S3 client with the credentials of the local stack's role of `function` (a CloudFormation-style role
+    name holds -<Function>Role-)."""
+    import boto3
+
+    iam = stack.client("iam")
+    arn = next(role["Arn"] for page in iam.get_paginator("list_roles").paginate() for role in page["Roles"]
+               if f"-{function}Role-" in role["RoleName"])
+    assumed = stack.client("sts").assume_role(RoleArn=arn, RoleSessionName="bench-staging")["Credentials"]
+    return boto3.client("s3", endpoint_url=stack.endpoint_url, region_name="us-east-1",
+                        aws_access_key_id=assumed["AccessKeyId"], aws_secret_access_key=assumed["SecretAccessKey"],
+                        aws_session_token=assumed["SessionToken"])
 
 
 def child_batch_baseline(workdir: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.bench import batch, capture, chunk_scoring, ingest, serving
+from loopline.bench import batch, capture, chunk_scoring, ingest, monitoring, serving
 from loopline.bench.data import CATEGORICAL_LEVELS, DATE_COLUMN, TARGET
 from loopline.bench.limits import FunctionLimits
 from loopline.bench.phases import Probes
@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 BUCKET = "loopline-bench-artifacts"
 UPLOAD_KEY = f"{INCOMING_PREFIX}bench.csv"
 CASES = ("train", "baseline", "imports", "predict", "train_full_search", "ingest", "ingest_baseline", "batch",
-         "batch_baseline", *serving.CASES, *chunk_scoring.CASES, *capture.CASES)
+         "batch_baseline", *serving.CASES, *chunk_scoring.CASES, *monitoring.CASES, *capture.CASES)
 
 
 def vm_hwm_kib() -> int | None:
@@ -208,17 +208,20 @@ def child_imports(workdir: Path) -> dict[str, Any]:
 
 
 def stage_champion(s3: Any, workdir: Path, manifest: dict[str, Any], bucket: str = BUCKET, *,
-                   serving_form: str = "onnx") -> None:
+                   serving_form: str = "onnx", pointer_s3: Any = None) -> None:
     """Put the model the train case registered into the (moto) bucket as the champion, the way a promotion leaves
     it: a versioned bucket, the artifacts and manifest, and a pointer that pins the manifest's and the compiled
     artifact's S3 VersionId and sha256 (the predict function refuses a pointer without pins). Boto3 and hashlib
     only, so a case's measured imports stay its own. `serving_form="scikit-learn"`: the same pipeline as a model
-    whose config chose the scikit-learn serving form (the pointer pins the joblib artifact)."""
+    whose config chose the scikit-learn serving form (the pointer pins the joblib artifact). `pointer_s3`: another
+    client for the pointer (on a local stack the bucket policy lets only the train role write models/ and only the
+    evaluate role the registry; the bucket is versioned there already)."""
     import hashlib
 
     if serving_form == "scikit-learn":
         manifest = {**manifest, "serving_form": "scikit-learn"}
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    if pointer_s3 is None:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     version = manifest["version"]
 
     def put(key: str, body: bytes) -> dict[str, Any]:
@@ -232,7 +235,7 @@ def stage_champion(s3: Any, workdir: Path, manifest: dict[str, Any], bucket: str
     pinned_manifest = put(f"{model_prefix(version)}manifest.json", json.dumps(manifest).encode())
     pointer = {"version": version, "previous_version": None,
                "pins": {"manifest": pinned_manifest, "compiled": compiled}}
-    s3.put_object(Bucket=bucket, Key=CHAMPION_KEY, Body=json.dumps(pointer).encode())
+    (pointer_s3 or s3).put_object(Bucket=bucket, Key=CHAMPION_KEY, Body=json.dumps(pointer).encode())
 
 
 def child_predict(workdir: Path) -> dict[str, Any]:
@@ -287,6 +290,7 @@ CHILDREN: dict[str, Callable[[Path], dict[str, Any]]] = {
     "batch": batch.child_batch, "batch_baseline": batch.child_batch_baseline,
     "chunk_cold": chunk_scoring.child_chunk_cold, "chunk_naive": chunk_scoring.child_chunk_naive,
     "chunk_throughput": chunk_scoring.child_chunk_throughput,
+    "monitor_cold": monitoring.child_monitor_cold, "monitor_naive": monitoring.child_monitor_naive,
     **serving.CHILDREN, **capture.CHILDREN}
 
 

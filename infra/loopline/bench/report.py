@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loopline.bench import batch, chunk_scoring, ingest, serving
+from loopline.bench import batch, chunk_scoring, ingest, monitoring, serving
 from loopline.bench.cases import CaseRun
 from loopline.bench.data import TARGET
 from loopline.bench.limits import LAMBDA_MAX_MEMORY_MB, LAMBDA_MAX_TIMEOUT_S, FunctionLimits
@@ -242,7 +242,7 @@ def render(report: Report) -> str:
         lines.append("Not measured: the train case registered no model.")
     lines += ["", *serving.render_section(report.runs)]
     lines += ["", *batch.batch_section(report.runs, report.rows)]
-    lines += ["", *chunk_scoring.chunk_section(report.runs)]
+    lines += ["", *chunk_scoring.chunk_section(report.runs), *monitoring.monitor_section(report.runs)]
     lines += ["## Reading it", "", *report_notes(report, handler_s, peak_mb), ""]
     return "\n".join(lines)
 

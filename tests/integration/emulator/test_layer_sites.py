@@ -1,7 +1,7 @@
 """moto gap: requirement-only layers are not pip-installed. The emulator gives each one a view of exactly the venv
 distributions it names, and workers run without the venv's site-packages: a function sees what its layers hold,
-as on AWS. The predict and batch functions, on ServingLayer, cannot import scikit-learn, nor ingest, on ServingLayer
-and DataLayer."""
+as on AWS. The predict, batch and monitor functions, on ServingLayer, cannot import scikit-learn, pandas or pydantic,
+nor ingest, on ServingLayer and DataLayer, scikit-learn."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from loopline.emulator.lambda_workers import Worker, WorkerSpec
 from loopline.emulator.layer_sites import requirement_names, runtime_site, stage_requirements_layer
 from loopline.emulator.template_loading import load_template
+from loopline_runtime.config import bundle_config, load_config
 
 REPO = Path(__file__).resolve().parents[3]
 TRAINING_ONLY = ("sklearn", "pandas", "scipy", "joblib", "skl2onnx", "onnx", "pydantic", "yaml")
@@ -89,6 +90,35 @@ def test_the_handler_initialises_on_the_serving_layer_without_training_modules(f
     # then it imported onnxruntime (the compiled model) and nothing of the training stack
     assert isinstance(loaded, list)
     assert "onnxruntime" in loaded
+    assert not set(TRAINING_ONLY) & set(loaded)
+
+
+@pytest.mark.slow
+def test_the_monitor_handler_measures_on_the_serving_layer_without_pandas_scipy_or_scikit_learn(tmp_path: Path) -> None:
+    # given the monitor function's code on its deployed layers (runtime + serving), the runtime layer holding the
+    # bundled config as a build leaves it (the function reads it without pydantic)
+    assert _template_layers("monitor") == ["RuntimeLayer", "ServingLayer"]
+    runtime = tmp_path / "layers" / "runtime"
+    shutil.copytree(REPO / "layers" / "runtime", runtime, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    bundle_config(load_config(REPO / "pipeline.yaml"), runtime / "python" / "loopline_runtime")
+    layers = (runtime, _staged_layer("serving", tmp_path))
+    probe = """
+        import sys
+        def lambda_handler(event, context):
+            import app  # the function's init, as at a cold start
+            # and what measuring a labeled batch and the captured inputs imports
+            from loopline_runtime import column_drift, datasets, labeled_columns, live_drift, monitoring
+            return {"loaded": sorted({m.split(".")[0] for m in sys.modules})}
+    """
+    (tmp_path / "code").mkdir()
+    shutil.copy(REPO / "functions" / "monitor" / "app.py", tmp_path / "code" / "app.py")
+
+    # when its module is imported
+    loaded = _run(tmp_path, probe, layers, {}, environment=(("ARTIFACT_BUCKET", "bucket"),))["loaded"]
+
+    # then it scores with onnxruntime and imports nothing of the training stack
+    assert isinstance(loaded, list)
+    assert {"onnxruntime", "numpy"} <= set(loaded)
     assert not set(TRAINING_ONLY) & set(loaded)
 
 

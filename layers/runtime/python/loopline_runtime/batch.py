@@ -50,6 +50,7 @@ from loopline_runtime.batch_layout import (
     summary_key,
 )
 from loopline_runtime.compiled_model import CompiledModel
+from loopline_runtime.csv_table import NA_TEXTS, read_csv_table
 from loopline_runtime.errors import InvalidBatch, InvalidRequest, InvalidUpload, NoChampion
 from loopline_runtime.feature_schema import FeatureSchema, FeatureType, Task
 from loopline_runtime.model_inputs import value_problem
@@ -279,28 +280,6 @@ def score_chunk(store: ObjectStore, models: ModelCache, run_id: str, chunk_key: 
               "seconds": round(time.monotonic() - started, 3)}
     store.put_json(f"{prefix}results/{name}.json", result)
     return {"chunk": name, "scored": len(scored), "rejected": len(rejected)}
-
-
-# What pandas.read_csv reads as a missing value by default (keep_default_na): the chunks were read that way when
-# scoring ran on pandas, and a client's "NA" or "null" cell is still sent to the model as null.
-NA_TEXTS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
-
-
-def read_csv_table(body: bytes, *, missing: frozenset[str] = frozenset()) -> tuple[list[str], list[list[str | None]]]:
-    """A CSV file as (column names, rows): cells in `missing` become None, blank lines are skipped, and a repeated
-    column name gets a suffix (name.1, name.2, ...) so that every column can be addressed by name."""
-    reader = csv.reader(io.StringIO(body.decode("utf-8"), newline=""))
-    header = next(reader, [])
-    columns: list[str] = []
-    for column in header:
-        unique, copy = column, 0
-        while unique in columns:
-            copy += 1
-            unique = f"{column}.{copy}"
-        columns.append(unique)
-    rows = [[None if cell in missing else cell for cell in row] for row in reader if row]
-    return columns, rows
 
 
 def csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:

@@ -32,23 +32,16 @@ from loopline_runtime.bundled_config import (  # noqa: F401  (CONFIG_ENV_VAR: im
 )
 from loopline_runtime.errors import InvalidConfig
 from loopline_runtime.feature_schema import FeatureType, Task
+from loopline_runtime.metrics import (  # noqa: F401  (imported from here by callers on the data layer)
+    DEFAULT_METRIC,
+    METRICS,
+    higher_is_better,
+)
 
 # the user's model code, copied next to pipeline.json by bundle_config (loaded from there by path in Lambda)
 BUNDLED_CODE_DIR = "model_code"
 
 
-# metric name -> (task, higher_is_better)
-METRICS: dict[str, tuple[Task, bool]] = {
-    "accuracy": (Task.CLASSIFICATION, True),
-    "f1": (Task.CLASSIFICATION, True),
-    "f1_positive": (Task.CLASSIFICATION, True),
-    "roc_auc": (Task.CLASSIFICATION, True),
-    "average_precision": (Task.CLASSIFICATION, True),
-    "rmse": (Task.REGRESSION, False),
-    "mae": (Task.REGRESSION, False),
-    "r2": (Task.REGRESSION, True),
-}
-DEFAULT_METRIC = {Task.CLASSIFICATION: "f1", Task.REGRESSION: "r2"}
 # also template.yaml's PipelineName AllowedPattern (a test compares them): it names stack resources
 PIPELINE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 
@@ -294,10 +287,6 @@ class PipelineConfig(_Strict):
     def metric_for(self, task: Task) -> str:
         """The quality metric for `task`: the configured one, else the task's default."""
         return self.metric or DEFAULT_METRIC[task]
-
-
-def higher_is_better(metric: str) -> bool:
-    return METRICS[metric][1]
 
 
 def parse_config(data: Any, source: str = "pipeline config") -> PipelineConfig:

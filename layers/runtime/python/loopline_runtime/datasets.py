@@ -14,17 +14,18 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from pandas.api.types import union_categoricals
 
 from loopline_runtime.bucket_layout import DATASET_INDEX_PREFIX, dataset_prefix, key_time, parse_key_time
-from loopline_runtime.config import FeatureType
+from loopline_runtime.csv_table import csv_columns
 from loopline_runtime.errors import NoDatasets
-from loopline_runtime.schema import FeatureSchema, coerce_column
+from loopline_runtime.feature_schema import FeatureSchema, FeatureType
 from loopline_runtime.storage import ObjectExists, ObjectNotFound, ObjectStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LOAD_CHUNK_ROWS = 100_000  # rows parsed at a time by a compact load
 
@@ -112,6 +113,11 @@ class DatasetCatalog:
     def latest(self) -> DatasetVersion:
         return self.newest(1)[-1]
 
+    def load_columns(self, dataset: DatasetVersion) -> tuple[dict[str, list[str | None]], int]:
+        """The version's rows as plain columns of text (missing as None) and their count, read without pandas (the
+        monitor function runs on the serving layer); the same cells as `load`."""
+        return csv_columns(self.store.get_bytes(dataset.data_key))
+
     def load(self, dataset: DatasetVersion, *, compact: bool = False) -> pd.DataFrame:
         """The version's rows, every column as text: the pipeline's coercion step owns type conversion, as at
         serving time.
@@ -121,6 +127,11 @@ class DatasetCatalog:
         numbers), every other column as a pandas Categorical (one copy of each distinct text, small integer
         codes). A million rows of 30 text columns are about 30 million Python strings otherwise (GBs).
         """
+        import pandas as pd  # here: the monitor function reads datasets without pandas (load_columns)
+        from pandas.api.types import union_categoricals
+
+        from loopline_runtime.schema import coerce_column
+
         if not compact:
             return pd.read_csv(io.BytesIO(self.store.get_bytes(dataset.data_key)), dtype=str, keep_default_na=True)
         kinds = FeatureSchema.from_dict(dataset.manifest["schema"]).features

@@ -19,8 +19,8 @@ from loopline_runtime.bucket_layout import FINGERPRINT_PREFIX
 from loopline_runtime.compiled_model import CompiledModel
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import LooplineError
+from loopline_runtime.labeled_columns import score_columns
 from loopline_runtime.metrics import all_scores, at_least_as_good, meets
-from loopline_runtime.model_inputs import columns_to_inputs
 from loopline_runtime.orchestration import REGIME_REASONS
 from loopline_runtime.prediction import predict_with_probabilities
 from loopline_runtime.registry import LoadedModel, ModelRegistry, serves_scikit_learn
@@ -68,14 +68,12 @@ def score_model(model: CompiledModel | LoadedModel, frame: pd.DataFrame, schema:
 def score_and_probabilities(model: CompiledModel | LoadedModel, frame: pd.DataFrame, schema: FeatureSchema
                             ) -> tuple[dict[str, float], np.ndarray | None]:
     """`score_model`, and the class probabilities the model returned for those rows (None for a regressor)."""
+    if isinstance(model, CompiledModel):  # as monitoring scores a labeled batch
+        scores, probabilities, _ = score_columns(model, frame_columns(frame), schema)
+        return scores, probabilities
     labeled = frame[frame[schema.target].notna()]
     y = coerce_target(labeled[schema.target], schema.task)
     X = labeled.reindex(columns=list(model.schema.features))  # a feature the rows lack is missing (imputed)
-    if isinstance(model, CompiledModel):
-        prediction = model.predict(columns_to_inputs(frame_columns(X), model.input_spec))
-        scores = all_scores(model.schema.task, y, prediction.predictions, prediction.probabilities,
-                            prediction.classes)
-        return scores, prediction.probabilities
     predictions, proba, classes = predict_with_probabilities(model.pipeline, X)
     return all_scores(model.schema.task, y, predictions, proba, classes), proba
 

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from loopline_runtime.bucket_layout import LIVE_MONITORING_PREFIX, key_time
-from loopline_runtime.config import PipelineConfig, higher_is_better
+from loopline_runtime.column_drift import DriftReport, measure_drift
 from loopline_runtime.errors import NoChampion
 from loopline_runtime.labels import capture_keys, capture_records
+from loopline_runtime.metrics import higher_is_better
 from loopline_runtime.quality_estimate import (
     ESTIMATED_QUALITY_DROP_METRIC_NAME,
     ESTIMATED_QUALITY_METRIC_NAME,
@@ -39,7 +40,8 @@ from loopline_runtime.storage import ObjectStore
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
 
-    from loopline_runtime.drift import DriftReport
+    from loopline_runtime.config import PipelineConfig
+    from loopline_runtime.monitor_settings import MonitorSettings
 
 LIVE_DRIFT_METRIC_NAME = "LiveDriftedFeatureShare"
 MAX_SAMPLE_ROWS = 100_000
@@ -101,18 +103,12 @@ def estimate_live_quality(sample: CapturedSample, version: str, manifest: Mappin
 
 
 def measure_columns(profile: Mapping[str, Any], columns: Mapping[str, list[Any]], rows: int) -> DriftReport:
-    """The drift report of captured columns against a training profile (loopline_runtime.drift)."""
-    # drift.py still takes a table; once it takes columns (the slim monitor layer), pass `columns` directly
-    import pandas as pd
-
-    from loopline_runtime.drift import measure_drift
-
-    table = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in columns.items()}, index=range(rows))
-    return measure_drift(profile, table, min_psi_rows=DRIFT_MIN_PSI_ROWS)
+    """The drift report of captured columns against a training profile (loopline_runtime.column_drift)."""
+    return measure_drift(profile, columns, rows, min_psi_rows=DRIFT_MIN_PSI_ROWS)
 
 
-def measure_live_drift(store: ObjectStore, config: PipelineConfig, cloudwatch: CloudWatchClient, *, reason: str,
-                       now: datetime | None = None, retrain: Retrain | None = None) -> dict[str, Any]:
+def measure_live_drift(store: ObjectStore, config: PipelineConfig | MonitorSettings, cloudwatch: CloudWatchClient, *,
+                       reason: str, now: datetime | None = None, retrain: Retrain | None = None) -> dict[str, Any]:
     """Measure the last window's captured inputs against the champion's training profile; publish and report."""
     registry = ModelRegistry(store)
     pointer = registry.champion_pointer()

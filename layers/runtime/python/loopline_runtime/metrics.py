@@ -1,4 +1,9 @@
-"""Quality metrics, oriented so a gate can compare them whatever their direction."""
+"""Quality metrics, oriented so a gate can compare them whatever their direction.
+
+numpy only (the monitor function runs on the serving layer, without scikit-learn): every metric equals
+scikit-learn's (`sklearn.metrics`) on the same inputs, raising ValueError where it does (tests/unit/test_metrics.py
+compares them on a corpus).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,25 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
-from loopline_runtime.config import METRICS, Task, higher_is_better
+from loopline_runtime.feature_schema import Task
+
+# metric name -> (task, higher_is_better)
+METRICS: dict[str, tuple[Task, bool]] = {
+    "accuracy": (Task.CLASSIFICATION, True),
+    "f1": (Task.CLASSIFICATION, True),
+    "f1_positive": (Task.CLASSIFICATION, True),
+    "roc_auc": (Task.CLASSIFICATION, True),
+    "average_precision": (Task.CLASSIFICATION, True),
+    "rmse": (Task.REGRESSION, False),
+    "mae": (Task.REGRESSION, False),
+    "r2": (Task.REGRESSION, True),
+}
+DEFAULT_METRIC = {Task.CLASSIFICATION: "f1", Task.REGRESSION: "r2"}
+
+
+def higher_is_better(metric: str) -> bool:
+    return METRICS[metric][1]
 
 
 def score(metric: str, y_true: Any, y_pred: Any, proba: np.ndarray | None = None,
@@ -20,27 +41,27 @@ def score(metric: str, y_true: Any, y_pred: Any, proba: np.ndarray | None = None
     positive one, e.g. 1 of 0/1, "yes" of no/yes), multiclass: one-vs-rest, macro-averaged.
     """
     if metric == "accuracy":
-        return float(skm.accuracy_score(y_true, y_pred))
+        return accuracy(y_true, y_pred)
     if metric == "f1":
-        return float(skm.f1_score(y_true, y_pred, average="macro"))
+        return macro_f1(y_true, y_pred)
     if metric == "f1_positive":
         return f1_of_positive_class(y_true, y_pred, classes)
     if metric == "roc_auc":
         if proba is None or classes is None:
             raise ValueError("roc_auc needs class probabilities")
-        if len(classes) == 2:
-            return float(skm.roc_auc_score(np.asarray(y_true) == classes[1], proba[:, 1]))
-        return float(skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=list(classes)))
+        return roc_auc(y_true, proba, list(classes))
     if metric == "average_precision":
         if proba is None or classes is None:
             raise ValueError("average_precision needs class probabilities")
         return average_precision(y_true, proba, list(classes))
     if metric == "rmse":
-        return float(np.sqrt(skm.mean_squared_error(y_true, y_pred)))
+        truth, predicted = _regression_pair(y_true, y_pred)
+        return float(np.sqrt(np.mean((truth - predicted) ** 2)))
     if metric == "mae":
-        return float(skm.mean_absolute_error(y_true, y_pred))
+        truth, predicted = _regression_pair(y_true, y_pred)
+        return float(np.mean(np.abs(truth - predicted)))
     if metric == "r2":
-        return float(skm.r2_score(y_true, y_pred))
+        return r2(y_true, y_pred)
     raise ValueError(f"unknown metric {metric!r}")
 
 
@@ -119,3 +140,109 @@ def f1_of_positive_class(y_true: Any, y_pred: Any, classes: Sequence[Any] | None
     tp = float(np.sum(truth & predicted))
     denominator = float(np.sum(truth) + np.sum(predicted))
     return 2 * tp / denominator if denominator > 0 else 0.0
+
+
+def accuracy(y_true: Any, y_pred: Any) -> float:
+    """The share of rows whose prediction is their label."""
+    truth, predicted = _label_pair(y_true, y_pred)
+    return float(np.mean(truth == predicted))
+
+
+def macro_f1(y_true: Any, y_pred: Any) -> float:
+    """F1 averaged over every label seen in the labels or the predictions (scikit-learn's average="macro")."""
+    truth, predicted = _label_pair(y_true, y_pred)
+    values = []
+    for label in _sorted_labels(np.concatenate([truth, predicted])):
+        actual, guessed = truth == label, predicted == label
+        tp = float(np.sum(actual & guessed))
+        denominator = 2 * tp + float(np.sum(~actual & guessed)) + float(np.sum(actual & ~guessed))
+        values.append(2 * tp / denominator if denominator > 0 else 0.0)
+    return float(np.mean(values))
+
+
+def roc_auc(y_true: Any, proba: np.ndarray, classes: list[Any]) -> float:
+    """Area under the ROC curve: of the positive class (`classes[1]`) for two classes, else one-vs-rest averaged
+    over the classes (macro), as scikit-learn's roc_auc_score(multi_class="ovr", labels=classes).
+
+    Raises:
+        ValueError: a class has no row in `y_true`, a label is not one of `classes`, or the rows' probabilities do
+            not sum to 1 (more than two classes).
+    """
+    truth = np.asarray(y_true, dtype=object)
+    scores = _finite_matrix(proba)
+    if len(classes) == 2:
+        return _binary_auc(truth == classes[1], scores[:, 1])
+    if scores.shape[1] != len(classes):
+        raise ValueError(f"{len(classes)} classes but {scores.shape[1]} probability columns")
+    if not np.allclose(1, scores.sum(axis=1)):
+        raise ValueError("the class probabilities of a row must sum to 1 for a multiclass roc_auc")
+    if not np.isin(truth, np.asarray(classes, dtype=object)).all():
+        raise ValueError("y_true contains labels not in the model's classes")
+    return float(np.mean([_binary_auc(truth == label, scores[:, c]) for c, label in enumerate(classes)]))
+
+
+def r2(y_true: Any, y_pred: Any) -> float:
+    """The coefficient of determination; nan below two rows, 1 or 0 for a constant target (perfect or not)."""
+    truth, predicted = _regression_pair(y_true, y_pred)
+    if truth.size < 2:
+        return float("nan")  # scikit-learn warns and answers nan: R^2 is not defined on one row
+    residual = float(np.sum((truth - predicted) ** 2))
+    total = float(np.sum((truth - np.mean(truth)) ** 2))
+    if total == 0:
+        return 1.0 if residual == 0 else 0.0
+    return 1.0 - residual / total
+
+
+def _binary_auc(positive: np.ndarray, scores: np.ndarray) -> float:
+    """The Mann-Whitney form of the area under the ROC curve (a tie counts half), which the trapezoids of the ROC
+    curve compute."""
+    positives = int(np.sum(positive))
+    negatives = int(positive.size - positives)
+    if positives == 0 or negatives == 0:
+        raise ValueError("Only one class present in y_true. ROC AUC score is not defined in that case.")
+    order = np.argsort(scores, kind="mergesort")
+    ranked = scores[order]
+    # the average rank of each run of tied scores (ranks from 1)
+    starts = np.r_[0, np.flatnonzero(np.diff(ranked) != 0) + 1]
+    ends = np.r_[starts[1:], ranked.size]
+    average = (starts + ends + 1) / 2.0
+    ranks = np.empty(ranked.size)
+    ranks[order] = np.repeat(average, ends - starts)
+    return float((np.sum(ranks[positive]) - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def _label_pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    truth = np.asarray(y_true, dtype=object).ravel()
+    predicted = np.asarray(y_pred, dtype=object).ravel()
+    if truth.size != predicted.size:
+        raise ValueError(f"{truth.size} labels but {predicted.size} predictions")
+    if truth.size == 0:
+        raise ValueError("no labeled rows to score")
+    _sorted_labels(np.concatenate([truth, predicted]))  # as scikit-learn: labels of one type
+    return truth, predicted
+
+
+def _sorted_labels(values: np.ndarray) -> list[Any]:
+    distinct = set(values.tolist())
+    if len({isinstance(v, str) for v in distinct}) > 1:
+        raise ValueError("Mix of label input types (string and number)")
+    return sorted(distinct)
+
+
+def _regression_pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    truth = np.asarray(y_true, dtype=float).ravel()
+    predicted = np.asarray(y_pred, dtype=float).ravel()
+    if truth.size != predicted.size:
+        raise ValueError(f"{truth.size} targets but {predicted.size} predictions")
+    if truth.size == 0:
+        raise ValueError("no labeled rows to score")
+    if not (np.isfinite(truth).all() and np.isfinite(predicted).all()):
+        raise ValueError("Input contains NaN or infinity")
+    return truth, predicted
+
+
+def _finite_matrix(proba: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(proba, dtype=float)
+    if not np.isfinite(matrix).all():
+        raise ValueError("Input contains NaN or infinity")
+    return matrix

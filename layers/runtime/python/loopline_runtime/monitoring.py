@@ -3,6 +3,8 @@
 The quality metric, its drop below the champion's own holdout score and the drift summary go to CloudWatch (the
 alarm watches `ModelQualityDrop`, or `ModelQuality` with an absolute floor) and a JSON report goes to monitoring/
 in the artifact bucket. A batch is measured once per champion: a repeated request answers with the first report.
+
+numpy, onnxruntime and the standard library only (the monitor function runs on the serving layer).
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from loopline_runtime.bucket_layout import MEASURED_FOLDER, MONITORING_PREFIX, key_time
-from loopline_runtime.config import AlarmConfig, PipelineConfig, higher_is_better
+from loopline_runtime.column_drift import feature_distributions, measure_drift
 from loopline_runtime.datasets import DatasetCatalog
-from loopline_runtime.drift import feature_distributions, measure_drift
 from loopline_runtime.errors import NoChampion
-from loopline_runtime.evaluation import score_and_probabilities
-from loopline_runtime.metrics import meets, quality_drop
+from loopline_runtime.labeled_columns import score_columns
+from loopline_runtime.metrics import higher_is_better, meets, quality_drop
 from loopline_runtime.quality_estimate import (
     ESTIMATED_QUALITY_DROP_METRIC_NAME,
     ESTIMATED_QUALITY_METRIC_NAME,
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_cloudwatch.type_defs import DimensionTypeDef
 
+    from loopline_runtime.config import AlarmConfig, PipelineConfig
+    from loopline_runtime.monitor_settings import AlarmSettings, MonitorSettings
+
 QUALITY_METRIC_NAME = "ModelQuality"
 QUALITY_DROP_METRIC_NAME = "ModelQualityDrop"
 DRIFT_MIN_PSI_ROWS = 250
@@ -44,7 +48,7 @@ def metric_namespace() -> str:
     return os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Loopline")
 
 
-def breaches_alarm(alarm: AlarmConfig, metric: str, value: float, drop: float | None) -> bool:
+def breaches_alarm(alarm: AlarmConfig | AlarmSettings, metric: str, value: float, drop: float | None) -> bool:
     """True when one measurement is on the alarm's bad side (the rule the CloudWatch alarm applies per period)."""
     if alarm.max_drop is not None:
         return drop is not None and drop > alarm.max_drop
@@ -52,7 +56,7 @@ def breaches_alarm(alarm: AlarmConfig, metric: str, value: float, drop: float | 
     return not meets(metric, value, alarm.threshold)
 
 
-def alarm_line(alarm: AlarmConfig, metric: str, reference: float | None) -> float | None:
+def alarm_line(alarm: AlarmConfig | AlarmSettings, metric: str, reference: float | None) -> float | None:
     """The value of `metric` at which the alarm fires: the holdout score minus max_drop (plus the share for error
     metrics), or the absolute threshold; None when max_drop has no holdout score to start from."""
     if alarm.max_drop is None:
@@ -84,8 +88,9 @@ def metrics_against_holdout(scores: dict[str, float], manifest: dict[str, Any]) 
     return table
 
 
-def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: CloudWatchClient, *, dataset_version: str,
-                     reason: str, alarm_name: str | None = None, retrain: Retrain | None = None) -> dict[str, Any]:
+def monitor_champion(store: ObjectStore, config: PipelineConfig | MonitorSettings, cloudwatch: CloudWatchClient, *,
+                     dataset_version: str, reason: str, alarm_name: str | None = None, retrain: Retrain | None = None
+                     ) -> dict[str, Any]:
     """Score the champion and measure drift on `dataset_version` ('latest' for the newest); publish both.
 
     When the alarm is already in ALARM before this measurement and the measurement breaches it too, no
@@ -104,15 +109,15 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Clo
     except ObjectNotFound:
         pass
     champion = registry.load_champion(pointer)  # the form that serves (pinned, checked) is the form measured
-    frame = catalog.load(dataset)
+    columns, rows = catalog.load_columns(dataset)
     schema = champion.schema
     metric = champion.manifest["metric"]
-    scores, probabilities = score_and_probabilities(champion, frame, schema)
+    scores, probabilities, labeled = score_columns(champion, columns, schema)
     value = scores[metric]
     reference = champion.manifest.get("holdout_score")
     drop = quality_drop(metric, reference, value) if reference is not None else None
     # PSI on ten bins is noisy below a few hundred rows; smaller batches are judged by the KS/chi-squared tests
-    drift = measure_drift(champion.manifest["training_profile"], frame, min_psi_rows=DRIFT_MIN_PSI_ROWS)
+    drift = measure_drift(champion.manifest["training_profile"], columns, rows, min_psi_rows=DRIFT_MIN_PSI_ROWS)
     alarm_before = _alarm_state(cloudwatch, alarm_name)
     pipeline = os.environ.get("PIPELINE_NAME", config.name)
     measured_at = datetime.now(UTC)
@@ -140,7 +145,7 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Clo
         "pipeline": pipeline,
         "champion_version": champion.version,
         "dataset_version": dataset.version,
-        "rows": int(frame[schema.target].notna().sum()),
+        "rows": labeled,
         "metric": metric,
         "value": value,
         "reference_score": reference,
@@ -161,7 +166,7 @@ def monitor_champion(store: ObjectStore, config: PipelineConfig, cloudwatch: Clo
         "drift": drift.to_dict(),
         # for the report: the champion's own holdout score, and each feature's reference and batch shares
         "champion_holdout_score": champion.manifest.get("holdout_score"),
-        "distributions": feature_distributions(champion.manifest["training_profile"], frame),
+        "distributions": feature_distributions(champion.manifest["training_profile"], columns),
         "reason": reason,
         "measured_at": measured_at.isoformat(),
     }
