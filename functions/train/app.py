@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 from loopline_runtime.bucket_layout import training_job_result_key
 from loopline_runtime.config import runtime_config
 from loopline_runtime.datasets import DatasetCatalog
+from loopline_runtime.errors import TrainingUpToDate
 from loopline_runtime.orchestration import acquire_training_lease
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
@@ -30,7 +31,10 @@ sfn = boto3.client("stepfunctions")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     trigger = event.get("trigger") or {}
     if event.get("action") == "job_result":  # what a SageMaker training job's train step returned
-        return store.get_json(training_job_result_key(event["job_name"]))
+        result: dict[str, Any] = store.get_json(training_job_result_key(event["job_name"]))
+        if result.get("stand_aside") == TrainingUpToDate.__name__:
+            raise TrainingUpToDate(result["message"])  # routed to "Skipped", as from the train step
+        return result
     if event.get("execution_arn"):
         acquire_training_lease(store, sfn, event["execution_arn"])
     if event.get("action") == "plan":  # Lambda or a training job: decided on the window's manifests alone

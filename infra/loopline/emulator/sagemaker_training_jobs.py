@@ -41,6 +41,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+import botocore.session
 from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeTrainingJob, sagemaker_backends
@@ -250,6 +251,13 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
 
     def __init__(self) -> None:
         super().__init__(supported_integration_patterns=_INTEGRATION_PATTERNS)
+
+    def _get_supported_parameters(self) -> set[str] | None:
+        # createTrainingJob only (what the training state machine uses): its request's parameters, from the SDK
+        if self.resource.api_action.lower() != "createtrainingjob":
+            return None
+        operation = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateTrainingJob")
+        return set(operation.input_shape.members) if operation.input_shape is not None else None
 
     def _client(self, region: str, state_credentials: Any) -> Any:
         # looked up at call time: state_machine_credentials patches this module's name to the state machine role

@@ -128,7 +128,7 @@ class TrainingConfig(_Strict):
     instance_type: str | None = Field(
         default=None, description="The training job's instance type; null: the smallest that fits the window.")
     job_max_runtime_seconds: int = Field(
-        default=3600, ge=300, le=2_419_200,
+        default=3600, ge=1, le=2_419_200,
         description="A training job running longer is stopped (MaxRuntimeInSeconds) and the run fails.")
     image: str | None = Field(
         default=None, pattern=r"^\S+$",

@@ -18,6 +18,7 @@ from pathlib import Path
 from loopline_runtime.bucket_layout import training_job_result_key
 from loopline_runtime.config import runtime_config
 from loopline_runtime.datasets import DatasetCatalog
+from loopline_runtime.errors import TrainingUpToDate
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
 from loopline_runtime.training import TRAINING_MEMORY_ENV, train_challenger
@@ -39,13 +40,18 @@ def main() -> int:
         os.environ[TRAINING_MEMORY_ENV] = hyperparameters["instance_memory_mb"]
         trigger = json.loads(hyperparameters["trigger"])
         store = ObjectStore.from_env()
-        result = train_challenger(
-            DatasetCatalog(store), ModelRegistry(store), runtime_config(),
-            trigger={**trigger, "execution_arn": hyperparameters["execution_arn"],
-                     "training_job": hyperparameters["job_name"]},
-        )
-        store.put_json(training_job_result_key(hyperparameters["job_name"]),
-                       {**result.to_dict(), "reason": trigger.get("reason", "manual")})
+        result_key = training_job_result_key(hyperparameters["job_name"])
+        try:
+            result = train_challenger(
+                DatasetCatalog(store), ModelRegistry(store), runtime_config(),
+                trigger={**trigger, "execution_arn": hyperparameters["execution_arn"],
+                         "training_job": hyperparameters["job_name"]},
+            )
+        except TrainingUpToDate as exc:  # not a failure: the state machine stands aside, as after the TrainFunction
+            store.put_json(result_key, {"stand_aside": type(exc).__name__, "message": str(exc)})
+            logger.info("%s", exc)
+            return 0
+        store.put_json(result_key, {**result.to_dict(), "reason": trigger.get("reason", "manual")})
         logger.info("challenger registered: %s", json.dumps(result.to_dict()))
         return 0
     except Exception as exc:  # every failure becomes the job's FailureReason, which the state machine notifies
