@@ -42,11 +42,13 @@ from unittest import mock
 
 import boto3
 import botocore.session
+from botocore.exceptions import ClientError
 from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeTrainingJob, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
     FailureEventException,
@@ -258,6 +260,18 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
             return None
         operation = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateTrainingJob")
         return set(operation.input_shape.members) if operation.input_shape is not None else None
+
+    def _from_error(self, env: Any, ex: Exception) -> FailureEvent:
+        # a refused call (AccessDenied, ValidationException...) is a task failure named after the service's error
+        if not isinstance(ex, ClientError):
+            return super()._from_error(env=env, ex=ex)
+        error = f"SageMaker.{ex.response['Error']['Code']}"
+        return FailureEvent(
+            env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(  # type: ignore[typeddict-item]  # one detail per event, as moto's
+                taskFailedEventDetails=TaskFailedEventDetails(
+                    error=error, cause=ex.response["Error"].get("Message", str(ex)),
+                    resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type())))
 
     def _client(self, region: str, state_credentials: Any) -> Any:
         # looked up at call time: state_machine_credentials patches this module's name to the state machine role
