@@ -59,8 +59,7 @@ def _gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> list[Abst
         apply_tolerated_failure_thresholds(),
         AlarmEvaluator().installed(alarm_tick_seconds),
         CaptureDelivery().installed(),
-        TrainingJobs(runtime.roles, runtime.aws_endpoint_url, lambda: runtime.package_dir("loopline_runtime"),
-                     runtime.echo).installed(),
+        TrainingJobs(runtime.roles, lambda: runtime.package_dir("loopline_runtime"), runtime.echo).installed(),
     ]
 
 

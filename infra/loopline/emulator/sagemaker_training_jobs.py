@@ -47,6 +47,7 @@ from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeTrainingJob, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
+from moto.settings import moto_server_port
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -87,13 +88,16 @@ Echo = Callable[[str, str], None]
 class TrainingJobs:
     """Runs moto's training jobs as local processes (see the module docstring)."""
 
-    def __init__(self, roles: RoleSessions, aws_endpoint_url: str, code_dir: Callable[[], Path | None],
-                 echo: Echo | None = None) -> None:
+    def __init__(self, roles: RoleSessions, code_dir: Callable[[], Path | None], echo: Echo | None = None) -> None:
         self.roles = roles
-        self.aws_endpoint_url = aws_endpoint_url
         self.code_dir = code_dir  # the runtime layer's python/ folder: the image's own code
         self.echo = echo
         self._threads: list[threading.Thread] = []
+
+    @property
+    def aws_endpoint_url(self) -> str:
+        """This emulator's endpoint (the moto server the job's calls go to, as the state machine's tasks do)."""
+        return f"http://127.0.0.1:{moto_server_port()}"
 
     def installed(self) -> AbstractContextManager[object]:
         """The patches: CreateTrainingJob runs the job; the ASL's `sagemaker` integration supports `.sync`."""
