@@ -49,7 +49,7 @@ fi
 endef
 export FIND_PYTHON312
 
-.PHONY: help venv test test-fast lint typecheck template-lint pytest demo build size bench deploy clean distclean
+.PHONY: help venv test test-fast lint typecheck template-lint pytest demo build size bench deploy training-image clean distclean
 
 help: ## List the targets
 	@echo "Loopline - make targets:"
@@ -144,6 +144,25 @@ size: build ## Unzipped size of each function + its layers vs the 250 MB Lambda 
 deploy: build ## sam deploy with samconfig.toml and `loopline params` (+ DEPLOY_ARGS, e.g. --guided)
 	params="$$($(BIN)/loopline params --config "$(PIPELINE_CONFIG)")"; \
 	$(SAM) deploy --parameter-overrides "$$params" $(DEPLOY_ARGS)
+
+# The SageMaker training image (docs/training-past-one-lambda.md): the runtime layer built with PIPELINE_CONFIG and
+# the layers' pinned requirements, built with Docker and pushed to TRAINING_IMAGE_REPOSITORY (an ECR repository;
+# log Docker in first: aws ecr get-login-password | docker login --username AWS --password-stdin <registry>).
+TRAINING_IMAGE_REPOSITORY ?=
+TRAINING_IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo latest)
+TRAINING_IMAGE_CONTEXT := build/training-image
+training-image: venv ## Build + push the training job image (Docker; TRAINING_IMAGE_REPOSITORY=<ECR repository URI>)
+	@test -n "$(TRAINING_IMAGE_REPOSITORY)" || { echo "set TRAINING_IMAGE_REPOSITORY=<account>.dkr.ecr.<region>.amazonaws.com/<name>" >&2; exit 2; }
+	rm -rf $(TRAINING_IMAGE_CONTEXT) && mkdir -p $(TRAINING_IMAGE_CONTEXT)/requirements
+	cp layers/dependencies/requirements.txt $(TRAINING_IMAGE_CONTEXT)/requirements/dependencies.txt
+	cp layers/serving/requirements.txt $(TRAINING_IMAGE_CONTEXT)/requirements/serving.txt
+	grep -E '^(boto3|botocore|s3transfer|urllib3)==' requirements/dev.txt > $(TRAINING_IMAGE_CONTEXT)/requirements/boto3.txt
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $(MAKE) --no-print-directory --makefile layers/runtime/Makefile \
+		build-RuntimeLayer ARTIFACTS_DIR="$(CURDIR)/$(TRAINING_IMAGE_CONTEXT)/runtime" PIPELINE_CONFIG="$(PIPELINE_CONFIG)"
+	docker build --file infra/training-image/Dockerfile --tag "$(TRAINING_IMAGE_REPOSITORY):$(TRAINING_IMAGE_TAG)" \
+		$(TRAINING_IMAGE_CONTEXT)
+	docker push "$(TRAINING_IMAGE_REPOSITORY):$(TRAINING_IMAGE_TAG)"
+	@echo "set in $(PIPELINE_CONFIG): training.image: $(TRAINING_IMAGE_REPOSITORY):$(TRAINING_IMAGE_TAG)"
 
 # ---------------------------------------------------------------- housekeeping
 clean: ## Remove build output and tool caches (keeps .venv and local emulator state)

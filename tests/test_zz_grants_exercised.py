@@ -20,6 +20,8 @@ from tests.support.stack import REGION, REPO_ROOT
 from tests.support.translated import translated_template
 
 OWNER_TYPES = {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}
+# roles an AWS service works with that the emulator runs too (<owner>Role): SageMaker's training jobs
+SERVICE_ROLE_OWNERS = ["TrainingJob"]
 pytestmark = pytest.mark.e2e
 DOC = REPO_ROOT / "docs" / "iam.md"
 
@@ -63,7 +65,7 @@ def test_every_grant_of_the_template_was_exercised_or_is_listed_with_its_reason(
     used = [json.loads(line) for line in iam_audit_log.read_text().splitlines()] if iam_audit_log.exists() else []
     if not any(entry["role"].rsplit("/", 1)[-1].startswith("e2e-") for entry in used):
         pytest.skip("no e2e stack ran before this one in this session (run the whole suite: make test)")
-    owners = sorted(k for k, r in template["Resources"].items() if r["Type"] in OWNER_TYPES)
+    owners = sorted([k for k, r in template["Resources"].items() if r["Type"] in OWNER_TYPES] + SERVICE_ROLE_OWNERS)
     parameters = {name: str(spec["Default"]) for name, spec in template["Parameters"].items() if "Default" in spec}
     parameters.update(stack_parameters(pipeline_config))
     translated = translated_template(template, parameters, REGION)

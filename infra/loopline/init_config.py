@@ -333,6 +333,17 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         "  # Also retrain on a schedule, an EventBridge expression such as rate(7 days) or cron(0 3 ? * MON *);",
         "  # null: only new data and the alarm start training.",
         f"  schedule: {_yaml_scalar(training.schedule)}",
+        f"  # Where training runs: {' | '.join(_literal_values(TrainingConfig, 'engine'))}. auto: a SageMaker training "
+        "job only for",
+        "  # windows larger than the train Lambda is measured to train (docs/training-past-one-lambda.md).",
+        f"  engine: {training.engine}",
+        "  # The training job's instance type (ml.m5.large ... ml.r5.24xlarge); null: the smallest that fits.",
+        f"  instance_type: {_yaml_scalar(training.instance_type)}",
+        "  # A training job running longer is stopped and the run fails"
+        f"{_bounds(TrainingConfig, 'job_max_runtime_seconds')}.",
+        f"  job_max_runtime_seconds: {training.job_max_runtime_seconds}",
+        "  # The training image's URI (make training-image pushes it to ECR); a training job needs it.",
+        f"  image: {_yaml_scalar(training.image)}",
         "",
         "ingest:",
         "  # Caps checked before an upload is parsed; over one, the upload is quarantined with its own reason.",

@@ -60,8 +60,9 @@ def test_training_states_are_the_templates_state_machine(trained: StackClient) -
     # when its history is read
     states = trained.entered_states(execution["executionArn"])
 
-    # then it went Train -> Evaluate -> gate -> promote
-    assert states[:3] == ["Train challenger", "Evaluate challenger and champion", "Quality gate"]
+    # then it went plan -> Train (on the TrainFunction: a small window) -> Evaluate -> gate -> promote
+    assert states[:5] == ["Plan training", "Choose where to train", "Train challenger",
+                          "Evaluate challenger and champion", "Quality gate"]
     assert states[-1] == "Promoted"
 
 

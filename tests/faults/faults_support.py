@@ -72,8 +72,14 @@ class InProcessRuntime:
         self.roles = RoleSessions()
         self._credentials: dict[str, RoleCredentials] = {}  # logical id -> its role's credentials
 
+    echo = None  # the handlers' output stays in this process's
+
     def set_layers(self, function_name: str, layer_dirs: list[Path]) -> None:
         """The layers are this process's own packages (loopline_runtime and the venv)."""
+
+    def package_dir(self, package: str) -> Path | None:
+        """A training job's code: this process's own packages too (no layer folder)."""
+        return None
 
     def close(self) -> None:
         for module in self._modules.values():

@@ -37,6 +37,8 @@ class Stack:
                 self.physical_ids[logical_id] = f"arn:aws:states:{self.region}:{self.account}:stateMachine:{machine}"
             elif kind == "AWS::S3::Bucket":
                 self.physical_ids[logical_id] = self.resolve(properties["BucketName"])
+            elif kind == "AWS::IAM::Role":  # Ref of a role is its name
+                self.physical_ids[logical_id] = f"{self.name}-{logical_id}"
             elif kind == "AWS::CloudWatch::Alarm":  # Ref of an alarm is its name
                 self.physical_ids[logical_id] = self.resolve(properties["AlarmName"])
             elif kind == "AWS::SNS::Topic":  # Ref of a topic is its ARN
@@ -61,6 +63,8 @@ class Stack:
             return re.sub(r"\$\{([^}]+)\}", lambda m: self._ref(m.group(1)), text)
         if isinstance(value, dict) and "Fn::GetAtt" in value:
             logical_id, attribute = value["Fn::GetAtt"]
+            if attribute == "Arn" and self.template["Resources"][logical_id]["Type"] == "AWS::IAM::Role":
+                return f"arn:aws:iam::{self.account}:role/{self.physical_ids[logical_id]}"
             if attribute == "Arn":
                 return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.physical_ids[logical_id]}"
             if attribute == "Name":

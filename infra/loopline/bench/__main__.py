@@ -100,7 +100,8 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     runs: dict[str, CaseRun] = {}
     # the handler is killed at its Timeout (SIGALRM in the child); the parent's limit only guards a hung setup
     order = ("ingest", "ingest_baseline", "train", "baseline", "imports", "predict", *SERVING_CASES, *CAPTURE_CASES,
-             *(["train_full_search"] if args.with_full_search else []), *CHUNK_CASES, *MONITOR_CASES,
+             *(["train_full_search"] if args.with_full_search else []),
+             *(["train_job"] if args.only and "train_job" in args.only else []), *CHUNK_CASES, *MONITOR_CASES,
              *([] if args.skip_batch else ["batch", "batch_baseline"]))
     if args.only and "capture" in args.only:  # the capture rows by one name
         args.only = [*(c for c in args.only if c != "capture"), *CAPTURE_CASES]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.bench import batch, capture, chunk_scoring, ingest, monitoring, serving
+from loopline.bench import batch, capture, chunk_scoring, ingest, monitoring, serving, training_job
 from loopline.bench.data import CATEGORICAL_LEVELS, DATE_COLUMN, TARGET
 from loopline.bench.limits import FunctionLimits
 from loopline.bench.phases import Probes
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUCKET = "loopline-bench-artifacts"
 UPLOAD_KEY = f"{INCOMING_PREFIX}bench.csv"
-CASES = ("train", "baseline", "imports", "predict", "train_full_search", "ingest", "ingest_baseline", "batch",
-         "batch_baseline", *serving.CASES, *chunk_scoring.CASES, *monitoring.CASES, *capture.CASES)
+CASES = ("train", "train_job", "baseline", "imports", "predict", "train_full_search", "ingest", "ingest_baseline",
+         "batch", "batch_baseline", *serving.CASES, *chunk_scoring.CASES, *monitoring.CASES, *capture.CASES)
 
 
 def vm_hwm_kib() -> int | None:
@@ -288,6 +288,7 @@ CHILDREN: dict[str, Callable[[Path], dict[str, Any]]] = {
     "train_full_search": lambda workdir: child_train(workdir, full_search=True),
     "ingest": ingest.child_ingest, "ingest_baseline": ingest.child_ingest_baseline,
     "batch": batch.child_batch, "batch_baseline": batch.child_batch_baseline,
+    "train_job": training_job.child_train_job,
     "chunk_cold": chunk_scoring.child_chunk_cold, "chunk_naive": chunk_scoring.child_chunk_naive,
     "chunk_throughput": chunk_scoring.child_chunk_throughput,
     "monitor_cold": monitoring.child_monitor_cold, "monitor_naive": monitoring.child_monitor_naive,

@@ -43,7 +43,11 @@ def access_requests(response: Any, service: str, s3_resource: str, account_id: s
         namespace = _Params(response).get("Namespace")
         if namespace:
             context["cloudwatch:namespace"] = str(namespace)
-    return [AccessRequest(action, resource, context) for resource in resources or ["*"]]
+    requests = [AccessRequest(action, resource, context) for resource in resources or ["*"]]
+    if action == "sagemaker:CreateTrainingJob":  # handing the job its role is passing that role to SageMaker
+        role = str(_Params(response).get("RoleArn") or "*")
+        requests.append(AccessRequest("iam:PassRole", role, {"iam:PassedToService": "sagemaker.amazonaws.com"}))
+    return requests
 
 
 # ---- S3
@@ -199,6 +203,11 @@ def _role(params: _Params, region: str, account: str) -> list[str]:
     return [str(params.get("RoleArn") or "*")]
 
 
+def _training_job(params: _Params, region: str, account: str) -> list[str]:
+    name = params.get("TrainingJobName")
+    return [f"arn:{PARTITION}:sagemaker:{region}:{account}:training-job/{str(name).lower()}"] if name else ["*"]
+
+
 def _delivery_stream(params: _Params, region: str, account: str) -> list[str]:
     name = params.get("DeliveryStreamName")
     return [f"arn:{PARTITION}:firehose:{region}:{account}:deliverystream/{name}"] if name else ["*"]
@@ -223,5 +232,6 @@ _RESOURCES: dict[str, Resolver] = {
     **{f"firehose:{a}": _delivery_stream for a in (
         "PutRecord", "PutRecordBatch", "DescribeDeliveryStream", "UpdateDestination", "DeleteDeliveryStream")},
     "cloudwatch:DescribeAlarms": _alarms,
+    **{f"sagemaker:{a}": _training_job for a in ("CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob")},
     "sts:AssumeRole": _role,
 }

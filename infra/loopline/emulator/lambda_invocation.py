@@ -43,6 +43,15 @@ class LambdaRuntime:
         """Record a function's layer dirs (moto's CloudFormation drops `Layers`; see function_layers)."""
         self._layer_dirs[function_name] = tuple(layer_dirs)
 
+    def package_dir(self, package: str) -> Path | None:
+        """The `python/` folder of a stack layer holding `package` (a training job's code: see
+        sagemaker_training_jobs), or None before a stack with it is created."""
+        for layer_dirs in list(self._layer_dirs.values()):
+            for layer_dir in layer_dirs:
+                if (layer_dir / "python" / package).is_dir():
+                    return layer_dir / "python"
+        return None
+
     def invoke(self, function: LambdaFunction, event: Any) -> InvocationResult:
         """Run `event` through the function's handler and save the output to its CloudWatch log group."""
         request_id = str(uuid.uuid4())

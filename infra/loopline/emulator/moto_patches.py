@@ -29,6 +29,7 @@ from loopline.emulator.s3_async_notifications import (
     deliver_s3_notifications_asynchronously,
 )
 from loopline.emulator.s3_conditional_writes import make_conditional_writes_atomic
+from loopline.emulator.sagemaker_training_jobs import TrainingJobs
 from loopline.emulator.stack_completion import complete_only_when_released
 from loopline.emulator.stack_resource_listing import list_created_resources_only
 from loopline.emulator.state_machine_backend import route_cloudformation_to_executing_backend
@@ -60,6 +61,7 @@ def _gap_fillers(runtime: LambdaRuntime, alarm_tick_seconds: float) -> list[Abst
         AlarmEvaluator().installed(alarm_tick_seconds),
         queue_metrics_published(alarm_tick_seconds),
         CaptureDelivery().installed(),
+        TrainingJobs(runtime.roles, lambda: runtime.package_dir("loopline_runtime"), runtime.echo).installed(),
     ]
 
 

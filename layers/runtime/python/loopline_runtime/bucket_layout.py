@@ -7,6 +7,7 @@
     models/<version>/                        artifact, manifest, holdout.csv, evaluation.json, measured/<batch>.json
     models/_trained/, models/_fingerprints/  challengers registered / gated per training data
     models/_lease/training.json              the one-training-run lease
+    models/_training-jobs/<job>/             a SageMaker training job's result.json and output/
     registry/champion.json                   the champion pointer
     registry/history/                        one record per promotion
     monitoring/<time>-<dataset version>.json one report per monitoring run
@@ -39,6 +40,10 @@ TRAINED_PREFIX = f"{MODELS_PREFIX}_trained/"
 FINGERPRINT_PREFIX = f"{MODELS_PREFIX}_fingerprints/"
 # held by the execution that is training; taken over only when its holder is no longer running
 TRAINING_LEASE_KEY = f"{MODELS_PREFIX}_lease/training.json"
+# models/_training-jobs/<job name>/: a SageMaker training job's result.json (the train step's output, read back by
+# the state machine) and the output/model.tar.gz SageMaker uploads from /opt/ml/model (empty: the model itself is
+# registered under models/<version>/ as the TrainFunction does)
+TRAINING_JOBS_PREFIX = f"{MODELS_PREFIX}_training-jobs/"
 # one marker per (champion, batch), models/<champion>/measured/<dataset version>.json: a redelivered upload or a
 # retried invoke does not measure the batch twice
 MEASURED_FOLDER = "measured/"
@@ -72,6 +77,11 @@ def dataset_prefix(version: str) -> str:
 def model_prefix(version: str) -> str:
     """models/<version>/"""
     return f"{MODELS_PREFIX}{version}/"
+
+
+def training_job_result_key(job_name: str) -> str:
+    """models/_training-jobs/<job name>/result.json"""
+    return f"{TRAINING_JOBS_PREFIX}{job_name}/result.json"
 
 
 def capture_hour_prefix(moment: datetime) -> str:
@@ -116,7 +126,9 @@ def writers() -> dict[str, frozenset[str]]:
 
 
 # prefixes an AWS service writes with a role of its own (template.yaml `<owner>Role`): Firehose, the captures
-SERVICE_WRITERS: dict[str, str] = {CAPTURE_PREFIX: "CaptureDelivery"}
+# and SageMaker's training jobs (TrainingJobRole: the train step registers challengers under models/, as
+# TrainFunction does, and SageMaker uploads the job's output under models/_training-jobs/)
+SERVICE_WRITERS: dict[str, str] = {CAPTURE_PREFIX: "CaptureDelivery", MODELS_PREFIX: "TrainingJob"}
 
 # what each role of template.yaml (by the logical id of its function or state machine) may read and write
 ROLE_ACCESS: dict[str, Access] = {

@@ -37,6 +37,7 @@ from loopline_runtime.metrics import (  # noqa: F401  (imported from here by cal
     METRICS,
     higher_is_better,
 )
+from loopline_runtime.training_instances import INSTANCE_MEMORY_MB
 
 # the user's model code, copied next to pipeline.json by bundle_config (loaded from there by path in Lambda)
 BUNDLED_CODE_DIR = "model_code"
@@ -112,6 +113,29 @@ class TrainingConfig(_Strict):
     # since the last one stands aside as "already trained on this data"
     schedule: str | None = Field(default=None, pattern=r"^(rate|cron)\(.+\)$",
                                  description="Retrain on this schedule, e.g. rate(7 days) or cron(0 3 ? * MON *).")
+    # where the challenger trains (docs/training-past-one-lambda.md): auto sends windows larger than the
+    # TrainFunction is measured to train to a SageMaker training job, which needs `image`
+    engine: Literal["auto", "lambda", "sagemaker"] = Field(
+        default="auto", description="Where training runs: auto (a SageMaker training job only for windows too "
+        "large for the TrainFunction), lambda, or sagemaker.")
+    instance_type: str | None = Field(
+        default=None, description="The training job's instance type; null: the smallest that fits the window.")
+    job_max_runtime_seconds: int = Field(
+        default=3600, ge=1, le=2_419_200,
+        description="A training job running longer is stopped (MaxRuntimeInSeconds) and the run fails.")
+    image: str | None = Field(
+        default=None, pattern=r"^\S+$",
+        description="The training image's URI (make training-image); the sagemaker engine needs it.")
+
+    @model_validator(mode="after")
+    def _engine_settings(self) -> TrainingConfig:
+        if self.instance_type is not None and self.instance_type not in INSTANCE_MEMORY_MB:
+            raise ValueError(f"training.instance_type {self.instance_type!r} is not one of "
+                             f"{', '.join(INSTANCE_MEMORY_MB)}; pick one, or null to size it from the window")
+        if self.engine == "sagemaker" and not self.image:
+            raise ValueError("training.engine: sagemaker needs training.image, the URI of the training image "
+                             "(`make training-image` builds and pushes it); or set engine: auto or lambda")
+        return self
 
 
 class IngestConfig(_Strict):

@@ -44,6 +44,8 @@ REGISTER_MARGIN_SECONDS = 60
 # cells (rows x (features + target)) and the memory it ran in. check_training_size scales it to other sizes.
 MEASURED_CELLS = 1_000_000 * 30
 MEASURED_MEMORY_MB = 3008
+# set by a SageMaker training job's entry point to its instance's memory (loopline_runtime.training_job)
+TRAINING_MEMORY_ENV = "LOOPLINE_TRAINING_MEMORY_MB"
 
 
 @dataclass(frozen=True)
@@ -209,20 +211,35 @@ def check_training_size(datasets: list[DatasetVersion], schema: FeatureSchema, *
     """Refuse, before any data is loaded, a window larger than this function's memory is measured to train.
 
     The limit scales the largest table measured (MEASURED_CELLS cells trained within MEASURED_MEMORY_MB, see
-    docs/benchmarks.md) by the function's configured memory: above it, a clear error instead of an out-of-memory
-    kill after minutes of work.
+    docs/benchmarks.md) by the memory training runs in (the function's, or a training job instance's): above it, a
+    clear error instead of an out-of-memory kill after minutes of work.
     """
-    memory = memory_mb or int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", MEASURED_MEMORY_MB))
-    rows = sum(int(d.manifest.get("rows", 0)) for d in datasets)
-    columns = len(schema.features) + 1
-    limit = int(MEASURED_CELLS * memory / MEASURED_MEMORY_MB)
+    memory = memory_mb or training_memory_mb()
+    rows, columns = window_size(datasets, schema)
+    limit = cells_limit(memory)
     if rows * columns > limit:
         raise TrainingFailed(
             f"the training window holds {rows:,} rows x {columns} columns ({rows * columns:,} cells); this train "
             f"function ({memory:,} MB) is measured to train at most {limit:,} cells within its memory. Lower "
             f"training.window (or window_days), raise the TrainFunction's MemorySize (Lambda allows 10,240 MB), "
-            f"or sample the uploads"
+            f"set training.engine: auto or sagemaker (a SageMaker training job), or sample the uploads"
         )
+
+
+def training_memory_mb() -> int:
+    """The memory training runs in: a training job's instance (set by its entry point), else the Lambda's."""
+    return int(os.environ.get(TRAINING_MEMORY_ENV) or os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+               or MEASURED_MEMORY_MB)
+
+
+def window_size(datasets: list[DatasetVersion], schema: FeatureSchema) -> tuple[int, int]:
+    """The window's rows and model-input columns (features + target), from the manifests alone."""
+    return sum(int(d.manifest.get("rows", 0)) for d in datasets), len(schema.features) + 1
+
+
+def cells_limit(memory_mb: int) -> int:
+    """The most cells measured to train within `memory_mb` (MEASURED_CELLS scaled linearly)."""
+    return int(MEASURED_CELLS * memory_mb / MEASURED_MEMORY_MB)
 
 
 def _as_uploaded(frame: pd.DataFrame) -> pd.DataFrame:

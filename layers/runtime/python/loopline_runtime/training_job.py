@@ -1,0 +1,67 @@
+"""A SageMaker training job's entry point (`python -m loopline_runtime.training_job`): the TrainFunction's train
+step, unchanged, on an instance with more memory.
+
+SageMaker passes the job's input as /opt/ml/input/config/hyperparameters.json (the plan step's hyperparameters:
+job name, execution ARN, trigger, instance memory) and reports a failure with the text of /opt/ml/output/failure
+as the job's FailureReason. The model is registered under models/<version>/ exactly as the TrainFunction does it;
+the step's result goes to models/_training-jobs/<job>/result.json, which the state machine reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from loopline_runtime.bucket_layout import training_job_result_key
+from loopline_runtime.config import runtime_config
+from loopline_runtime.datasets import DatasetCatalog
+from loopline_runtime.errors import TrainingUpToDate
+from loopline_runtime.registry import ModelRegistry
+from loopline_runtime.storage import ObjectStore
+from loopline_runtime.training import TRAINING_MEMORY_ENV, train_challenger
+
+# the emulator runs a job in a folder of its own; SageMaker mounts /opt/ml
+OPT_ML_ENV = "LOOPLINE_OPT_ML"
+FAILURE_REASON_MAX = 1024  # SageMaker keeps the first 1,024 characters of the failure file
+
+logger = logging.getLogger("loopline.training_job")
+
+
+def main() -> int:
+    """Train, write the result; on any error write the failure file and exit 1 (the job then fails with it)."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
+    opt_ml = Path(os.environ.get(OPT_ML_ENV, "/opt/ml"))
+    try:
+        hyperparameters = json.loads((opt_ml / "input" / "config" / "hyperparameters.json").read_text())
+        # the size check inside the train step measures against this instance, not a Lambda's memory
+        os.environ[TRAINING_MEMORY_ENV] = hyperparameters["instance_memory_mb"]
+        trigger = json.loads(hyperparameters["trigger"])
+        store = ObjectStore.from_env()
+        result_key = training_job_result_key(hyperparameters["job_name"])
+        try:
+            result = train_challenger(
+                DatasetCatalog(store), ModelRegistry(store), runtime_config(),
+                trigger={**trigger, "execution_arn": hyperparameters["execution_arn"],
+                         "training_job": hyperparameters["job_name"]},
+            )
+        except TrainingUpToDate as exc:  # not a failure: the state machine stands aside, as after the TrainFunction
+            store.put_json(result_key, {"stand_aside": type(exc).__name__, "message": str(exc)})
+            logger.info("%s", exc)
+            return 0
+        store.put_json(result_key, {**result.to_dict(), "reason": trigger.get("reason", "manual")})
+        logger.info("challenger registered: %s", json.dumps(result.to_dict()))
+        return 0
+    except Exception as exc:  # every failure becomes the job's FailureReason, which the state machine notifies
+        reason = f"{type(exc).__name__}: {exc}"
+        logger.exception("training failed")
+        failure = opt_ml / "output" / "failure"
+        failure.parent.mkdir(parents=True, exist_ok=True)
+        failure.write_text(reason[:FAILURE_REASON_MAX])
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
