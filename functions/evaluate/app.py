@@ -20,6 +20,7 @@ from loopline_runtime.orchestration import mark_awaiting_approval
 from loopline_runtime.promotion import promotion_record
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.rollback import ROLLBACK_REASON, rollback_record
+from loopline_runtime.shadow import check_shadow, end_shadow, start_shadow
 from loopline_runtime.storage import ObjectStore
 
 if TYPE_CHECKING:
@@ -69,11 +70,35 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         notifier.rejected(event["model_version"], evaluation["reasons"], metric=evaluation.get("metric"),
                           score=evaluation.get("challenger_score"))
         return evaluation
+    if action == "start_shadow":
+        started = start_shadow(registry, config, event["model_version"], execution_arn=event["execution_arn"])
+        notifier.publish("shadow_started", f"{event['model_version']} runs in shadow next to "
+                         f"{started.get('champion_version')}", model_version=event["model_version"],
+                         **{k: v for k, v in started.items() if k not in ("version", "pins", "execution_arn")})
+        return started
+    if action == "shadow_waiting":
+        # invoked with waitForTaskToken: the state times out after gate.shadow.check_seconds (then counts the live
+        # labels) unless `loopline promote-now` / `loopline reject` answers with the token from the history first
+        return {"waiting": event.get("model_version")}
+    if action in ("check_shadow", "end_shadow"):
+        if action == "check_shadow":
+            outcome = check_shadow(registry, config, event["model_version"])
+        else:
+            answer = event.get("answer") or {}
+            outcome = end_shadow(registry, config, event["model_version"], decision=str(answer.get("decision")),
+                                 by=str(answer.get("decided_by") or "unknown"), note=str(answer.get("note") or ""))
+        if outcome["decided"]:
+            logger.info("shadow decided", extra=outcome)
+            if not outcome["promote"]:
+                notifier.rejected(outcome["version"], outcome["reasons"], metric=outcome.get("metric"),
+                                  shadow=outcome)
+            # promoted: the promote step's notification carries the shadow record (models/<v>/evaluation.json)
+        return outcome
     if action == "rollback":
         request = event.get("request") or {}
         record = rollback_record(registry, to_version=request.get("to_version"),
                                  requested_by=request.get("requested_by"), note=request.get("note"))
         logger.info("rollback verified", extra=record)
         return record
-    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote', 'request_approval', 'reject' or "
-                         "'rollback'")
+    raise InvalidRequest(f"unknown action {action!r}; expected 'gate', 'promote', 'request_approval', 'reject', "
+                         "'rollback', 'start_shadow', 'shadow_waiting', 'check_shadow' or 'end_shadow'")

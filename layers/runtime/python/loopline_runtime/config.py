@@ -57,6 +57,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ShadowConfig(_Strict):
+    """A challenger that passes the gate first runs in shadow: scored on every live request next to the champion
+    (whose answer alone is returned), and promoted only if it is at least as good on live labeled rows."""
+
+    min_rows: int = Field(default=100, ge=10, description="Live labeled rows both models scored before deciding.")
+    max_days: float = Field(default=7, gt=0, le=30, description="A shadow without enough live labels by then is "
+                                                                "rejected (SageMaker: 7 days by default, up to 30).")
+    # how often the waiting execution counts the live labels (each check is a few state transitions)
+    check_seconds: int = Field(default=3600, ge=1, le=86_400)
+
+
 class GateConfig(_Strict):
     threshold: float = Field(description="The challenger's holdout metric must reach this to be promoted.")
     # a challenger must not be worse than the champion by more than this on the same holdout rows
@@ -68,6 +79,8 @@ class GateConfig(_Strict):
     approval: Literal["none", "manual"] = "none"
     # no answer within this many seconds rejects the challenger (Step Functions waits at most a year)
     approval_timeout_seconds: int = Field(default=86_400, ge=1, le=31_536_000)
+    # optional: prove a challenger on live traffic before it serves (docs/shadow.md)
+    shadow: ShadowConfig | None = None
 
 
 class AlarmConfig(_Strict):

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from loopline_runtime.bucket_layout import CHAMPION_KEY
+from loopline_runtime.bucket_layout import CHAMPION_KEY, SHADOW_KEY
 from loopline_runtime.compiled_model import CompiledModel
 from loopline_runtime.errors import NoChampion
 from loopline_runtime.feature_schema import Task
@@ -76,6 +76,51 @@ class ChampionCache:
                 self.on_load_failure(pointer, exc)
             return
         self._model, self.pointer, self._etag, self._failed_etag = model, pointer, etag, None
+
+
+class ShadowCache:
+    """The challenger in shadow (registry/shadow.json while its status is `active`), loaded by its pins like the
+    champion and re-checked on the same schedule (one HEAD per `check_interval`). A shadow never fails a request:
+    with no shadow, an ended one, or one that cannot be loaded, `get` returns None (a load failure is reported once
+    per pointer move through `on_load_failure`)."""
+
+    def __init__(self, registry: ModelRegistry, *, check_interval: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_load_failure: LoadFailureHandler | None = None) -> None:
+        self.registry = registry
+        self.check_interval = check_interval
+        self.clock = clock
+        self.on_load_failure = on_load_failure
+        self._model: CompiledModel | None = None
+        self._etag: str | None = None
+        self._checked_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def get(self) -> CompiledModel | None:
+        with self._lock:
+            now = self.clock()
+            if now - self._checked_at >= self.check_interval:
+                self._checked_at = now
+                etag = self.registry.store.etag(SHADOW_KEY)
+                if etag != self._etag:
+                    self._etag, self._model = etag, None
+                    if etag is not None:
+                        self._load()
+            return self._model
+
+    def _load(self) -> None:
+        try:
+            pointer = self.registry.store.get_json(SHADOW_KEY)
+        except Exception:  # gone between the HEAD and the GET: no shadow until the next check
+            self._etag = None
+            return
+        if pointer.get("status") != "active":
+            return
+        try:
+            self._model = self.registry.load_champion(pointer)  # by its pins, checked like the champion
+        except Exception as exc:  # a shadow that cannot be loaded is not scored; the champion still answers
+            if self.on_load_failure is not None:
+                self.on_load_failure(pointer, exc)
 
 
 def predict_records(model: CompiledModel, records: Any, *, max_records: int) -> dict[str, Any]:
