@@ -66,6 +66,9 @@ class ShadowConfig(_Strict):
                                                                 "rejected (SageMaker: 7 days by default, up to 30).")
     # how often the waiting execution counts the live labels (each check is a few state transitions)
     check_seconds: int = Field(default=3600, ge=1, le=86_400)
+    # on the live rows the shadow may be worse than the champion by at most this (0: at least as good; the gate's
+    # own gate.tolerance is about the holdout)
+    tolerance: float = Field(default=0.0, ge=0)
 
 
 class GateConfig(_Strict):

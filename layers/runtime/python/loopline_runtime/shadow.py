@@ -8,7 +8,7 @@
     check      every gate.shadow.check_seconds the waiting execution counts those rows: with at least
                gate.shadow.min_rows (answered by the champion the gate compared against), both are scored with the
                gate's metric on exactly those rows, and the shadow is promoted when it is at least as good (within
-               gate.tolerance, the gate's own rule), else rejected; with fewer rows at gate.shadow.max_days, rejected
+               gate.shadow.tolerance, default 0), else rejected; with fewer rows at gate.shadow.max_days, rejected
     by hand    `loopline promote-now` / `loopline reject` end it at once, recorded with who did it
 
 Each decision goes to the challenger's evaluation.json (`shadow`: both live scores, the rows, who decided, why) and
@@ -169,11 +169,12 @@ def _judge(registry: ModelRegistry, config: PipelineConfig, pointer: dict[str, A
         return _decide(registry, config, pointer["version"], pointer, promote=False, decided_by=decided_by,
                        now=now, rows=rows, task=task,
                        reasons=[f"{metric} could not be computed on the {len(rows)} live labeled rows: {exc}"])
-    promote = at_least_as_good(metric, shadow_score, champion_score, config.gate.tolerance)
+    tolerance = config.gate.shadow.tolerance if config.gate.shadow else 0.0
+    promote = at_least_as_good(metric, shadow_score, champion_score, tolerance)
     comparison = (f"on {len(rows)} live labeled rows the shadow scores {shadow_score:.4f} {metric}, the champion "
                   f"{pointer.get('champion_version')} {champion_score:.4f}")
-    reasons = [f"{comparison}: at least as good (gate.tolerance {config.gate.tolerance}), promoted" if promote
-               else f"{comparison}: worse by more than gate.tolerance {config.gate.tolerance}, not promoted"]
+    reasons = [f"{comparison}: at least as good (gate.shadow.tolerance {tolerance}), promoted" if promote
+               else f"{comparison}: worse by more than gate.shadow.tolerance {tolerance}, not promoted"]
     return _decide(registry, config, pointer["version"], pointer, promote=promote, decided_by=decided_by, now=now,
                    rows=rows, task=task, reasons=reasons, scores=(champion_score, shadow_score))
 
