@@ -192,3 +192,23 @@ def test_a_challenger_better_on_live_labels_is_promoted_from_shadow(
     assert stack.http("GET", "model").body["model_version"] == challenger
     assert _loopline(stack, "models") == 0
     assert "promoted from shadow by live labels" in capsys.readouterr().out
+
+
+def test_promote_now_ends_a_shadow_by_hand_recorded_with_who(
+        stack: StackClient, frames: list[pd.DataFrame], capsys: pytest.CaptureFixture[str]) -> None:
+    # given a challenger in shadow with no live labels yet
+    champion = stack.read_json(CHAMPION_KEY)["version"]
+    execution_arn, challenger = _new_challenger_in_shadow(stack, frames[3], "fourth")
+
+    # when a person promotes it now
+    assert _loopline(stack, "promote-now", challenger, "--reason", "urgent fix") == 0
+    assert f"{challenger}: promoted from shadow by " in capsys.readouterr().out
+
+    # then it is promoted, with who and why on its evaluation and on the promotion record
+    described = stack.wait_for_execution(execution_arn, timeout=120)
+    assert (described["status"], stack.entered_states(execution_arn)[-1]) == ("SUCCEEDED", "Promoted")
+    pointer = stack.read_json(CHAMPION_KEY)
+    assert (pointer["version"], pointer["previous_version"]) == (challenger, champion)
+    shadow = stack.read_json(model_prefix(challenger) + "evaluation.json")["shadow"]
+    assert shadow["decided_by"] == pointer["shadow"]["decided_by"] != "live labels"
+    assert shadow["rows"] == 0 and shadow["reasons"] == [f"promoted from shadow by {shadow['decided_by']}: urgent fix"]
