@@ -76,15 +76,26 @@ def predict() -> Response:
     payload = parse_json_body(body)
     if not isinstance(payload, dict) or "records" not in payload:
         raise InvalidRequest('the request body must be a JSON object with a "records" list')
-    model = champion.get()
-    predicted = predict_records(model, payload["records"], max_records=MAX_BATCH_RECORDS)
     request_id = new_request_id()
+    model = champion.for_caller(caller_key(request_id))
+    predicted = predict_records(model, payload["records"], max_records=MAX_BATCH_RECORDS)
     response = {"request_id": request_id, "prediction_ids": prediction_ids(request_id, len(predicted["predictions"])),
                 **predicted}
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(response["predictions"]))
     record_capture(request_id, payload["records"], response, shadow_answer(model.version, payload["records"]))
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(response),
                     headers={"X-Request-Id": request_id})
+
+
+def caller_key(request_id: str) -> str:
+    """Who is asking, for a canary's sticky split: the X-Loopline-Caller header (a customer or session id of the
+    caller's choosing), else the caller's source IP, else the request (not sticky)."""
+    event = app.current_event
+    key = event.headers.get("X-Loopline-Caller") or event.headers.get("x-loopline-caller")
+    if key:
+        return f"caller:{key}"
+    source_ip = ((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp")
+    return f"ip:{source_ip}" if source_ip else f"request:{request_id}"
 
 
 def shadow_answer(champion_version: str, records: list[Any]) -> dict[str, Any] | None:

@@ -94,6 +94,18 @@ def _shadow_rows(stack: StackClient, version: str) -> int:
     return total
 
 
+def canary_lines(canary: dict[str, Any] | None, now: datetime) -> list[str]:
+    """The champion's canary window (gate.canary): running, with its split, or over."""
+    if not canary:
+        return []
+    until = datetime.fromisoformat(str(canary["until"]))
+    previous = (canary.get("previous") or {}).get("version") or canary.get("previous_version")
+    if now < until:
+        return [f"canary: answers {float(canary['share']):.0%} of callers until {until:%H:%M:%S} UTC "
+                f"({(until - now).total_seconds():.0f} s left), {previous} the rest; an alarm rolls it back"]
+    return [f"canary window ended {_when(until.isoformat(), now)} with no rollback: answers every caller"]
+
+
 def shadow_lines(shadow: dict[str, Any] | None, now: datetime, follow_up: Callable[..., str]
                  ) -> list[tuple[str, str]]:
     """The shadow running (live labeled rows so far, its deadline, how to end it by hand), or the last decision."""
@@ -202,6 +214,9 @@ def render_status(status: StackStatus, follow_up: Callable[..., str] = _plain_co
         if pointer.get("previous_version"):
             promoted += f"; previous {pointer['previous_version']}"
         rows.append(("", f"promoted {promoted}"))
+        if pointer.get("reason") == "rollback" and pointer.get("note"):
+            rows.append(("", f"why: {str(pointer['note'])[:300]}"))
+        rows.extend(("", line) for line in canary_lines(pointer.get("canary"), status.now))
     else:
         rows.append(("Champion", f"none yet (upload a labeled CSV: {follow_up('upload', 'FILE')})"))
     if status.alarm:
@@ -325,6 +340,9 @@ def render_models(models: list[dict[str, Any]], pointer: dict[str, Any] | None,
             gate = "rejected: " + "; ".join(evaluation.get("reasons", []))
         if manifest["version"] in served and manifest["version"] != serving:
             gate += " (served before)"
+        canary = (pointer or {}).get("canary")
+        if manifest["version"] == serving and canary:
+            gate += " (" + canary_lines(canary, datetime.now(UTC))[0] + ")"
         lines.append((
             "*" if manifest["version"] == serving else "",
             manifest["version"],

@@ -71,6 +71,19 @@ class ShadowConfig(_Strict):
     tolerance: float = Field(default=0.0, ge=0)
 
 
+class CanaryConfig(_Strict):
+    """A promoted challenger first answers `share` of the requests (sticky per caller) for `window_minutes`; an alarm
+    in that window (quality, predict error rate, predict latency) rolls the champion pointer back."""
+
+    share: float = Field(gt=0, lt=1, description="The share of requests the new champion answers in the window.")
+    window_minutes: float = Field(default=60, gt=0, le=10_080)
+    # how often the promoting execution looks at the alarms during the window
+    check_seconds: int = Field(default=60, ge=1, le=3600)
+    # the predict error-rate and latency alarms (API Gateway's 5XXError average and p99 Latency over a minute)
+    max_error_rate: float = Field(default=0.05, gt=0, lt=1)
+    max_latency_ms: float = Field(default=1000, gt=0)
+
+
 class GateConfig(_Strict):
     threshold: float = Field(description="The challenger's holdout metric must reach this to be promoted.")
     # a challenger must not be worse than the champion by more than this on the same holdout rows
@@ -84,6 +97,8 @@ class GateConfig(_Strict):
     approval_timeout_seconds: int = Field(default=86_400, ge=1, le=31_536_000)
     # optional: prove a challenger on live traffic before it serves (docs/shadow.md)
     shadow: ShadowConfig | None = None
+    # optional: a promotion serves a share of the traffic first and rolls back on an alarm (docs/shadow.md#canary)
+    canary: CanaryConfig | None = None
 
 
 class AlarmConfig(_Strict):

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from loopline_runtime.bucket_layout import CHAMPION_KEY, SHADOW_KEY
+from loopline_runtime.canary import canary_active, routing_share
 from loopline_runtime.compiled_model import CompiledModel
 from loopline_runtime.errors import NoChampion
 from loopline_runtime.feature_schema import Task
@@ -39,6 +40,7 @@ class ChampionCache:
         self.clock = clock
         self.on_load_failure = on_load_failure
         self._model: CompiledModel | None = None
+        self._previous: CompiledModel | None = None  # during a canary window: the champion it replaced
         self.pointer: dict[str, Any] | None = None  # the champion pointer the cached model was loaded from
         self._etag: str | None = None
         self._failed_etag: str | None = None  # a pointer whose model could not be loaded: not retried per request
@@ -75,7 +77,25 @@ class ChampionCache:
             if self.on_load_failure is not None:
                 self.on_load_failure(pointer, exc)
             return
+        previous = None
+        canary = pointer.get("canary")
+        if canary is not None and canary_active(canary):
+            try:  # by the pins it served with, checked as any champion
+                previous = self.registry.load_pinned(str(canary["previous"]["version"]), canary["previous"]["pins"])
+            except Exception as exc:  # the new champion answers everything rather than nobody the canary's rest
+                if self.on_load_failure is not None:
+                    self.on_load_failure(canary["previous"], exc)
         self._model, self.pointer, self._etag, self._failed_etag = model, pointer, etag, None
+        self._previous = previous
+
+    def for_caller(self, key: str) -> CompiledModel:
+        """The model that answers the caller `key`: during a canary window (gate.canary) the new champion for the
+        keys that fall in its share (sticky), the previous champion for the rest; otherwise the champion."""
+        model = self.get()
+        previous, canary = self._previous, (self.pointer or {}).get("canary")
+        if previous is None or canary is None or not canary_active(canary):
+            return model
+        return model if routing_share(key) < float(canary["share"]) else previous
 
 
 class ShadowCache:
