@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -112,6 +113,7 @@ class ShadowCache:
         self.clock = clock
         self.on_load_failure = on_load_failure
         self._model: CompiledModel | None = None
+        self._deadline: datetime | None = None
         self._etag: str | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
@@ -123,9 +125,11 @@ class ShadowCache:
                 self._checked_at = now
                 etag = self.registry.store.etag(SHADOW_KEY)
                 if etag != self._etag:
-                    self._etag, self._model = etag, None
+                    self._etag, self._model, self._deadline = etag, None, None
                     if etag is not None:
                         self._load()
+            if self._deadline is not None and datetime.now(UTC) >= self._deadline:
+                return None  # past gate.shadow.max_days: scored no longer, even if its execution never decided
             return self._model
 
     def _load(self) -> None:
@@ -137,6 +141,7 @@ class ShadowCache:
         if pointer.get("status") != "active":
             return
         try:
+            self._deadline = datetime.fromisoformat(str(pointer["deadline"]))
             self._model = self.registry.load_champion(pointer)  # by its pins, checked like the champion
         except Exception as exc:  # a shadow that cannot be loaded is not scored; the champion still answers
             if self.on_load_failure is not None:
