@@ -93,20 +93,23 @@ def test_a_canary_whose_alarm_fires_in_its_window_is_rolled_back_with_a_notifica
     assert stack.read_json(TRAINING_LEASE_KEY)["execution_arn"] == ""
 
     # when the prediction API's error rate crosses its alarm line inside the window (the datapoint API Gateway
-    # publishes on AWS: the emulator's API does not publish AWS/ApiGateway metrics)
-    stack.client("cloudwatch").put_metric_data(Namespace="AWS/ApiGateway", MetricData=[{
-        "MetricName": "5XXError", "Value": 1.0, "Timestamp": datetime.now(UTC),
-        "Dimensions": [{"Name": "ApiName", "Value": stack.stack_name}, {"Name": "Stage", "Value": "Prod"}]}])
+    # publishes on AWS, on the alarm's own metric: the emulator's API does not publish AWS/ApiGateway metrics)
+    cloudwatch = stack.client("cloudwatch")
+    [alarm] = [a for a in cloudwatch.describe_alarms(AlarmNamePrefix=stack.stack_name)["MetricAlarms"]
+               if a["MetricName"] == "5XXError"]
+    cloudwatch.put_metric_data(Namespace=alarm["Namespace"], MetricData=[{
+        "MetricName": alarm["MetricName"], "Value": 1.0, "Timestamp": datetime.now(UTC),
+        "Dimensions": alarm["Dimensions"]}])
 
     # then the pointer goes back to the previous champion through the rollback path, and a notification says why
     described = stack.wait_for_execution(execution_arn, timeout=120)
     assert (described["status"], stack.entered_states(execution_arn)[-1]) == ("SUCCEEDED", "Canary rolled back")
     pointer = stack.read_json(CHAMPION_KEY)
     assert (pointer["version"], pointer["reason"], pointer["requested_by"]) == (previous, "rollback", "canary")
-    assert "predict-errors went to ALARM" in pointer["note"], pointer
+    assert f"{alarm['AlarmName']} went to ALARM" in pointer["note"], pointer
     notified = inbox.wait_for("canary_rolled_back", timeout=60)["message"]
     assert (notified["model_version"], notified["rolled_back_to"]) == (new, previous)
-    assert "predict-errors went to ALARM" in notified["why"]
+    assert f"{alarm['AlarmName']} went to ALARM" in notified["why"]
     time.sleep(6)
     assert set(_answered_by(stack, frames[2]).values()) == {previous}
 
