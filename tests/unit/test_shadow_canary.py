@@ -72,3 +72,26 @@ def test_canary_alarm_lines_reach_the_stack(pipeline_config: PipelineConfig) -> 
     parameters = stack_parameters(config)
     assert (parameters["PredictErrorRateThreshold"], parameters["PredictLatencyThresholdMs"]) == ("0.01", "250")
     assert "PredictErrorRateThreshold" not in stack_parameters(pipeline_config)
+
+
+def test_status_shows_the_canary_window_then_its_end() -> None:
+    from loopline.operate.status import canary_lines
+
+    now = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
+    canary = {"share": 0.1, "until": "2026-12-05T14:05:00+00:00", "previous": {"version": "m-old"}}
+    assert canary_lines(canary, now) == ["canary: answers 10% of callers until 14:05:00 UTC (300 s left), m-old the "
+                                         "rest; an alarm rolls it back"]
+    assert canary_lines(canary, now + timedelta(minutes=6))[0].startswith("canary window ended 14:05:00")
+    assert canary_lines(None, now) == []
+
+
+def test_status_shows_the_last_shadow_decision_with_both_live_scores() -> None:
+    from loopline.operate.status import shadow_lines
+
+    now = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
+    shadow = {"version": "m-new", "status": "rejected", "ended_at": "2026-12-05T13:59:00+00:00",
+              "decided_by": "live labels", "metric": "f1", "shadow_live_score": 0.9, "champion_live_score": 1.0,
+              "rows": 150}
+    assert shadow_lines(shadow, now, lambda *a: " ".join(a)) == [
+        ("Shadow", "last: m-new rejected 13:59:00 (60 s ago) by live labels  live f1 0.9000 vs champion 1.0000 "
+                   "on 150 rows")]
