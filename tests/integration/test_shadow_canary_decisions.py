@@ -10,12 +10,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
 
-from loopline_runtime.bucket_layout import LABELS_SHADOW_PREFIX, MEASURED_FOLDER
+from loopline_runtime.bucket_layout import LABELS_SHADOW_PREFIX, MEASURED_FOLDER, TRAINING_LEASE_KEY
 from loopline_runtime.canary import canary_record, check_canary
 from loopline_runtime.config import PipelineConfig, parse_config
 from loopline_runtime.errors import PromotionRefused, RollbackRefused
+from loopline_runtime.orchestration import TrainingAlreadyRunning, acquire_training_lease
 from loopline_runtime.promotion import promotion_record
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.rollback import rollback_record
@@ -40,6 +42,29 @@ def _gated(registry: ModelRegistry, version: str) -> None:
 @pytest.fixture
 def shadow_config(config: PipelineConfig) -> PipelineConfig:
     return _with_gate(config, shadow={"min_rows": 10, "max_days": 1})
+
+
+def test_a_trigger_during_the_shadow_period_trains_because_the_shadowing_execution_released_the_lease(
+        aws_stack: Stack, registry: ModelRegistry, shadow_config: PipelineConfig, champion: str,
+        register_model: Callable[..., str]) -> None:
+    # given a running training execution holding the lease, which a newer trigger's execution cannot take
+    sfn = boto3.client("stepfunctions")
+    machine = aws_stack.physical_ids["TrainingStateMachine"]
+    holder, newer = (sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps({"reason": "new_data"}))
+                     ["executionArn"] for name in ("new_data-shadowed", "new_data-newer"))
+    acquire_training_lease(registry.store, sfn, holder)
+    with pytest.raises(TrainingAlreadyRunning):
+        acquire_training_lease(registry.store, sfn, newer)
+
+    # when the holder's challenger goes into shadow (its execution still running, waiting for live labels)
+    challenger = register_model()
+    _gated(registry, challenger)
+    started = start_shadow(registry, shadow_config, challenger, execution_arn=holder)
+
+    # then the newer trigger takes the lease and trains
+    assert started["lease_released"] is True
+    acquire_training_lease(registry.store, sfn, newer)
+    assert registry.store.get_json(TRAINING_LEASE_KEY)["execution_arn"] == newer
 
 
 def test_a_newer_challenger_in_shadow_supersedes_the_earlier_one(
