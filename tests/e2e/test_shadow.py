@@ -29,6 +29,7 @@ from loopline_runtime.bucket_layout import (
     TRAINING_LEASE_KEY,
     model_prefix,
 )
+from loopline_runtime.config import MAX_SHADOW_CHECKS
 from tests.support.notifications import Inbox
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +52,7 @@ def stack(start_stack: Callable[..., StackClient], local_stack_config_path: Path
     """gate.shadow checked every 2 s; every challenger passes the holdout gate (gate.tolerance 1.0) so the live
     labels alone decide; an alarm line no live batch here reaches (the labels would otherwise retrain)."""
     config = yaml.safe_load(local_stack_config_path.read_text())
-    config["gate"].update(tolerance=1.0, shadow={"min_rows": MIN_ROWS, "max_days": 1, "check_seconds": 2})
+    config["gate"].update(tolerance=1.0, shadow={"min_rows": MIN_ROWS, "max_days": 0.02, "check_seconds": 2})
     config["alarm"] = {**config["alarm"], "max_drop": 0.9, "threshold": None}
     path = tmp_path_factory.mktemp("shadow") / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -162,6 +163,11 @@ def test_a_challenger_worse_on_live_labels_is_rejected_from_shadow(
     rejected = inbox.wait_for("rejected", timeout=30, where=lambda m: m.get("model_version") == challenger)
     assert rejected["message"]["shadow"]["shadow_live_score"] == shadow["shadow_live_score"]
     assert stack.read_json(SHADOW_KEY)["status"] == "rejected"
+    # and each check of the wait fits the history budget gate.shadow's bound on checks assumes
+    history = stack.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    checks = [e["id"] for e in history if (e.get("stateEnteredEventDetails") or {}).get("name") == "Check shadow"]
+    per_check = (checks[-1] - checks[0]) / (len(checks) - 1)  # events from one check to the next
+    assert len(checks) >= 2 and per_check * MAX_SHADOW_CHECKS <= 25_000, (per_check, len(checks))
 
 
 def test_a_challenger_better_on_live_labels_is_promoted_from_shadow(

@@ -58,6 +58,7 @@ def _config(pipeline_config: PipelineConfig, **gate: Any) -> PipelineConfig:
 @pytest.mark.parametrize(("gate", "field"), [
     ({"shadow": {"min_rows": 5}}, "gate.shadow.min_rows"),
     ({"shadow": {"max_days": 31}}, "gate.shadow.max_days"),
+    ({"shadow": {"max_days": 30, "check_seconds": 60}}, "gate.shadow"),
     ({"canary": {"share": 1.0}}, "gate.canary.share"),
     ({"canary": {"window_minutes": 30}}, "gate.canary.share"),
 ])

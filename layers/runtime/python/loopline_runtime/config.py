@@ -57,6 +57,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# checks of one shadow's live labels: 13 history events each (measured, tests/e2e/test_shadow.py), 19,500 of the
+# 25,000 Step Functions keeps per execution
+MAX_SHADOW_CHECKS = 1_500
+
+
 class ShadowConfig(_Strict):
     """A challenger that passes the gate first runs in shadow: scored on every live request next to the champion
     (whose answer alone is returned), and promoted only if it is at least as good on live labeled rows."""
@@ -69,6 +74,17 @@ class ShadowConfig(_Strict):
     # on the live rows the shadow may be worse than the champion by at most this (0: at least as good; the gate's
     # own gate.tolerance is about the holdout)
     tolerance: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _fits_one_execution(self) -> ShadowConfig:
+        # each check adds 13 events to the waiting execution's history, which Step Functions caps at 25,000
+        checks = self.max_days * 86_400 / self.check_seconds
+        if checks > MAX_SHADOW_CHECKS:
+            least = int(-(-self.max_days * 86_400 // MAX_SHADOW_CHECKS))
+            raise ValueError(f"gate.shadow.check_seconds {self.check_seconds} over gate.shadow.max_days "
+                             f"{self.max_days} makes {checks:,.0f} checks, more than one execution's history holds "
+                             f"({MAX_SHADOW_CHECKS:,}); set check_seconds to at least {least}")
+        return self
 
 
 class CanaryConfig(_Strict):
