@@ -18,6 +18,7 @@ import yaml
 from loopline.client import StackClient
 from loopline.examples import TARGET, breast_cancer, split_batches
 from loopline_runtime.bucket_layout import CHAMPION_KEY, DATASET_INDEX_PREFIX, TRAINING_LEASE_KEY
+from loopline_runtime.config import MAX_CANARY_CHECKS
 from tests.support.notifications import Inbox
 
 pytestmark = pytest.mark.e2e
@@ -126,5 +127,10 @@ def test_a_clean_canary_ends_with_the_new_champion_answering_everyone(
     # then its execution ends promoted, and it answers every caller
     assert (described["status"], stack.entered_states(execution_arn)[-1]) == ("SUCCEEDED", "Promoted")
     assert "Check canary" in stack.entered_states(execution_arn)
+    # and each look at the alarms fits the history budget gate.canary's bound on checks assumes
+    history = stack.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    checks = [e["id"] for e in history if (e.get("stateEnteredEventDetails") or {}).get("name") == "Check canary"]
+    per_check = (checks[-1] - checks[0]) / (len(checks) - 1)  # events from one check to the next
+    assert len(checks) >= 2 and per_check * MAX_CANARY_CHECKS <= 25_000, (per_check, len(checks))
     assert stack.read_json(CHAMPION_KEY)["version"] == new
     assert set(_answered_by(stack, frames[0]).values()) == {new}

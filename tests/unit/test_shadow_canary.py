@@ -61,6 +61,7 @@ def _config(pipeline_config: PipelineConfig, **gate: Any) -> PipelineConfig:
     ({"shadow": {"max_days": 30, "check_seconds": 60}}, "gate.shadow"),
     ({"canary": {"share": 1.0}}, "gate.canary.share"),
     ({"canary": {"window_minutes": 30}}, "gate.canary.share"),
+    ({"canary": {"share": 0.1, "window_minutes": 10_080, "check_seconds": 60}}, "gate.canary"),
 ])
 def test_out_of_range_shadow_and_canary_settings_name_the_field(
         pipeline_config: PipelineConfig, gate: dict[str, Any], field: str) -> None:

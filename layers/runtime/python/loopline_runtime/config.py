@@ -87,6 +87,11 @@ class ShadowConfig(_Strict):
         return self
 
 
+# looks at the alarms in one canary window: 9 history events each (measured, tests/e2e/test_canary.py), 18,000 of
+# the 25,000 Step Functions keeps per execution
+MAX_CANARY_CHECKS = 2_000
+
+
 class CanaryConfig(_Strict):
     """A promoted challenger first answers `share` of the requests (sticky per caller) for `window_minutes`; an alarm
     in that window (quality, predict error rate, predict latency) rolls the champion pointer back."""
@@ -98,6 +103,16 @@ class CanaryConfig(_Strict):
     # the predict error-rate and latency alarms (API Gateway's 5XXError average and p99 Latency over a minute)
     max_error_rate: float = Field(default=0.05, gt=0, lt=1)
     max_latency_ms: float = Field(default=1000, gt=0)
+
+    @model_validator(mode="after")
+    def _fits_one_execution(self) -> CanaryConfig:
+        checks = self.window_minutes * 60 / self.check_seconds
+        if checks > MAX_CANARY_CHECKS:
+            least = int(-(-self.window_minutes * 60 // MAX_CANARY_CHECKS))
+            raise ValueError(f"gate.canary.check_seconds {self.check_seconds} over gate.canary.window_minutes "
+                             f"{self.window_minutes} makes {checks:,.0f} checks, more than one execution's history "
+                             f"holds ({MAX_CANARY_CHECKS:,}); set check_seconds to at least {least}")
+        return self
 
 
 class GateConfig(_Strict):
