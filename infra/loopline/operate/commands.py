@@ -234,14 +234,19 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
         command = subparsers.add_parser(
             name, help=(f"{name} a challenger waiting for approval (gate.approval: manual): {verb} it"
                         if name != "promote-now" else "end a challenger's shadow (gate.shadow) now: promote it"),
-            description=f"With gate.approval: manual, a challenger that passes the gate waits for a person. This "
-            f"answers the training execution waiting for VERSION (its task token is found in the execution's "
-            f"history); the state machine then goes on to {verb} it. {shadow}`loopline status` lists what is "
-            "waiting.",
+            description=(f"With gate.approval: manual, a challenger that passes the gate waits for a person. This "
+                         f"answers the training execution waiting for VERSION (its task token is found in the "
+                         f"execution's history); the state machine then goes on to {verb} it. {shadow}`loopline "
+                         "status` lists what is waiting.") if name != "promote-now" else (
+                "With gate.shadow, a challenger that passes the gate runs in shadow until its live labels decide. "
+                "This ends the shadow of VERSION now and promotes it (with gate.approval: manual, after "
+                "`loopline approve`), recorded with who did it and --reason on its evaluation.json and the "
+                "promotion record (docs/shadow.md). `loopline status` lists what is in shadow."),
             epilog=_examples(f"loopline {name} m-20261129T184001-1a2b3c --reason 'report reviewed'"),
             formatter_class=argparse.RawDescriptionHelpFormatter)
         add_stack_arguments(command)
-        command.add_argument("version", metavar="VERSION", help="the model version waiting for approval")
+        command.add_argument("version", metavar="VERSION", help="the model version waiting for approval"
+                             + (" or in shadow" if name != "approve" else ""))
         command.add_argument("--reason", required=name == "reject", default="", metavar="TEXT",
                              help="why (recorded with the decision" + ("; required)" if name == "reject" else ")"))
         command.set_defaults(handler=_cmd_answer)
