@@ -1,6 +1,7 @@
 """Shadow (`gate.shadow`): a challenger that passes the gate runs next to the champion on live traffic (its answers
 captured, never returned) and is promoted only if it is at least as good on live labeled rows; one stack, a
-worse challenger rejected from shadow, then a better one promoted from it, then one a person rejects by hand."""
+worse challenger rejected from shadow, then a better one promoted from it, then one a person promotes by hand and
+one a person rejects by hand."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def _loopline(stack: StackClient, *args: str) -> int:
 
 @pytest.fixture(scope="module")
 def frames() -> list[pd.DataFrame]:
-    return split_batches(breast_cancer(), [150, 120, 120, 120])
+    return split_batches(breast_cancer(), [150, 120, 120, 120, 60])
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +219,23 @@ def test_promote_now_ends_a_shadow_by_hand_recorded_with_who(
     shadow = stack.read_json(model_prefix(challenger) + "evaluation.json")["shadow"]
     assert shadow["decided_by"] == pointer["shadow"]["decided_by"] != "live labels"
     assert shadow["rows"] == 0 and shadow["reasons"] == [f"promoted from shadow by {shadow['decided_by']}: urgent fix"]
+
+
+def test_reject_ends_a_shadow_by_hand_and_the_champion_keeps_serving(
+        stack: StackClient, frames: list[pd.DataFrame], capsys: pytest.CaptureFixture[str]) -> None:
+    # given a challenger in shadow
+    champion = stack.read_json(CHAMPION_KEY)["version"]
+    execution_arn, challenger = _new_challenger_in_shadow(stack, frames[4], "fifth")
+
+    # when a person rejects it
+    assert _loopline(stack, "reject", challenger, "--reason", "too slow in shadow") == 0
+    assert f"{challenger}: rejected from shadow by " in capsys.readouterr().out
+
+    # then it is rejected with who and why, and the champion is unchanged
+    described = stack.wait_for_execution(execution_arn, timeout=120)
+    assert (described["status"], stack.entered_states(execution_arn)[-1]) == ("SUCCEEDED", "Challenger rejected")
+    assert stack.read_json(CHAMPION_KEY)["version"] == champion
+    evaluation = stack.read_json(model_prefix(challenger) + "evaluation.json")
+    assert evaluation["promote"] is False and evaluation["shadow"]["status"] == "rejected"
+    by = evaluation["shadow"]["decided_by"]
+    assert by != "live labels" and evaluation["reasons"][-1] == f"rejected from shadow by {by}: too slow in shadow"
