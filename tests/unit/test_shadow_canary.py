@@ -97,3 +97,11 @@ def test_status_shows_the_last_shadow_decision_with_both_live_scores() -> None:
     assert shadow_lines(shadow, now, lambda *a: " ".join(a)) == [
         ("Shadow", "last: m-new rejected 13:59:00 (60 s ago) by live labels  live f1 0.9000 vs champion 1.0000 "
                    "on 150 rows")]
+
+
+def test_a_shadow_needs_capture(pipeline_config: PipelineConfig) -> None:
+    data = pipeline_config.model_dump(mode="json")
+    data["gate"]["shadow"] = {"min_rows": 50}
+    data["capture"]["enabled"] = False
+    with pytest.raises(InvalidConfig, match=r"capture\.enabled is false"):
+        parse_config(data)

@@ -339,6 +339,9 @@ class PipelineConfig(_Strict):
                              "`features` (it is what the model predicts)")
         if self.target in self.ignore:
             raise ValueError(f"the target {self.target!r} must not be listed under ignore")
+        if self.gate.shadow is not None and not self.capture.enabled:
+            raise ValueError("gate.shadow judges the challenger on captured predictions, and capture.enabled is false; "
+                             "set capture.enabled: true, or remove gate.shadow")
         names = [candidate.name for candidate in self.models or []]
         if len(set(names)) != len(names):
             raise ValueError("each entry under `models` needs its own name")
