@@ -91,6 +91,7 @@ def test_a_canary_whose_alarm_fires_in_its_window_is_rolled_back_with_a_notifica
     answered = _answered_by(stack, frames[2])
     assert set(answered.values()) == {new, previous}, answered
     assert _answered_by(stack, frames[2]) == answered  # sticky
+    assert stack.http("GET", "model").body["canary"]["previous_version"] == previous
     assert stack.read_json(TRAINING_LEASE_KEY)["execution_arn"] == ""
 
     # when the prediction API's error rate crosses its alarm line inside the window (the datapoint API Gateway

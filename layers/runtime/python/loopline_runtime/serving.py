@@ -190,6 +190,10 @@ def model_summary(model: CompiledModel, pointer: dict[str, Any] | None) -> dict[
         summary["previous_version"] = pointer.get("previous_version")
         summary["promotion_reason"] = pointer.get("reason")
         summary["gate_score"] = pointer.get("score")
+        canary = pointer.get("canary")
+        if canary is not None and canary_active(canary):  # which callers it answers is in each answer's model_version
+            summary["canary"] = {"share": canary.get("share"), "until": canary.get("until"),
+                                 "previous_version": (canary.get("previous") or {}).get("version")}
     return summary
 
 
