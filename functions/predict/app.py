@@ -21,7 +21,7 @@ from loopline_runtime.errors import ArtifactIntegrityError, InvalidRequest, Mode
 from loopline_runtime.openapi import openapi_document
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.request_body import parse_json_body
-from loopline_runtime.serving import ChampionCache, model_summary, predict_records
+from loopline_runtime.serving import ChampionCache, ShadowCache, model_summary, predict_records
 from loopline_runtime.storage import ObjectStore
 
 if TYPE_CHECKING:
@@ -42,6 +42,18 @@ def keep_serving_last_champion(pointer: dict[str, Any], error: Exception) -> Non
 
 champion = ChampionCache(registry, check_interval=float(os.environ.get("CHAMPION_CHECK_SECONDS", "0")),
                          on_load_failure=keep_serving_last_champion)
+
+
+def shadow_not_loaded(pointer: dict[str, Any], error: Exception) -> None:
+    """A shadow failed to load: the champion answers alone (the shadow gets no live rows); count it."""
+    logger.error("shadow model could not be loaded; not scored",
+                 extra={"version": pointer.get("version"), "error": f"{type(error).__name__}: {error}"})
+    metrics.add_metric(name="ShadowLoadFailures", unit=MetricUnit.Count, value=1)
+
+
+# gate.shadow: a challenger scored on every request next to the champion, its answer captured, never returned
+shadow = ShadowCache(registry, check_interval=float(os.environ.get("CHAMPION_CHECK_SECONDS", "0")),
+                     on_load_failure=shadow_not_loaded)
 MAX_BATCH_RECORDS = int(os.environ.get("MAX_BATCH_RECORDS", "1000"))
 capture = PredictionCapture(CaptureSettings.from_env())
 
@@ -64,21 +76,47 @@ def predict() -> Response:
     payload = parse_json_body(body)
     if not isinstance(payload, dict) or "records" not in payload:
         raise InvalidRequest('the request body must be a JSON object with a "records" list')
-    model = champion.get()
-    predicted = predict_records(model, payload["records"], max_records=MAX_BATCH_RECORDS)
     request_id = new_request_id()
+    model = champion.for_caller(caller_key(request_id))
+    predicted = predict_records(model, payload["records"], max_records=MAX_BATCH_RECORDS)
     response = {"request_id": request_id, "prediction_ids": prediction_ids(request_id, len(predicted["predictions"])),
                 **predicted}
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(response["predictions"]))
-    record_capture(request_id, payload["records"], response)
+    record_capture(request_id, payload["records"], response, shadow_answer(model.version, payload["records"]))
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(response),
                     headers={"X-Request-Id": request_id})
 
 
-def record_capture(request_id: str, records: list[Any], response: dict[str, Any]) -> None:
+def caller_key(request_id: str) -> str:
+    """Who is asking, for a canary's sticky split: the X-Loopline-Caller header (a customer or session id of the
+    caller's choosing), else the caller's source IP, else the request (not sticky)."""
+    event = app.current_event
+    key = event.headers.get("X-Loopline-Caller") or event.headers.get("x-loopline-caller")
+    if key:
+        return f"caller:{key}"
+    source_ip = ((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp")
+    return f"ip:{source_ip}" if source_ip else f"request:{request_id}"
+
+
+def shadow_answer(champion_version: str, records: list[Any]) -> dict[str, Any] | None:
+    """The shadow's answer to the records the champion answered (None without a shadow). Never fails the request:
+    an error is counted (ShadowErrors) and logged without the payload."""
+    try:
+        model = shadow.get()
+        if model is None or model.version == champion_version:
+            return None
+        return predict_records(model, records, max_records=MAX_BATCH_RECORDS)
+    except Exception as exc:  # whatever went wrong, the caller gets the champion's prediction
+        logger.warning("shadow not scored", extra={"error": type(exc).__name__})
+        metrics.add_metric(name="ShadowErrors", unit=MetricUnit.Count, value=1)
+        return None
+
+
+def record_capture(request_id: str, records: list[Any], response: dict[str, Any],
+                   shadow_predicted: dict[str, Any] | None = None) -> None:
     """Capture never fails a prediction: an error is counted (CaptureErrors) and logged without the payload."""
     try:
-        captured = capture.capture(request_id, records, response)
+        captured = capture.capture(request_id, records, response, shadow=shadow_predicted)
     except Exception as exc:  # whatever went wrong, the caller gets the prediction
         logger.warning("prediction not captured", extra={"request_id": request_id, "error": type(exc).__name__})
         metrics.add_metric(name="CaptureErrors", unit=MetricUnit.Count, value=1)

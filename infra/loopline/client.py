@@ -191,12 +191,13 @@ class StackClient:
         return self._api_key
 
     def http(
-        self, method: str, path: str, body: Any = None, *, raw: bytes | None = None, api_key: str | None = "default"
+        self, method: str, path: str, body: Any = None, *, raw: bytes | None = None, api_key: str | None = "default",
+        headers: dict[str, str] | None = None,
     ) -> HttpResponse:
         """Call the prediction API; `path` is relative to PredictApiUrl (e.g. "predict")."""
         url = self.outputs["PredictApiUrl"].rstrip("/") + "/" + path.lstrip("/")
         data = raw if raw is not None else (json.dumps(body).encode("utf-8") if body is not None else None)
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json", **(headers or {})}
         if api_key == "default":
             api_key = self.api_key()
         if api_key:

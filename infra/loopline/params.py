@@ -53,6 +53,9 @@ def stack_parameters(config: PipelineConfig) -> dict[str, str]:
            if config.capture.exclude_columns else {}),
         # 0: no alarm on the label-free estimate (the template's condition)
         "EstimatedQualityMaxDrop": _number(alarm.estimated_max_drop or 0),
+        # gate.canary's error-rate and latency alarms (they exist either way: they notify outside a canary too)
+        **({"PredictErrorRateThreshold": _number(config.gate.canary.max_error_rate),
+            "PredictLatencyThresholdMs": _number(config.gate.canary.max_latency_ms)} if config.gate.canary else {}),
         "RetrainingScheduleState": "ENABLED" if config.training.schedule else "DISABLED",
         # the rule exists either way (SAM needs an expression; the template's default when off)
         **({"RetrainingSchedule": config.training.schedule} if config.training.schedule else {}),

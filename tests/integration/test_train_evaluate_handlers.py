@@ -214,8 +214,9 @@ def test_evaluate_rejects_an_unknown_action(load_handler: Callable[[str], Any], 
     evaluate = load_handler("evaluate")
 
     # when / then
-    expected = "unknown action 'retrain'; expected 'gate', 'promote', 'request_approval', 'reject' or 'rollback'"
-    with pytest.raises(InvalidRequest, match=expected):
+    expected = ("unknown action 'retrain'; expected 'gate', 'promote', 'request_approval', 'reject', 'rollback', "
+                "'start_shadow', 'shadow_waiting', 'check_shadow', 'end_shadow' or 'check_canary'")
+    with pytest.raises(InvalidRequest, match=re.escape(expected)):
         evaluate.lambda_handler({"action": "retrain"}, lambda_context)
 
 

@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         return 2
     for case in [c for c in order if c in args.only] if args.only else order:
         needs_model = case in ("predict", *SERVING_CASES, *CHUNK_CASES, *MONITOR_CASES, "batch", "batch_baseline",
-                               "capture_overhead")
+                               "capture_overhead", "shadow_overhead")
         if needs_model and not (workdir / "model.onnx").is_file():
             print(f"{case}: skipped (the train case registered no compiled model)", flush=True)
             continue

@@ -5,6 +5,10 @@ capture path carries end to end.
   requests through the bare handler (no HTTP), capture on and off interleaved request by request in one process
   (so a shared machine's load falls on both alike); p50 and p99 of each. The capture lines go to a file, as
   Lambda's stdout goes to its log pipe.
+- shadow_overhead: the same handler and requests with a challenger in shadow (gate.shadow: a second ONNX session
+  scoring each request, its answer added to the capture line) and without, interleaved request by request, capture
+  on in both (as deployed); p50 and p99 of each. The shadow is the same registered model loaded a second time by
+  its pins (its own onnxruntime session) under another version name, so both sides score a model of the same size.
 - capture_delivery: rows formatted by the predict side (PredictionCapture, 1,000-record responses), shipped as log
   events to the predict log group, through the subscription filter and Firehose (the emulator's delivery:
   firehose_capture_delivery) into gzipped objects under capture/predictions/, and read back by the join/drift
@@ -26,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CASES = ("capture_overhead", "capture_delivery")
+CASES = ("capture_overhead", "shadow_overhead", "capture_delivery")
 OVERHEAD_REQUESTS = 2000  # per setting
 DELIVERY_ROWS = 50_000
 LOG_EVENTS_PER_PUT = 10_000  # PutLogEvents' limit per call
@@ -77,6 +81,66 @@ def child_capture_overhead(workdir: Path) -> dict[str, Any]:
 
     return {"requests_per_setting": OVERHEAD_REQUESTS, "on": quantiles(timings[True]),
             "off": quantiles(timings[False]), "capture_line_bytes": len("".join(lines))}
+
+
+def child_shadow_overhead(workdir: Path) -> dict[str, Any]:
+    import dataclasses
+
+    from loopline.bench import cases, serving
+    from loopline.bench.limits import FunctionLimits
+
+    plan = json.loads((workdir / "plan.json").read_text())
+    cases._aws_environment(FunctionLimits(**plan["predict_limits"]))
+    os.environ.update(CAPTURE_ENABLED="true", CAPTURE_SAMPLE_RATE="1", CAPTURE_EXCLUDE_COLUMNS="")
+    import boto3
+    from moto import mock_aws
+
+    manifest = json.loads((workdir / "manifest.json").read_text())
+    records = json.loads((workdir / "records.json").read_text())
+    with mock_aws(), tempfile.TemporaryFile("w") as log, contextlib.redirect_stdout(log):
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=cases.BUCKET)
+        cases.stage_champion(s3, workdir, manifest)
+        context = cases._context(FunctionLimits(**plan["predict_limits"]))
+        handler = serving.load_onnx_handler()
+        import sys
+
+        app: Any = sys.modules["loopline_bench_serving_app"]
+        serving._request(handler, [records[0]], context)  # loads the champion
+        # a second session of the registered model, by its pins, under another version: what a shadow is
+        loaded = app.registry.load_champion(app.champion.pointer)
+        shadow_model = dataclasses.replace(loaded, version=f"{loaded.version}-shadow")
+        with_shadow, without = _FixedShadow(shadow_model), _FixedShadow(None)
+        for i in range(50):  # warm both paths
+            app.shadow = with_shadow if i % 2 else without
+            serving._request(handler, [records[i % len(records)]], context)
+        timings: dict[bool, list[float]] = {True: [], False: []}
+        for i in range(2 * OVERHEAD_REQUESTS):
+            shadowed = i % 2 == 0
+            app.shadow = with_shadow if shadowed else without
+            record = records[(i // 2) % len(records)]
+            t0 = time.perf_counter()
+            serving._request(handler, [record], context)
+            timings[shadowed].append(time.perf_counter() - t0)
+        answered = json.loads(serving._request(handler, [records[0]], context)["body"])
+
+    def quantiles(values: list[float]) -> dict[str, float]:
+        ordered = sorted(values)
+        return {"p50_s": statistics.median(ordered), "p99_s": ordered[int(0.99 * (len(ordered) - 1))]}
+
+    return {"requests_per_setting": OVERHEAD_REQUESTS, "with": quantiles(timings[True]),
+            "without": quantiles(timings[False]), "answered_by": answered["model_version"],
+            "shadow_version": shadow_model.version}
+
+
+class _FixedShadow:
+    """The predict function's ShadowCache, with the shadow already loaded (or none)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def get(self) -> Any:
+        return self.model
 
 
 def child_capture_delivery(workdir: Path) -> dict[str, Any]:
@@ -150,7 +214,8 @@ def _destination() -> dict[str, Any]:
 
 
 CHILDREN: dict[str, Callable[[Path], dict[str, Any]]] = {
-    "capture_overhead": child_capture_overhead, "capture_delivery": child_capture_delivery}
+    "capture_overhead": child_capture_overhead, "shadow_overhead": child_shadow_overhead,
+    "capture_delivery": child_capture_delivery}
 
 
 def render_section(runs: dict[str, Any]) -> list[str]:
@@ -175,6 +240,27 @@ def render_section(runs: dict[str, Any]) -> list[str]:
             f"The capture line of one record of this table: {r['capture_line_bytes']:,} bytes.", ""]
     else:
         lines += ["Capture overhead not measured (the train case registered no compiled model, or the case failed).",
+                  ""]
+    shadow = runs.get("shadow_overhead")
+    if shadow and shadow.ok:
+        r = shadow.result
+
+        def ms(value: float) -> str:
+            return f"{value * 1000:.3f} ms"
+
+        lines += [
+            "### Predict with a shadow model (gate.shadow)", "",
+            f"Single-record requests through the bare predict handler, with a challenger in shadow (a second ONNX "
+            f"session scoring each request, its answer in the capture line) and without, interleaved, capture on in "
+            f"both ({r['requests_per_setting']:,} each; load average {shadow.load_before:.2f} before, "
+            f"{shadow.load_after:.2f} after); the champion answered ({r['answered_by']}):", "",
+            "| shadow | p50 | p99 |", "| --- | --- | --- |",
+            f"| without | {ms(r['without']['p50_s'])} | {ms(r['without']['p99_s'])} |",
+            f"| with | {ms(r['with']['p50_s'])} | {ms(r['with']['p99_s'])} |",
+            f"| with - without | {ms(r['with']['p50_s'] - r['without']['p50_s'])} | "
+            f"{ms(r['with']['p99_s'] - r['without']['p99_s'])} |", ""]
+    else:
+        lines += ["Shadow overhead not measured (the train case registered no compiled model, or the case failed).",
                   ""]
     if delivery and delivery.ok:
         r = delivery.result

@@ -6,19 +6,26 @@ state's scheduled parameters in the execution history (readable with states:GetE
 has and a topic subscriber does not), where these commands find it for a model version; they answer with
 SendTaskSuccess (with who approved: the local user and the AWS identity, recorded on the promotion) or
 SendTaskFailure(ApprovalRejected), and the state machine promotes or rejects.
+
+With `gate.shadow`, a challenger in shadow waits in SHADOW_STATE the same way (its token is renewed every
+gate.shadow.check_seconds); `loopline promote-now` / `loopline reject` answer it with SendTaskSuccess
+({"decision": "promote" | "reject", "decided_by": who, "note": why}), recorded on its evaluation.json.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from loopline.client import StackClient
+from loopline_runtime.bucket_layout import MODELS_PREFIX
 from loopline_runtime.errors import UnknownModelVersion
 
 WAIT_STATE = "Wait for approval"
+SHADOW_STATE = "Shadow: wait for live labels or a person"
 REJECTED_ERROR = "ApprovalRejected"
 
 
@@ -31,21 +38,21 @@ class PendingApproval:
     request: dict[str, Any]
 
 
-def pending_approvals(stack: StackClient) -> list[PendingApproval]:
-    """Running executions waiting in the approval state, oldest first."""
+def pending_approvals(stack: StackClient, state: str = WAIT_STATE) -> list[PendingApproval]:
+    """Running executions waiting in the approval state (or `state`), oldest first."""
     running = stack.sfn.list_executions(stateMachineArn=stack.state_machine_arn, statusFilter="RUNNING")
     pending = []
     for execution in sorted(running["executions"], key=lambda e: e["startDate"]):
-        approval = _waiting(stack, execution["executionArn"])
+        approval = _waiting(stack, execution["executionArn"], state)
         if approval:
             pending.append(approval)
     return pending
 
 
-def _waiting(stack: StackClient, execution_arn: str) -> PendingApproval | None:
-    events = stack.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+def _waiting(stack: StackClient, execution_arn: str, state: str = WAIT_STATE) -> PendingApproval | None:
+    events = _history(stack, execution_arn)
     entered = [e for e in events if "stateEnteredEventDetails" in e]
-    if not entered or entered[-1]["stateEnteredEventDetails"]["name"] != WAIT_STATE:
+    if not entered or entered[-1]["stateEnteredEventDetails"]["name"] != state:
         return None
     scheduled = [e for e in events if e.get("type") == "TaskScheduled" and e["id"] > entered[-1]["id"]]
     if not scheduled:
@@ -55,6 +62,46 @@ def _waiting(stack: StackClient, execution_arn: str) -> PendingApproval | None:
     request = json.loads(payload) if isinstance(payload, str) else dict(payload or {})
     return PendingApproval(str(request["model_version"]), execution_arn, str(request["task_token"]),
                            str(scheduled[-1]["timestamp"].isoformat()), request)
+
+
+def _history(stack: StackClient, execution_arn: str) -> list[dict[str, Any]]:
+    """The whole history (a shadow's loop outgrows one page), oldest first."""
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = stack.sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def find_in_shadow(stack: StackClient, version: str) -> PendingApproval | None:
+    for waiting in pending_approvals(stack, SHADOW_STATE):
+        if waiting.model_version == version:
+            return waiting
+    return None
+
+
+def end_shadow(stack: StackClient, version: str, *, promote: bool, by: str, reason: str,
+               timeout: float = 120) -> dict[str, Any]:
+    """End the shadow of `version` by hand; returns the decision recorded on its evaluation.json.
+
+    Raises:
+        UnknownModelVersion: no execution waits with `version` in shadow.
+    """
+    waiting = find_in_shadow(stack, version)
+    if waiting is None:
+        raise UnknownModelVersion(f"{version!r} is not in shadow (no training execution waits on its live labels)")
+    stack.sfn.send_task_success(taskToken=waiting.task_token, output=json.dumps(
+        {"decision": "promote" if promote else "reject", "decided_by": by, "note": reason}))
+    deadline = time.monotonic() + timeout
+    key = f"{MODELS_PREFIX}{version}/evaluation.json"
+    while True:
+        shadow = stack.read_json(key).get("shadow") or {}
+        if shadow.get("status") in ("promoted", "rejected") or time.monotonic() > deadline:
+            return dict(shadow)
+        time.sleep(0.5)
 
 
 def find_pending(stack: StackClient, version: str) -> PendingApproval:

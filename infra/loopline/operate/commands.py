@@ -99,11 +99,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_answer(args: argparse.Namespace) -> int:
-    from loopline.operate.approval import answer
+    from loopline.operate.approval import answer, end_shadow, find_in_shadow
     from loopline.operate.rollback import requester
 
     stack = stack_from(args)
     approve = args.command == "approve"
+    if args.command == "promote-now" or (args.command == "reject" and find_in_shadow(stack, args.version)):
+        promote = args.command == "promote-now"
+        progress(f"ending the shadow of {args.version}: {'promote' if promote else 'reject'} ...")
+        shadow = end_shadow(stack, args.version, promote=promote, by=requester(stack), reason=args.reason)
+        print(f"{args.version}: {shadow.get('status', 'not decided yet')} from shadow by {shadow.get('decided_by')}"
+              f" ({'; '.join(shadow.get('reasons') or [])})")
+        return 0
     progress(f"{'approving' if approve else 'rejecting'} {args.version} ...")
     described = answer(stack, args.version, approve=approve, by=requester(stack), reason=args.reason,
                        on_state=lambda name, seconds: progress(f"  [{seconds:5.1f}s] {name}"))
@@ -221,16 +228,25 @@ def add_operate_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
     events.add_argument("--timeout", type=float, metavar="SECONDS", help="stop after SECONDS")
     events.set_defaults(handler=_cmd_events)
 
-    for name, verb in (("approve", "promote"), ("reject", "reject")):
+    for name, verb in (("approve", "promote"), ("reject", "reject"), ("promote-now", "promote")):
+        shadow = ("With gate.shadow, `reject` also ends a challenger's shadow at once, and `promote-now` promotes it "
+                  "without waiting for its live labels (recorded with who did it). ")
         command = subparsers.add_parser(
-            name, help=f"{name} a challenger waiting for approval (gate.approval: manual): {verb} it",
-            description=f"With gate.approval: manual, a challenger that passes the gate waits for a person. This "
-            f"answers the training execution waiting for VERSION (its task token is found in the execution's "
-            f"history); the state machine then goes on to {verb} it. `loopline status` lists what is waiting.",
+            name, help=(f"{name} a challenger waiting for approval (gate.approval: manual): {verb} it"
+                        if name != "promote-now" else "end a challenger's shadow (gate.shadow) now: promote it"),
+            description=(f"With gate.approval: manual, a challenger that passes the gate waits for a person. This "
+                         f"answers the training execution waiting for VERSION (its task token is found in the "
+                         f"execution's history); the state machine then goes on to {verb} it. {shadow}`loopline "
+                         "status` lists what is waiting.") if name != "promote-now" else (
+                "With gate.shadow, a challenger that passes the gate runs in shadow until its live labels decide. "
+                "This ends the shadow of VERSION now and promotes it (with gate.approval: manual, after "
+                "`loopline approve`), recorded with who did it and --reason on its evaluation.json and the "
+                "promotion record (docs/shadow.md). `loopline status` lists what is in shadow."),
             epilog=_examples(f"loopline {name} m-20261129T184001-1a2b3c --reason 'report reviewed'"),
             formatter_class=argparse.RawDescriptionHelpFormatter)
         add_stack_arguments(command)
-        command.add_argument("version", metavar="VERSION", help="the model version waiting for approval")
+        command.add_argument("version", metavar="VERSION", help="the model version waiting for approval"
+                             + (" or in shadow" if name != "approve" else ""))
         command.add_argument("--reason", required=name == "reject", default="", metavar="TEXT",
                              help="why (recorded with the decision" + ("; required)" if name == "reject" else ")"))
         command.set_defaults(handler=_cmd_answer)

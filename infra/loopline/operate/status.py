@@ -23,6 +23,7 @@ from loopline_runtime.bucket_layout import (
     MODELS_PREFIX,
     MONITORING_PREFIX,
     QUARANTINE_PREFIX,
+    SHADOW_KEY,
     model_prefix,
 )
 
@@ -46,6 +47,7 @@ class StackStatus:
     strays: list[str] = field(default_factory=list)
     # production watching beyond labeled uploads (live drift, capture volume, labels joined): (label, text) rows
     live: list[tuple[str, str]] = field(default_factory=list)
+    shadow: dict[str, Any] | None = None  # registry/shadow.json: the shadow running, or the last one's decision
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -75,8 +77,54 @@ def gather_status(stack: StackClient) -> StackStatus:
     label_keys = sorted(k for k in stack.keys(LABELS_REPORTS_PREFIX) if k.endswith("/report.json"))
     live = production_lines(stack.read_json(live_keys[-1]) if live_keys else None,
                             stack.read_json(label_keys[-1]) if label_keys else None, datetime.now(UTC))
+    shadow = _read_json_or_none(stack, SHADOW_KEY)
+    if shadow and shadow.get("status") == "active":
+        shadow["live_rows"] = _shadow_rows(stack, str(shadow["version"]))
     return StackStatus(stack.stack_name, pointer, champion, alarm, measurements, shown, queue_depths(stack),
-                       approvals, recent_quarantines(stack), objects_outside_known_prefixes(stack), live=live)
+                       approvals, recent_quarantines(stack), objects_outside_known_prefixes(stack), live=live,
+                       shadow=shadow)
+
+
+def _shadow_rows(stack: StackClient, version: str) -> int:
+    """Live labeled rows joined for the shadow so far (before de-duplication and the champion check)."""
+    total = 0
+    for key in stack.keys(f"{bucket_layout.LABELS_SHADOW_PREFIX}{version}/"):
+        body = stack.s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read()
+        total += sum(1 for line in body.splitlines() if line.strip())
+    return total
+
+
+def canary_lines(canary: dict[str, Any] | None, now: datetime) -> list[str]:
+    """The champion's canary window (gate.canary): running, with its split, or over."""
+    if not canary:
+        return []
+    until = datetime.fromisoformat(str(canary["until"]))
+    previous = (canary.get("previous") or {}).get("version") or canary.get("previous_version")
+    if now < until:
+        return [f"canary: answers {float(canary['share']):.0%} of callers until {until:%H:%M:%S} UTC "
+                f"({(until - now).total_seconds():.0f} s left), {previous} the rest; an alarm rolls it back"]
+    return [f"canary window ended {_when(until.isoformat(), now)} with no rollback: answers every caller"]
+
+
+def shadow_lines(shadow: dict[str, Any] | None, now: datetime, follow_up: Callable[..., str]
+                 ) -> list[tuple[str, str]]:
+    """The shadow running (live labeled rows so far, its deadline, how to end it by hand), or the last decision."""
+    if not shadow:
+        return []
+    version = str(shadow.get("version"))
+    if shadow.get("status") == "active":
+        return [("Shadow", f"{version} in shadow next to {shadow.get('champion_version')} since "
+                           f"{_when(shadow.get('started_at'), now)}: {shadow.get('live_rows', 0)} of "
+                           f"{shadow.get('min_rows')} live labeled rows, decided by "
+                           f"{str(shadow.get('deadline', '?'))[:19]}"),
+                ("", f"end it now: {follow_up('promote-now', version)}  |  "
+                     f"{follow_up('reject', version, '--reason', 'TEXT')}")]
+    scores = ""
+    if shadow.get("shadow_live_score") is not None:
+        scores = (f"  live {shadow.get('metric')} {_num(shadow['shadow_live_score'])} vs champion "
+                  f"{_num(shadow.get('champion_live_score'))} on {shadow.get('rows')} rows")
+    return [("Shadow", f"last: {version} {shadow.get('status')} {_when(shadow.get('ended_at'), now)} by "
+                       f"{shadow.get('decided_by')}{scores}")]
 
 
 def labeled_measurement_keys(keys: list[str]) -> list[str]:
@@ -166,6 +214,9 @@ def render_status(status: StackStatus, follow_up: Callable[..., str] = _plain_co
         if pointer.get("previous_version"):
             promoted += f"; previous {pointer['previous_version']}"
         rows.append(("", f"promoted {promoted}"))
+        if pointer.get("reason") == "rollback" and pointer.get("note"):
+            rows.append(("", f"why: {str(pointer['note'])[:300]}"))
+        rows.extend(("", line) for line in canary_lines(pointer.get("canary"), status.now))
     else:
         rows.append(("Champion", f"none yet (upload a labeled CSV: {follow_up('upload', 'FILE')})"))
     if status.alarm:
@@ -187,6 +238,7 @@ def render_status(status: StackStatus, follow_up: Callable[..., str] = _plain_co
     else:
         rows.append(("Measured", "no monitoring run yet"))
     rows.extend(status.live)
+    rows.extend(shadow_lines(status.shadow, status.now, follow_up))
     if status.executions:
         for index, execution in enumerate(status.executions):
             started = execution["startDate"]
@@ -272,14 +324,25 @@ def render_models(models: list[dict[str, Any]], pointer: dict[str, Any] | None,
     lines = [header]
     for manifest in reversed(models):  # newest first
         evaluation = manifest.get("evaluation")
+        shadow = (evaluation or {}).get("shadow") or {}
         if evaluation is None:
             gate = "not gated yet"
+        elif shadow.get("status") == "active":
+            gate = (f"passed; in shadow since {str(shadow.get('started_at', ''))[:19]} (until "
+                    f"{shadow.get('min_rows')} live labeled rows, at most until "
+                    f"{str(shadow.get('deadline', ''))[:19]})")
+        elif evaluation.get("promote") and shadow.get("status") == "promoted":
+            gate = (f"passed; promoted from shadow by {shadow.get('decided_by')} (live "
+                    f"{_num(shadow.get('shadow_live_score'))} vs {_num(shadow.get('champion_live_score'))})")
         elif evaluation.get("promote"):
             gate = "passed"
         else:
             gate = "rejected: " + "; ".join(evaluation.get("reasons", []))
         if manifest["version"] in served and manifest["version"] != serving:
             gate += " (served before)"
+        canary = (pointer or {}).get("canary")
+        if manifest["version"] == serving and canary:
+            gate += " (" + canary_lines(canary, datetime.now(UTC))[0] + ")"
         lines.append((
             "*" if manifest["version"] == serving else "",
             manifest["version"],

@@ -188,6 +188,18 @@ def _gate(evaluation: dict[str, Any] | None, *, promoted: bool) -> str:
                                            f"margin {_num(regime.get('margin'))})"),
             *([("note", regime["note"])] if regime.get("note") else []),
         ]
+    shadow = evaluation.get("shadow") or {}
+    if shadow:  # gate.shadow: judged on live labeled traffic before serving
+        if shadow.get("status") == "active" and not promoted:
+            verdict, style = "passed the gate, in shadow on live traffic", "pending"
+        rows[-1:-1] = [
+            ("shadow", f"{shadow.get('status')} (started {shadow.get('started_at')}, decided by "
+                       f"{shadow.get('decided_by') or '-'} {shadow.get('ended_at') or ''})"),
+            ("on live labeled rows", f"challenger {_num(shadow.get('shadow_live_score'))} vs champion "
+                                     f"{_num(shadow.get('champion_live_score'))} ({shadow.get('rows', 0)} rows, "
+                                     f"at least {shadow.get('min_rows')})"),
+            *[("shadow decision", reason) for reason in shadow.get("reasons") or []],
+        ]
     reasons = "".join(f"<li>{_e(r)}</li>" for r in evaluation.get("reasons", []))
     return (f'<p class="verdict {style}">{_e(verdict.upper())}</p>' + _definition_list(rows)
             + f"<h3>Reasons</h3><ul class=\"reasons\">{reasons}</ul>"

@@ -50,6 +50,7 @@ MEASURED_FOLDER = "measured/"
 REGISTRY_PREFIX = "registry/"
 CHAMPION_KEY = f"{REGISTRY_PREFIX}champion.json"
 HISTORY_PREFIX = f"{REGISTRY_PREFIX}history/"
+SHADOW_KEY = f"{REGISTRY_PREFIX}shadow.json"  # the challenger in shadow (the predict function scores it too)
 MONITORING_PREFIX = "monitoring/"
 # batch scoring (keys within these: loopline_runtime.batch_layout)
 BATCH_PREFIX = "batch/"
@@ -64,6 +65,8 @@ LABELS_INCOMING_PREFIX = f"{INCOMING_PREFIX}labels/"
 LABELS_PREFIX = "labels/"
 LABELS_JOINED_PREFIX = f"{LABELS_PREFIX}joined/"
 LABELS_REPORTS_PREFIX = f"{LABELS_PREFIX}reports/"
+# live labeled rows a shadow and the champion both scored: labels/shadow/<shadow version>/<run>.jsonl
+LABELS_SHADOW_PREFIX = f"{LABELS_PREFIX}shadow/"
 LIVE_MONITORING_PREFIX = f"{MONITORING_PREFIX}live/"
 
 KEY_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
@@ -142,7 +145,7 @@ ROLE_ACCESS: dict[str, Access] = {
         writes=frozenset({MODELS_PREFIX}),
     ),
     "EvaluateFunction": Access(
-        reads=frozenset({MODELS_PREFIX, REGISTRY_PREFIX}),
+        reads=frozenset({MODELS_PREFIX, REGISTRY_PREFIX, LABELS_PREFIX}),  # labels: a shadow's live labeled rows
         writes=frozenset({MODELS_PREFIX, REGISTRY_PREFIX}),
     ),
     "MonitorFunction": Access(

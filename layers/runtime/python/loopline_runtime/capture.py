@@ -12,7 +12,8 @@ Record (schema `prediction/1`), one per predicted row::
     {"capture": "prediction/1", "prediction_id": "<request id>[/<n>]", "request_id": "...",
      "captured_at": "2026-12-05T15:45:32.123456+00:00", "model_version": "...",
      "inputs": {"<column>": <value as sent>, ...},      # minus capture.exclude_columns
-     "prediction": <label or number>, "probabilities": {"<class>": <p>, ...}}   # classifiers only
+     "prediction": <label or number>, "probabilities": {"<class>": <p>, ...},   # classifiers only
+     "shadow": {"model_version": "...", "prediction": ..., "probabilities": {...}}}   # while a shadow runs
 
 A request of one record has prediction id = request id; of several, `<request id>/<index>` (0-based). Numpy only
 (the predict function's slim layer): nothing here imports pandas or scikit-learn.
@@ -77,8 +78,9 @@ class PredictionCapture:
         self._draw = draw
 
     def capture(self, request_id: str, records: Sequence[Any], response: Mapping[str, Any],
-                now: datetime | None = None) -> int:
-        """Write one line per predicted row of a sampled request; the number of rows captured."""
+                now: datetime | None = None, shadow: Mapping[str, Any] | None = None) -> int:
+        """Write one line per predicted row of a sampled request; the number of rows captured. `shadow` is the
+        shadow model's answer to the same records (recorded next to the champion's, never returned)."""
         settings = self.settings
         if not settings.enabled or (settings.sample_rate < 1.0 and self._draw() >= settings.sample_rate):
             return 0
@@ -97,10 +99,19 @@ class PredictionCapture:
                                     "prediction": prediction}
             if probabilities is not None:
                 line["probabilities"] = probabilities[index]
+            if shadow is not None:
+                line["shadow"] = _shadow_row(shadow, index)
             lines.append(json.dumps(line, separators=(",", ":"), allow_nan=False))
         # one write: Lambda turns each line into its own log event
         (self._write or sys.stdout.write)("\n".join(lines) + "\n")
         return len(lines)
+
+
+def _shadow_row(shadow: Mapping[str, Any], index: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"model_version": shadow["model_version"], "prediction": shadow["predictions"][index]}
+    if shadow.get("probabilities") is not None:
+        row["probabilities"] = shadow["probabilities"][index]
+    return row
 
 
 def is_capture_record(record: Mapping[str, Any]) -> bool:

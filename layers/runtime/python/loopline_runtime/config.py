@@ -51,6 +51,64 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# checks of one shadow's live labels: 13 history events each (measured, tests/e2e/test_shadow.py), 19,500 of the
+# 25,000 Step Functions keeps per execution
+MAX_SHADOW_CHECKS = 1_500
+
+
+class ShadowConfig(_Strict):
+    """A challenger that passes the gate first runs in shadow: scored on every live request next to the champion
+    (whose answer alone is returned), and promoted only if it is at least as good on live labeled rows."""
+
+    min_rows: int = Field(default=100, ge=10, description="Live labeled rows both models scored before deciding.")
+    max_days: float = Field(default=7, gt=0, le=30, description="A shadow without enough live labels by then is "
+                                                                "rejected (SageMaker: 7 days by default, up to 30).")
+    # how often the waiting execution counts the live labels (each check is a few state transitions)
+    check_seconds: int = Field(default=3600, ge=1, le=86_400)
+    # on the live rows the shadow may be worse than the champion by at most this (0: at least as good; the gate's
+    # own gate.tolerance is about the holdout)
+    tolerance: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _fits_one_execution(self) -> ShadowConfig:
+        # each check adds 13 events to the waiting execution's history, which Step Functions caps at 25,000
+        checks = self.max_days * 86_400 / self.check_seconds
+        if checks > MAX_SHADOW_CHECKS:
+            least = int(-(-self.max_days * 86_400 // MAX_SHADOW_CHECKS))
+            raise ValueError(f"gate.shadow.check_seconds {self.check_seconds} over gate.shadow.max_days "
+                             f"{self.max_days} makes {checks:,.0f} checks, more than one execution's history holds "
+                             f"({MAX_SHADOW_CHECKS:,}); set check_seconds to at least {least}")
+        return self
+
+
+# looks at the alarms in one canary window: 9 history events each (measured, tests/e2e/test_canary.py), 18,000 of
+# the 25,000 Step Functions keeps per execution
+MAX_CANARY_CHECKS = 2_000
+
+
+class CanaryConfig(_Strict):
+    """A promoted challenger first answers `share` of the requests (sticky per caller) for `window_minutes`; an alarm
+    in that window (quality, predict error rate, predict latency) rolls the champion pointer back."""
+
+    share: float = Field(gt=0, lt=1, description="The share of requests the new champion answers in the window.")
+    window_minutes: float = Field(default=60, gt=0, le=10_080)
+    # how often the promoting execution looks at the alarms during the window
+    check_seconds: int = Field(default=60, ge=1, le=3600)
+    # the predict error-rate and latency alarms (API Gateway's 5XXError average and p99 Latency over a minute)
+    max_error_rate: float = Field(default=0.05, gt=0, lt=1)
+    max_latency_ms: float = Field(default=1000, gt=0)
+
+    @model_validator(mode="after")
+    def _fits_one_execution(self) -> CanaryConfig:
+        checks = self.window_minutes * 60 / self.check_seconds
+        if checks > MAX_CANARY_CHECKS:
+            least = int(-(-self.window_minutes * 60 // MAX_CANARY_CHECKS))
+            raise ValueError(f"gate.canary.check_seconds {self.check_seconds} over gate.canary.window_minutes "
+                             f"{self.window_minutes} makes {checks:,.0f} checks, more than one execution's history "
+                             f"holds ({MAX_CANARY_CHECKS:,}); set check_seconds to at least {least}")
+        return self
+
+
 class GateConfig(_Strict):
     threshold: float = Field(description="The challenger's holdout metric must reach this to be promoted.")
     # a challenger must not be worse than the champion by more than this on the same holdout rows
@@ -62,6 +120,10 @@ class GateConfig(_Strict):
     approval: Literal["none", "manual"] = "none"
     # no answer within this many seconds rejects the challenger (Step Functions waits at most a year)
     approval_timeout_seconds: int = Field(default=86_400, ge=1, le=31_536_000)
+    # optional: prove a challenger on live traffic before it serves (docs/shadow.md)
+    shadow: ShadowConfig | None = None
+    # optional: a promotion serves a share of the traffic first and rolls back on an alarm (docs/shadow.md#canary)
+    canary: CanaryConfig | None = None
 
 
 class AlarmConfig(_Strict):
@@ -294,6 +356,9 @@ class PipelineConfig(_Strict):
                              "`features` (it is what the model predicts)")
         if self.target in self.ignore:
             raise ValueError(f"the target {self.target!r} must not be listed under ignore")
+        if self.gate.shadow is not None and not self.capture.enabled:
+            raise ValueError("gate.shadow judges the challenger on captured predictions, and capture.enabled is false; "
+                             "set capture.enabled: true, or remove gate.shadow")
         names = [candidate.name for candidate in self.models or []]
         if len(set(names)) != len(names):
             raise ValueError("each entry under `models` needs its own name")

@@ -51,6 +51,8 @@ class GateDecision:
     approval_timeout_seconds: int = 0
     # after an alarm: the comparison on the batches that breached and on the rest of the holdout (regime_decision)
     regime: dict[str, Any] | None = None
+    # gate.shadow with a champion to compare against: it runs in shadow on live traffic before it is promoted
+    shadow_required: bool = False
 
     @property
     def promote(self) -> bool:
@@ -171,6 +173,8 @@ def gate_challenger(registry: ModelRegistry, config: PipelineConfig, model_versi
         approval_required=config.gate.approval == "manual",
         approval_timeout_seconds=config.gate.approval_timeout_seconds,
         regime=regime,
+        shadow_required=config.gate.shadow is not None and champion_version is not None
+        and champion_version != model_version,
     )
     registry.store.put_json(registry.prefix(model_version) + "evaluation.json",
                             {**decision.to_dict(), "evaluated_at": datetime.now(UTC).isoformat()})

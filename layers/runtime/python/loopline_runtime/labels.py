@@ -22,7 +22,7 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -112,8 +112,10 @@ class JoinResult:
 
 
 def join_labels(store: ObjectStore, labels: Labels, *, features: list[str], target: str, start: datetime,
-                end: datetime, out: IO[str]) -> JoinResult:
-    """Write `features + [target]` rows (captured inputs + label) to `out` for each labeled capture in the window."""
+                end: datetime, out: IO[str],
+                on_match: Callable[[dict[str, Any], str], None] | None = None) -> JoinResult:
+    """Write `features + [target]` rows (captured inputs + label) to `out` for each labeled capture in the window;
+    `on_match(record, label)` sees each joined capture record (a shadow's rows are kept from there)."""
     writer = csv.writer(out)
     writer.writerow([*features, target])
     joined: set[str] = set()
@@ -127,6 +129,8 @@ def join_labels(store: ObjectStore, labels: Labels, *, features: list[str], targ
             if label is None or prediction_id in joined:
                 continue
             joined.add(prediction_id)
+            if on_match is not None:
+                on_match(record, label)
             inputs = record.get("inputs") or {}
             writer.writerow([_cell(inputs.get(name)) for name in features] + [label])
     result.matched = len(joined)

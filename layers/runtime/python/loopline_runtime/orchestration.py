@@ -49,6 +49,23 @@ def mark_awaiting_approval(store: ObjectStore, execution_arn: str) -> None:
         store.put_json(TRAINING_LEASE_KEY, {**current, "awaiting_approval": True}, if_match=etag)
 
 
+def release_training_lease(store: ObjectStore, execution_arn: str, *, why: str) -> bool:
+    """Give the lease up while this execution is still running (a shadow waits days for live labels): the next
+    trigger takes it over like a stopped holder's. Only the holder releases; True when it did."""
+    try:
+        current, etag = store.get_json_with_etag(TRAINING_LEASE_KEY)
+    except ObjectNotFound:
+        return False
+    if current.get("execution_arn") != execution_arn:
+        return False
+    try:
+        store.put_json(TRAINING_LEASE_KEY, {"execution_arn": "", "released_by": execution_arn, "why": why,
+                                            "released_at": datetime.now(UTC).isoformat()}, if_match=etag)
+    except ObjectChanged:  # taken over meanwhile: not ours to release
+        return False
+    return True
+
+
 def execution_name(reason: str, subject: str) -> str:
     """The Step Functions execution name for a trigger (80 chars of [A-Za-z0-9-_]): the same trigger, the same name."""
     reason = re.sub(r"[^A-Za-z0-9_-]", "-", reason)[:20]

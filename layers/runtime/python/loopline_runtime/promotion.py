@@ -45,6 +45,11 @@ def promotion_record(registry: ModelRegistry, request: dict[str, Any]) -> tuple[
         record.update(previous_version=evaluation.get("champion_version"), metric=evaluation.get("metric"),
                       score=evaluation.get("challenger_score"), pins=evaluation["pins"])
         expected_etag = evaluation.get("champion_etag")
+        if evaluation.get("shadow"):  # the live comparison that let it through (gate.shadow)
+            record["shadow"] = evaluation["shadow"]
+            if evaluation["shadow"].get("status") != "promoted":
+                raise PromotionRefused(f"{version} runs in shadow (or was rejected there); it is promoted only "
+                                       "when its live labels (or `loopline promote-now`) decide so")
         if evaluation.get("approval_required") and request.get("approved_by") in (None, "", "gate"):
             raise PromotionRefused(f"{version} waits for a person's approval (gate.approval: manual); it is not "
                                    "promoted before `loopline approve`")

@@ -18,7 +18,7 @@ __all__ = ["ROLLBACK_REASON", "rollback_record"]
 
 
 def rollback_record(registry: ModelRegistry, *, to_version: str | None, requested_by: str | None,
-                    note: str | None) -> dict[str, Any]:
+                    note: str | None, from_version: str | None = None) -> dict[str, Any]:
     """The promotion that makes `to_version` (default: the champion's previous version) the champion, with the
     pointer's ETag as read here (`expected_etag`: the move fails if the champion changes meanwhile).
 
@@ -32,6 +32,8 @@ def rollback_record(registry: ModelRegistry, *, to_version: str | None, requeste
     if pointer is None:
         raise RollbackRefused("there is no champion yet, so nothing to roll back from")
     current = str(pointer["version"])
+    if from_version is not None and current != from_version:  # a canary's rollback: only from that champion
+        raise RollbackRefused(f"the champion is now {current}, not {from_version}; it is not rolled back")
     target = to_version or pointer.get("previous_version")
     if not target:
         raise RollbackRefused(
