@@ -292,7 +292,7 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
         f"{_bounds(GateConfig, 'approval_timeout_seconds')}.",
         f"  approval_timeout_seconds: {GateConfig.model_fields['approval_timeout_seconds'].default}",
         "  # Off (null): a challenger that passes serves at once. Or run it in shadow on live traffic first, promoted",
-        "  # only if live labels say it is at least as good (docs/shadow.md): {min_rows: 100, max_days: 7}",
+        "  # only if live labels say it is better (docs/shadow.md): {min_rows: 100, max_days: 7}",
         "  shadow: null",
         "  # Off (null): a promotion serves every caller at once. Or a share of the callers first, rolled back if an",
         "  # alarm fires in the window (docs/shadow.md#canary): {share: 0.1, window_minutes: 60}",

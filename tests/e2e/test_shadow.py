@@ -1,5 +1,5 @@
 """Shadow (`gate.shadow`): a challenger that passes the gate runs next to the champion on live traffic (its answers
-captured, never returned) and is promoted only if it is at least as good on live labeled rows; one stack, a
+captured, never returned) and is promoted only if it beats the champion on live labeled rows; one stack, a
 worse challenger rejected from shadow, then a better one promoted from it, then one a person promotes by hand and
 one a person rejects by hand."""
 

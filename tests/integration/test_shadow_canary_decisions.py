@@ -111,6 +111,33 @@ def test_a_shadow_with_too_few_live_labels_by_its_deadline_is_rejected(
         promotion_record(registry, {"version": challenger, "reason": "new_data"})
 
 
+@pytest.mark.parametrize(("tolerance", "promoted"), [(0.0, False), (0.05, True)])
+def test_a_shadow_that_only_ties_the_champion_on_live_rows_is_promoted_only_within_a_stated_tolerance(
+        aws_stack: Stack, registry: ModelRegistry, config: PipelineConfig, champion: str,
+        register_model: Callable[..., str], tolerance: float, promoted: bool) -> None:
+    # given a challenger in shadow whose live answers score exactly as the champion's (both right on 9 of 10 rows)
+    shadow_config = _with_gate(config, shadow={"min_rows": 10, "max_days": 1, "tolerance": tolerance})
+    challenger = register_model()
+    _gated(registry, challenger)
+    start_shadow(registry, shadow_config, challenger, execution_arn="arn:execution:tie")
+    labels = ["benign"] * 5 + ["malignant"] * 5
+    champion_answers = ["benign"] * 5 + ["malignant"] * 4 + ["benign"]
+    shadow_answers = ["malignant"] + ["benign"] * 4 + ["malignant"] * 5
+    rows = [{"prediction_id": f"r{n}", "label": label,
+             "champion": {"model_version": champion, "prediction": mine},
+             "shadow": {"model_version": challenger, "prediction": theirs}}
+            for n, (label, mine, theirs) in enumerate(zip(labels, champion_answers, shadow_answers, strict=True))]
+    registry.store.put_bytes(f"{LABELS_SHADOW_PREFIX}{challenger}/run.jsonl",
+                             "\n".join(json.dumps(r) for r in rows).encode())
+
+    # when its execution checks it
+    decision = check_shadow(registry, shadow_config, challenger)
+
+    # then a tie keeps the champion (the shadow must beat it), unless the team stated a tolerance
+    assert (decision["decided"], decision["promote"], decision["rows"]) == (True, promoted, 10)
+    assert ("at least as good" if promoted else "a tie keeps the champion") in decision["reasons"][0]
+
+
 def test_the_promote_step_refuses_a_challenger_still_in_shadow(
         aws_stack: Stack, registry: ModelRegistry, shadow_config: PipelineConfig, champion: str,
         register_model: Callable[..., str]) -> None:

@@ -91,6 +91,11 @@ def at_least_as_good(metric: str, challenger: float, champion: float, tolerance:
     return challenger <= champion + tolerance
 
 
+def beats(metric: str, challenger: float, champion: float) -> bool:
+    """True when the challenger is strictly better than the champion."""
+    return challenger > champion if higher_is_better(metric) else challenger < champion
+
+
 def quality_drop(metric: str, reference: float, measured: float) -> float:
     """How far `measured` fell below `reference` (the champion's own holdout score); positive means worse.
 

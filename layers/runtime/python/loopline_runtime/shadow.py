@@ -7,8 +7,9 @@
                and both answers (labels/shadow/<version>/<run>.jsonl, written by the ingest function)
     check      every gate.shadow.check_seconds the waiting execution counts those rows: with at least
                gate.shadow.min_rows (answered by the champion the gate compared against), both are scored with the
-               gate's metric on exactly those rows, and the shadow is promoted when it is at least as good (within
-               gate.shadow.tolerance, default 0), else rejected; with fewer rows at gate.shadow.max_days, rejected
+               gate's metric on exactly those rows, and the shadow is promoted when it beats the champion (with
+               gate.shadow.tolerance > 0: when it is not worse by more than that), else rejected; with fewer rows
+               at gate.shadow.max_days, rejected
     by hand    `loopline promote-now` / `loopline reject` end it at once, recorded with who did it
 
 Each decision goes to the challenger's evaluation.json (`shadow`: both live scores, the rows, who decided, why) and
@@ -29,7 +30,7 @@ from loopline_runtime.bucket_layout import LABELS_SHADOW_PREFIX, SHADOW_KEY
 from loopline_runtime.config import PipelineConfig
 from loopline_runtime.errors import InvalidRequest, PromotionRefused
 from loopline_runtime.feature_schema import Task
-from loopline_runtime.metrics import at_least_as_good, score
+from loopline_runtime.metrics import at_least_as_good, beats, score
 from loopline_runtime.orchestration import release_training_lease
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectNotFound
@@ -170,11 +171,17 @@ def _judge(registry: ModelRegistry, config: PipelineConfig, pointer: dict[str, A
                        now=now, rows=rows, task=task,
                        reasons=[f"{metric} could not be computed on the {len(rows)} live labeled rows: {exc}"])
     tolerance = config.gate.shadow.tolerance if config.gate.shadow else 0.0
-    promote = at_least_as_good(metric, shadow_score, champion_score, tolerance)
     comparison = (f"on {len(rows)} live labeled rows the shadow scores {shadow_score:.4f} {metric}, the champion "
                   f"{pointer.get('champion_version')} {champion_score:.4f}")
-    reasons = [f"{comparison}: at least as good (gate.shadow.tolerance {tolerance}), promoted" if promote
-               else f"{comparison}: worse by more than gate.shadow.tolerance {tolerance}, not promoted"]
+    if tolerance > 0:  # the team accepts a shadow that is not worse by more than this
+        promote = at_least_as_good(metric, shadow_score, champion_score, tolerance)
+        reasons = [f"{comparison}: at least as good (gate.shadow.tolerance {tolerance}), promoted" if promote
+                   else f"{comparison}: worse by more than gate.shadow.tolerance {tolerance}, not promoted"]
+    else:  # by default it must beat the champion: a tie on live traffic is no reason to change what serves
+        promote = beats(metric, shadow_score, champion_score)
+        reasons = [f"{comparison}: better, promoted" if promote
+                   else f"{comparison}: not better (a tie keeps the champion; gate.shadow.tolerance accepts a "
+                        "margin), not promoted"]
     return _decide(registry, config, pointer["version"], pointer, promote=promote, decided_by=decided_by, now=now,
                    rows=rows, task=task, reasons=reasons, scores=(champion_score, shadow_score))
 
