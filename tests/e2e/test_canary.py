@@ -94,14 +94,15 @@ def test_a_canary_whose_alarm_fires_in_its_window_is_rolled_back_with_a_notifica
     assert stack.http("GET", "model").body["canary"]["previous_version"] == previous
     assert stack.read_json(TRAINING_LEASE_KEY)["execution_arn"] == ""
 
-    # when the prediction API's error rate crosses its alarm line inside the window (the datapoint API Gateway
-    # publishes on AWS, on the alarm's own metric: the emulator's API does not publish AWS/ApiGateway metrics)
+    # when the prediction API's error rate crosses its alarm line inside the window: the emulator's API publishes
+    # API Gateway's 5XXError for every request (0 for the ones above), and predict never answers 5xx on purpose,
+    # so 100 failed requests are put as the statistic set API Gateway would publish for them
     cloudwatch = stack.client("cloudwatch")
     [alarm] = [a for a in cloudwatch.describe_alarms(AlarmNamePrefix=stack.stack_name)["MetricAlarms"]
                if a["MetricName"] == "5XXError"]
     cloudwatch.put_metric_data(Namespace=alarm["Namespace"], MetricData=[{
-        "MetricName": alarm["MetricName"], "Value": 1.0, "Timestamp": datetime.now(UTC),
-        "Dimensions": alarm["Dimensions"]}])
+        "MetricName": alarm["MetricName"], "Timestamp": datetime.now(UTC), "Dimensions": alarm["Dimensions"],
+        "StatisticValues": {"SampleCount": 100, "Sum": 100, "Minimum": 1, "Maximum": 1}}])
 
     # then the pointer goes back to the previous champion through the rollback path, and a notification says why
     described = stack.wait_for_execution(execution_arn, timeout=120)

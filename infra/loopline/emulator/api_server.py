@@ -30,6 +30,8 @@ from loopline.emulator.api_iam_authorization import (
     authorize_iam_request,
     invoke_arn,
 )
+from loopline.emulator.api_metrics import ApiMetrics
+from loopline.emulator.background import ticking
 from loopline.emulator.iam_enforcement import service_may_invoke
 from loopline.emulator.local_access import is_local_host
 
@@ -96,6 +98,14 @@ class LocalApi:
         config = botocore.config.Config(read_timeout=960, retries={"total_max_attempts": 1})
         self.lambda_client = session.client("lambda", endpoint_url=aws_endpoint_url, config=config)
         self.apigateway = session.client("apigateway", endpoint_url=aws_endpoint_url)
+        self.metrics = ApiMetrics(DEFAULT_ACCOUNT_ID, self.region, STAGE, self._api_name)
+
+    def _api_name(self) -> str:
+        """The REST API's name (the ApiName dimension of its metrics: the stack's name for the SAM API)."""
+        try:
+            return str(self.apigateway.get_rest_api(restApiId=self.rest_api_id)["name"])
+        except Exception:  # an API the emulator did not create (tests): its id stands for its name
+            return self.rest_api_id
 
     def api_key_is_valid(self, value: str | None) -> tuple[bool, str | None]:
         """Whether `value` is an enabled API key's value (and that key's id)."""
@@ -171,8 +181,10 @@ class LocalApi:
                   f"{method} {route.resource_path}", file=sys.stderr)
             return _json(500, {"message": "Internal server error"})
         try:
+            invoked = time.perf_counter()
             response = self.lambda_client.invoke(FunctionName=route.function_name, Payload=json.dumps(event))
             result = json.loads(response["Payload"].read() or b"null")
+            self.metrics.integration((time.perf_counter() - invoked) * 1000)
             if response.get("FunctionError"):
                 print(f"loopline api: {route.function_name} failed: {result}", file=sys.stderr)
                 return _json(502, {"message": "Internal server error"})
@@ -286,6 +298,12 @@ class _ApiHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     # socketserver's default listen backlog (5) resets connections when a few dozen clients connect at once
     request_queue_size = 256
+    metrics: ApiMetrics
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve, publishing the requests' metrics every second (as API Gateway does per minute) until shutdown."""
+        with ticking("API metrics", 1.0, self.metrics.flush):
+            super().serve_forever(poll_interval)
 
 
 def make_api_server(api: LocalApi, host: str, port: int) -> ThreadingHTTPServer:
@@ -295,6 +313,7 @@ def make_api_server(api: LocalApi, host: str, port: int) -> ThreadingHTTPServer:
         protocol_version = "HTTP/1.1"
 
         def _serve(self) -> None:
+            self._received = time.perf_counter()
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
@@ -345,10 +364,13 @@ def make_api_server(api: LocalApi, host: str, port: int) -> ThreadingHTTPServer:
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
+            api.metrics.record(status, (time.perf_counter() - self._received) * 1000)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             print(f"loopline api: {self.address_string()} {format % args}", file=sys.stderr)
 
-    return _ApiHttpServer((host, port), Handler)
+    server = _ApiHttpServer((host, port), Handler)
+    server.metrics = api.metrics
+    return server

@@ -1,13 +1,16 @@
-"""moto gap: SAM's API Gateway REST API cannot be created in moto; the emulator serves it (proxy integration)."""
+"""moto gap: SAM's API Gateway REST API cannot be created in moto; the emulator serves it (proxy integration) and
+publishes API Gateway's metrics for it."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -325,3 +328,49 @@ def test_with_the_api_iam_check_switched_off_an_unsigned_request_reaches_the_fun
 
     # then it passes, with no identity: the refusals above are the check's doing
     assert status == 201 and body["userArn"] is None
+
+
+def test_each_request_is_published_as_api_gateways_metrics_and_an_alarm_on_them_fires(
+        emulator, aws, aws_session, unused_port, create_function):
+    # given a served API (its own name) and an alarm on its 5xx rate, as the canary's error-rate alarm
+    function_name = create_function(HANDLER)
+    api_id = f"api{uuid.uuid4().hex[:6]}"
+    aws("lambda").add_permission(FunctionName=function_name, StatementId="api", Action="lambda:InvokeFunction",
+                                 Principal="apigateway.amazonaws.com",
+                                 SourceArn=f"arn:aws:execute-api:us-east-1:123456789012:{api_id}/*/*/*")
+    routes = [ApiRoute("GET", "/items/{id}", function_name), ApiRoute("GET", "/boom", function_name),
+              ApiRoute("POST", "/predict", function_name, api_key_required=True)]
+    server = make_api_server(LocalApi(routes, aws_session, emulator["endpoint"], api_id), "127.0.0.1", unused_port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dimensions = [{"Name": "ApiName", "Value": api_id}, {"Name": "Stage", "Value": "Prod"}]
+    alarm = f"{api_id}-errors"
+    aws("cloudwatch").put_metric_alarm(
+        AlarmName=alarm, Namespace="AWS/ApiGateway", MetricName="5XXError", Dimensions=dimensions,
+        Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=0.1, ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching")
+    url = f"http://127.0.0.1:{unused_port}/Prod"
+
+    try:
+        # when one request succeeds, one fails in its function (502) and one lacks its API key (403)
+        statuses = [request(f"{url}/items/1")[0], request(f"{url}/boom")[0], request(f"{url}/predict", "POST")[0]]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = aws("cloudwatch").describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"]
+            if state == "ALARM":
+                break
+            time.sleep(0.5)
+    finally:
+        server.shutdown()
+
+    # then CloudWatch holds them as API Gateway publishes them, and the 5xx rate (1 of 3) put the alarm in ALARM
+    def stat(metric: str, statistic: str) -> float:
+        points = aws("cloudwatch").get_metric_statistics(
+            Namespace="AWS/ApiGateway", MetricName=metric, Dimensions=dimensions, Period=60,
+            StartTime=datetime.now(UTC) - timedelta(minutes=5), EndTime=datetime.now(UTC) + timedelta(minutes=1),
+            Statistics=[statistic])["Datapoints"]
+        return sum(p[statistic] for p in points)
+
+    assert statuses == [201, 502, 403]
+    assert (stat("Count", "Sum"), stat("5XXError", "Sum"), stat("4XXError", "Sum")) == (3, 1, 1)
+    assert stat("Latency", "SampleCount") == 3 and stat("IntegrationLatency", "SampleCount") == 2
+    assert state == "ALARM"
