@@ -26,7 +26,6 @@ from loopline.invocation import command
 from loopline_runtime.config import (
     BUILT_IN_CANDIDATES,
     DEFAULT_METRIC,
-    METRICS,
     PIPELINE_NAME_PATTERN,
     AlarmConfig,
     CaptureConfig,
@@ -44,7 +43,7 @@ from loopline_runtime.csv_delimiter import DELIMITER_NAMES, detected_delimiter
 from loopline_runtime.errors import LooplineError
 from loopline_runtime.feature_schema import model_input_columns
 from loopline_runtime.features import DATE_PARTS
-from loopline_runtime.metrics import score
+from loopline_runtime.metrics import REGISTRY, score
 from loopline_runtime.schema import ambiguous_dates, coerce_target, infer_schema, near_miss
 
 # a numeric column of at most this many distinct integers may be codes rather than quantities
@@ -56,13 +55,6 @@ COMMENT_COLUMN = 36
 NAME_PATTERN = re.compile(PIPELINE_NAME_PATTERN)
 # Labeled batches arrive irregularly: a period without one keeps the alarm's state instead of clearing it.
 TREAT_MISSING_DATA = "ignore"
-# The champion-relative alarm's default: retrain when the champion falls this far below its own holdout score on a
-# fresh labeled batch. Points for bounded scores (f1 0.95 -> 0.85); for error metrics a share of the holdout error
-# (rmse 10 -> 12.5), looser because an error measured on one batch varies more.
-# f1_positive is looser: the F1 of a rare class on one batch varies more (measured on the generated churn table of
-# tests/support/churn.py, 11% churners: batches of 1,000 rows scored 0.63-0.72 against a holdout 0.73).
-DEFAULT_MAX_DROP = {"accuracy": 0.1, "f1": 0.1, "f1_positive": 0.15, "roc_auc": 0.1, "average_precision": 0.1,
-                    "r2": 0.1, "rmse": 0.25, "mae": 0.25}
 # a binary target whose rarer class has less than this share of the rows is imbalanced: see choose_metric
 IMBALANCED_SHARE = 0.25
 
@@ -175,11 +167,11 @@ def choose_metric(labels: pd.Series, task: Task) -> tuple[str, str]:
     0/1). Otherwise ROC AUC, which does not depend on which class is positive.
     """
     if task is not Task.CLASSIFICATION:
-        return DEFAULT_METRIC[task], _METRIC_NOTES[DEFAULT_METRIC[task]]
+        return DEFAULT_METRIC[task], REGISTRY[DEFAULT_METRIC[task]].note
     y = coerce_target(labels, task)
     shares = y.value_counts(normalize=True)
     if len(shares) != 2 or shares.min() >= IMBALANCED_SHARE:
-        return DEFAULT_METRIC[task], _METRIC_NOTES[DEFAULT_METRIC[task]]
+        return DEFAULT_METRIC[task], REGISTRY[DEFAULT_METRIC[task]].note
     classes = sorted(shares.index)
     rare = shares.idxmin()
     why = (f"{rare!r} is only {shares.min():.0%} of the rows: accuracy and macro f1 hardly move when the model "
@@ -242,7 +234,7 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
     check_pipeline_name(name)
     threshold = suggested_threshold(profile.baseline)
     metric = profile.metric
-    max_drop = DEFAULT_MAX_DROP[metric]
+    max_drop = REGISTRY[metric].default_max_drop  # the champion-relative alarm's default
     training, alarm, ingest = TrainingConfig(), AlarmConfig(max_drop=max_drop), IngestConfig()
     lines = [
         f"# Loopline pipeline config, written by `{command}` from {profile.rows} rows of {profile.source}.",
@@ -267,9 +259,9 @@ def render_config(profile: DataProfile, name: str, *, command: str = "loopline i
           if profile.ignored else ["ignore: []"]),
         "",
         "# Quality metric: " + "; ".join(
-            f"{' | '.join(m for m, (t, _) in METRICS.items() if t is task)} for {task.value}" for task in Task
+            f"{' | '.join(m.name for m in REGISTRY.values() if m.task is task)} for {task.value}" for task in Task
         ) + ".",
-        *(f"# {line}" for line in textwrap.wrap(profile.metric_note or _METRIC_NOTES[metric], 110)),
+        *(f"# {line}" for line in textwrap.wrap(profile.metric_note or REGISTRY[metric].note, 110)),
         _entry("metric", metric),
         "",
         "gate:",
@@ -511,7 +503,7 @@ def summary(profile: DataProfile, output: Path) -> str:
         f"  metric    {profile.metric}; gate threshold {threshold} "
         f"(trivial baseline {profile.baseline.score:.3f}: raise it after your first run)",
         f"  alarm     retrains when the champion scores, on a fresh labeled batch, "
-        f"{max_drop_note(profile.metric, DEFAULT_MAX_DROP[profile.metric])} (alarm.max_drop)",
+        f"{max_drop_note(profile.metric, REGISTRY[profile.metric].default_max_drop)} (alarm.max_drop)",
         *([f"  why       {profile.metric_note}"] if profile.metric_note.startswith(
             ("f1_positive", "roc_auc: ranking quality, because")) else []),
         *([f"  delimiter {DELIMITER_NAMES[profile.delimiter]} ({profile.delimiter!r}, detected; csv.delimiter)"]
@@ -532,19 +524,6 @@ def _template_flag() -> list[str]:
         return []
     bundled = Path(__file__).resolve().parents[2] / "template.yaml"  # the repository of an editable install
     return ["--template", str(bundled)] if bundled.exists() else []
-
-
-_METRIC_NOTES = {
-    "accuracy": "accuracy: share of correct predictions (higher is better).",
-    "f1": "f1 is macro-averaged: every class counts equally, however rare (higher is better).",
-    "f1_positive": "f1_positive: F1 of the positive class (the second of the sorted labels) (higher is better).",
-    "roc_auc": "roc_auc: ranking quality of the class probabilities (higher is better).",
-    "average_precision": "average_precision: area under the precision-recall curve of the positive class "
-                         "(higher is better).",
-    "rmse": "rmse: root mean squared error, in the target's unit (lower is better).",
-    "mae": "mae: mean absolute error, in the target's unit (lower is better).",
-    "r2": "r2: share of the target's variance explained; 0 is as good as predicting the mean (higher is better).",
-}
 
 
 def _inference_config(target: str) -> PipelineConfig:

@@ -11,7 +11,6 @@ import yaml
 
 from loopline.cli import main
 from loopline.init_config import (
-    DEFAULT_MAX_DROP,
     Baseline,
     InitRefused,
     pipeline_name_for,
@@ -30,6 +29,7 @@ from loopline_runtime.config import (
     parse_config,
 )
 from loopline_runtime.features import DATE_PARTS
+from loopline_runtime.metrics import REGISTRY
 from loopline_runtime.schema import infer_schema, read_csv
 
 ROWS = 60
@@ -210,7 +210,7 @@ def test_the_alarm_is_champion_relative_by_default_and_says_what_the_drop_means(
     for name in ("classes", "numbers"):
         config = load_config(tmp_path / f"{name}.yaml")
         assert config.alarm.threshold is None
-        assert config.alarm.max_drop == DEFAULT_MAX_DROP[config.metric or ""]
+        assert config.alarm.max_drop == REGISTRY[config.metric or ""].default_max_drop
         assert stack_parameters(config)["AlarmMetricName"] == "ModelQualityDrop"
     # and the comment says what the drop means for the metric; an absolute floor is one edit away
     assert "r2 more than 0.1 below its own holdout r2" in text
@@ -453,7 +453,7 @@ def test_init_picks_a_metric_that_suits_the_target_and_says_why(labels: list[obj
     text = (tmp_path / "pipeline.yaml").read_text(encoding="utf-8")
     out = capsys.readouterr().out
     assert config.metric == metric
-    assert config.alarm.max_drop == DEFAULT_MAX_DROP[metric]
+    assert config.alarm.max_drop == REGISTRY[metric].default_max_drop
     if metric != "f1":
         assert "12% of the rows" in text and "hardly move" in text
         assert "why" in out and "12% of the rows" in out

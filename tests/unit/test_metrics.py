@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
 from loopline_runtime.config import METRICS, Task, higher_is_better
-from loopline_runtime.metrics import all_scores, at_least_as_good, meets, score
+from loopline_runtime.metrics import REGISTRY, all_scores, at_least_as_good, meets, score
 
 Y_TRUE_BINARY = np.array(["benign", "malignant", "benign", "benign", "malignant", "malignant", "benign", "benign"])
 Y_PRED_BINARY = np.array(["benign", "malignant", "malignant", "benign", "benign", "malignant", "benign", "benign"])
@@ -202,3 +203,19 @@ def test_the_numpy_metrics_equal_scikit_learn_on_a_corpus(
     assert compared.keys() == reference.keys()
     for name, value in reference.items():
         assert compared[name] == pytest.approx(value, abs=1e-9, nan_ok=True), name
+
+
+def test_the_metric_registry_is_what_the_template_config_and_init_offer(template: dict[str, Any]) -> None:
+    # given the registry, and template.yaml's QualityMetric parameter (a deploy refuses any other value)
+    allowed = template["Parameters"]["QualityMetric"]["AllowedValues"]
+
+    # then the template offers exactly the registry's metrics, the config's view is the registry's, and every
+    # metric scores its task and has an alarm default init can write
+    assert allowed == list(REGISTRY)
+    assert {name: (m.task, m.higher_is_better) for name, m in REGISTRY.items()} == METRICS
+    for metric in REGISTRY.values():
+        assert metric.default_max_drop > 0
+        truth, predicted = (Y_TRUE_BINARY, Y_PRED_BINARY) if metric.task is Task.CLASSIFICATION else (
+            Y_TRUE_REG, Y_PRED_REG)
+        proba = PROBA_BINARY if metric.needs_probabilities else None
+        assert np.isfinite(score(metric.name, truth, predicted, proba, CLASSES_BINARY))

@@ -7,70 +7,104 @@ compares them on a corpus).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from loopline_runtime.feature_schema import Task
 
-# metric name -> (task, higher_is_better)
-METRICS: dict[str, tuple[Task, bool]] = {
-    "accuracy": (Task.CLASSIFICATION, True),
-    "f1": (Task.CLASSIFICATION, True),
-    "f1_positive": (Task.CLASSIFICATION, True),
-    "roc_auc": (Task.CLASSIFICATION, True),
-    "average_precision": (Task.CLASSIFICATION, True),
-    "rmse": (Task.REGRESSION, False),
-    "mae": (Task.REGRESSION, False),
-    "r2": (Task.REGRESSION, True),
-}
+Scorer = Callable[[Any, Any, "np.ndarray | None", "Sequence[Any] | None"], float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One quality metric and everything the pipeline needs to know about it: the config accepts its name for its
+    task, the gate and the alarm orient it by its direction, `loopline init` proposes its alarm default, and
+    scoring calls its scorer. Adding a metric is one entry in REGISTRY (and its name in template.yaml's
+    QualityMetric AllowedValues, which tests/unit/test_metrics.py checks)."""
+
+    name: str
+    task: Task
+    higher_is_better: bool
+    # `loopline init`'s alarm.max_drop: points below the champion's own holdout score for bounded scores (f1 0.95 ->
+    # 0.85); for error metrics a share of the holdout error (rmse 10 -> 12.5), looser because an error measured on
+    # one batch varies more
+    default_max_drop: float
+    scorer: Scorer
+    note: str  # one sentence for a person choosing it (`loopline init` writes it above `metric:`)
+    needs_probabilities: bool = False  # scored from class probabilities (columns ordered as `classes`)
+
+
+def _with_probabilities(name: str, scorer: Callable[[Any, np.ndarray, list[Any]], float]) -> Scorer:
+    def scored(y_true: Any, y_pred: Any, proba: np.ndarray | None, classes: Sequence[Any] | None) -> float:
+        if proba is None or classes is None:
+            raise ValueError(f"{name} needs class probabilities")
+        return scorer(y_true, proba, list(classes))
+
+    return scored
+
+
+def _rmse(y_true: Any, y_pred: Any, proba: np.ndarray | None, classes: Sequence[Any] | None) -> float:
+    truth, predicted = _regression_pair(y_true, y_pred)
+    return float(np.sqrt(np.mean((truth - predicted) ** 2)))
+
+
+def _mae(y_true: Any, y_pred: Any, proba: np.ndarray | None, classes: Sequence[Any] | None) -> float:
+    truth, predicted = _regression_pair(y_true, y_pred)
+    return float(np.mean(np.abs(truth - predicted)))
+
+
+REGISTRY: dict[str, Metric] = {metric.name: metric for metric in (
+    Metric("accuracy", Task.CLASSIFICATION, True, 0.1, lambda t, p, proba, classes: accuracy(t, p),
+           "accuracy: share of correct predictions (higher is better)."),
+    Metric("f1", Task.CLASSIFICATION, True, 0.1, lambda t, p, proba, classes: macro_f1(t, p),
+           "f1 is macro-averaged: every class counts equally, however rare (higher is better)."),
+    # its alarm default is looser: the F1 of a rare class on one batch varies more (the generated churn table of
+    # tests/support/churn.py, 11% churners: batches of 1,000 rows scored 0.63-0.72 against a holdout 0.73)
+    Metric("f1_positive", Task.CLASSIFICATION, True, 0.15,
+           lambda t, p, proba, classes: f1_of_positive_class(t, p, classes),
+           "f1_positive: F1 of the positive class (the second of the sorted labels) (higher is better)."),
+    # binary: of the second class (1 of 0/1, "yes" of no/yes); multiclass: one-vs-rest, macro-averaged
+    Metric("roc_auc", Task.CLASSIFICATION, True, 0.1,
+           _with_probabilities("roc_auc", lambda t, proba, c: roc_auc(t, proba, c)),
+           "roc_auc: ranking quality of the class probabilities (higher is better).", needs_probabilities=True),
+    Metric("average_precision", Task.CLASSIFICATION, True, 0.1,
+           _with_probabilities(
+               "average_precision", lambda t, proba, c: average_precision(t, proba, c)),
+           "average_precision: area under the precision-recall curve of the positive class (higher is better).",
+           needs_probabilities=True),
+    Metric("rmse", Task.REGRESSION, False, 0.25, _rmse,
+           "rmse: root mean squared error, in the target's unit (lower is better)."),
+    Metric("mae", Task.REGRESSION, False, 0.25, _mae,
+           "mae: mean absolute error, in the target's unit (lower is better)."),
+    Metric("r2", Task.REGRESSION, True, 0.1, lambda t, p, proba, classes: r2(t, p),
+           "r2: share of the target's variance explained; 0 is as good as predicting the mean (higher is better)."),
+)}
+# metric name -> (task, higher_is_better): the registry's view the config and the reports read
+METRICS: dict[str, tuple[Task, bool]] = {name: (m.task, m.higher_is_better) for name, m in REGISTRY.items()}
 DEFAULT_METRIC = {Task.CLASSIFICATION: "f1", Task.REGRESSION: "r2"}
 
 
 def higher_is_better(metric: str) -> bool:
-    return METRICS[metric][1]
+    return REGISTRY[metric].higher_is_better
 
 
 def score(metric: str, y_true: Any, y_pred: Any, proba: np.ndarray | None = None,
           classes: Sequence[Any] | None = None) -> float:
-    """The named metric on predictions. `f1` is macro-averaged so it is defined for any label set; `f1_positive` is
-    the F1 of the positive class of a binary target (the second of its sorted classes).
-
-    roc_auc and average_precision need `proba` (columns ordered as `classes`); binary: of the second class (the
-    positive one, e.g. 1 of 0/1, "yes" of no/yes), multiclass: one-vs-rest, macro-averaged.
-    """
-    if metric == "accuracy":
-        return accuracy(y_true, y_pred)
-    if metric == "f1":
-        return macro_f1(y_true, y_pred)
-    if metric == "f1_positive":
-        return f1_of_positive_class(y_true, y_pred, classes)
-    if metric == "roc_auc":
-        if proba is None or classes is None:
-            raise ValueError("roc_auc needs class probabilities")
-        return roc_auc(y_true, proba, list(classes))
-    if metric == "average_precision":
-        if proba is None or classes is None:
-            raise ValueError("average_precision needs class probabilities")
-        return average_precision(y_true, proba, list(classes))
-    if metric == "rmse":
-        truth, predicted = _regression_pair(y_true, y_pred)
-        return float(np.sqrt(np.mean((truth - predicted) ** 2)))
-    if metric == "mae":
-        truth, predicted = _regression_pair(y_true, y_pred)
-        return float(np.mean(np.abs(truth - predicted)))
-    if metric == "r2":
-        return r2(y_true, y_pred)
-    raise ValueError(f"unknown metric {metric!r}")
+    """The named metric on predictions (see REGISTRY); roc_auc and average_precision need `proba` and `classes`."""
+    if metric not in REGISTRY:
+        raise ValueError(f"unknown metric {metric!r}")
+    return REGISTRY[metric].scorer(y_true, y_pred, proba, classes)
 
 
 def all_scores(task: Task, y_true: Any, y_pred: Any, proba: np.ndarray | None = None,
                classes: Sequence[Any] | None = None) -> dict[str, float]:
     """Every metric that applies to the task (roc_auc skipped when a class is absent from y_true)."""
     scores: dict[str, float] = {}
-    for name, (metric_task, _) in METRICS.items():
-        if metric_task is not task:
+    for name, metric in REGISTRY.items():
+        if metric.task is not task:
             continue
         try:
             scores[name] = score(name, y_true, y_pred, proba, classes)
