@@ -63,7 +63,7 @@ def test_project_pipeline_file_is_valid(pipeline_config_path: Path, raw_config: 
         pytest.param("target", "", id="target-empty"),
         pytest.param("task", "clustering", id="task-unknown"),
         pytest.param("features", {"mean radius": "text"}, id="features-type"),
-        pytest.param("metric", "precision", id="metric-unknown"),
+        pytest.param("metric", "specificity", id="metric-unknown"),
         pytest.param("gate.threshold", "high", id="gate-threshold"),
         pytest.param("gate.tolerance", -0.1, id="gate-tolerance"),
         pytest.param("alarm.period_seconds", 5, id="alarm-period"),
@@ -94,7 +94,7 @@ def test_invalid_field_is_named_in_the_error(raw_config: dict[str, Any], field: 
 
 def test_unknown_metric_lists_the_known_ones(raw_config: dict[str, Any]) -> None:
     # given
-    data = _set(raw_config, "metric", "precision")
+    data = _set(raw_config, "metric", "specificity")
 
     # when
     with pytest.raises(InvalidConfig) as caught:
