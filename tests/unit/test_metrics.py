@@ -151,6 +151,7 @@ def _scikit_learn_scores(task: Task, y_true: np.ndarray, y_pred: np.ndarray, pro
         assert proba is not None and classes is not None
         calls = {"accuracy": lambda: skm.accuracy_score(y_true, y_pred),
                  "f1": lambda: skm.f1_score(y_true, y_pred, average="macro"),
+                 "precision": lambda: skm.precision_score(y_true, y_pred, average="macro", zero_division=0),
                  "roc_auc": lambda: (skm.roc_auc_score(y_true == classes[1], proba[:, 1]) if len(classes) == 2 else
                                      skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro",
                                                        labels=classes))}
@@ -198,7 +199,7 @@ def test_the_numpy_metrics_equal_scikit_learn_on_a_corpus(
     ours = all_scores(task, y_true, y_pred, proba, classes)
 
     # then the same metrics are defined, with the same values
-    scikit_learn_metrics = {"accuracy", "f1", "roc_auc", "rmse", "mae", "r2"}
+    scikit_learn_metrics = {"accuracy", "f1", "precision", "roc_auc", "rmse", "mae", "r2"}
     compared = {name: value for name, value in ours.items() if name in scikit_learn_metrics}
     assert compared.keys() == reference.keys()
     for name, value in reference.items():
