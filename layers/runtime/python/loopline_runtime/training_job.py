@@ -2,9 +2,11 @@
 step, unchanged, on an instance with more memory.
 
 SageMaker passes the job's input as /opt/ml/input/config/hyperparameters.json (the plan step's hyperparameters:
-job name, execution ARN, trigger, instance memory) and reports a failure with the text of /opt/ml/output/failure
-as the job's FailureReason. The model is registered under models/<version>/ exactly as the TrainFunction does it;
-the step's result goes to models/_training-jobs/<job>/result.json, which the state machine reads back.
+job name, execution ARN, trigger, instance memory), the window's dataset versions as input channels under
+/opt/ml/input/data/<version>/ (read through ChannelStore, so the train step reads files, not S3), and reports a
+failure with the text of /opt/ml/output/failure as the job's FailureReason. The model is registered under
+models/<version>/ exactly as the TrainFunction does it; the step's result goes to
+models/_training-jobs/<job>/result.json, which the state machine reads back.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 from loopline_runtime.bucket_layout import training_job_result_key
+from loopline_runtime.channel_store import ChannelStore
 from loopline_runtime.config import runtime_config
 from loopline_runtime.datasets import DatasetCatalog
 from loopline_runtime.errors import TrainingUpToDate
@@ -40,10 +43,16 @@ def main() -> int:
         os.environ[TRAINING_MEMORY_ENV] = hyperparameters["instance_memory_mb"]
         trigger = json.loads(hyperparameters["trigger"])
         store = ObjectStore.from_env()
+        channels = ChannelStore(store, opt_ml / "input" / "data")
+        if not channels.channels:
+            raise RuntimeError(f"the job has no input channels under {channels.data_dir}: its InputDataConfig must "
+                               "name the window's dataset versions (the plan step's input_data_config)")
+        logger.info("reading dataset versions %s from the input channels under %s", ", ".join(channels.channels),
+                    channels.data_dir)
         result_key = training_job_result_key(hyperparameters["job_name"])
         try:
             result = train_challenger(
-                DatasetCatalog(store), ModelRegistry(store), runtime_config(),
+                DatasetCatalog(channels), ModelRegistry(store), runtime_config(),
                 trigger={**trigger, "execution_arn": hyperparameters["execution_arn"],
                          "training_job": hyperparameters["job_name"]},
             )
@@ -51,7 +60,12 @@ def main() -> int:
             store.put_json(result_key, {"stand_aside": type(exc).__name__, "message": str(exc)})
             logger.info("%s", exc)
             return 0
-        store.put_json(result_key, {**result.to_dict(), "reason": trigger.get("reason", "manual")})
+        # which channel files the train step read (bytes): the datasets came from the channels, not from S3
+        read = {Path(path).relative_to(channels.data_dir).as_posix(): size
+                for path, size in sorted(channels.bytes_read.items())}
+        logger.info("read from the input channels: %s", json.dumps(read))
+        store.put_json(result_key, {**result.to_dict(), "reason": trigger.get("reason", "manual"),
+                                    "input_channels_read": read})
         logger.info("challenger registered: %s", json.dumps(result.to_dict()))
         return 0
     except Exception as exc:  # every failure becomes the job's FailureReason, which the state machine notifies
