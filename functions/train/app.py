@@ -1,5 +1,6 @@
 """Train: the state machine's first task. Trains a challenger on the newest dataset versions and registers it;
-also plans where a window trains (`action: plan`) and reads back a training job's result (`action: job_result`)."""
+also plans where a window trains (`action: plan`) and reads back and verifies a training job's result
+(`action: job_result`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from loopline_runtime.orchestration import acquire_training_lease
 from loopline_runtime.registry import ModelRegistry
 from loopline_runtime.storage import ObjectStore
 from loopline_runtime.training import train_challenger, training_memory_mb
+from loopline_runtime.training_job import verify_registered
 from loopline_runtime.training_plan import plan_training
 
 if TYPE_CHECKING:
@@ -34,6 +36,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         result: dict[str, Any] = store.get_json(training_job_result_key(event["job_name"]))
         if result.get("stand_aside") == TrainingUpToDate.__name__:
             raise TrainingUpToDate(result["message"])  # routed to "Skipped", as from the train step
+        # the register step: what the job wrote is checked (sha256, compiled form, parity) before evaluation
+        verify_registered(ModelRegistry(store), result["model_version"], event["job_name"])
         return result
     if event.get("execution_arn"):
         acquire_training_lease(store, sfn, event["execution_arn"])

@@ -71,12 +71,17 @@ def test_a_job_trained_challenger_is_promoted_and_served_and_a_failed_job_leaves
     champion = stack.read_json(CHAMPION_KEY)
     manifest = stack.read_json(f"{model_prefix(champion['version'])}manifest.json")
     assert manifest["trigger"]["training_job"] == job_name
+    # and the job trained from its input channel's files (one per dataset version), not from S3
+    version = manifest["dataset_versions"][0]
+    assert [(c["ChannelName"], c["InputMode"]) for c in job["InputDataConfig"]] == [(version, "FastFile")]
+    read = stack.read_json(f"{TRAINING_JOBS_PREFIX}{job_name}/result.json")["input_channels_read"]
+    assert set(read) == {f"{version}/data.csv", f"{version}/manifest.json"} and read[f"{version}/data.csv"] > 0
     assert stack.keys(f"{TRAINING_JOBS_PREFIX}{job_name}/") == [
         f"{TRAINING_JOBS_PREFIX}{job_name}/output/model.tar.gz", f"{TRAINING_JOBS_PREFIX}{job_name}/result.json"]
     response = stack.predict(fresh.drop(columns=[TARGET]).to_dict(orient="records"))
     assert response.status == 200 and response.body["model_version"] == champion["version"], response.text
 
-    # when the job's role loses read access to the datasets (a misconfigured role) and new data is trained
+    # when the job's role loses read access to the datasets' rows (a misconfigured role) and new data is trained
     role = stack.client("cloudformation").describe_stack_resource(
         StackName=stack.stack_name, LogicalResourceId="TrainingJobRole")["StackResourceDetail"]["PhysicalResourceId"]
     stack.client("iam").put_role_policy(RoleName=role, PolicyName="test-deny-datasets", PolicyDocument=json.dumps({
@@ -89,13 +94,14 @@ def test_a_job_trained_challenger_is_promoted_and_served_and_a_failed_job_leaves
                               input=json.dumps({"reason": "manual"}))
     failed_run = _finished(stack, {described["executionArn"]})
 
-    # then the job exits non-zero, the run fails at the train step with the job's reason, the champion stays
+    # then the job's channel cannot be downloaded as its role, the run fails at the train step with the job's
+    # reason (SageMaker's ClientError), the champion stays
     assert failed_run["status"] == "FAILED", failed_run
     failed = inbox.wait_for("training_failed")
     assert failed["message"]["step"] == "train" and failed["message"]["error"] == "States.TaskFailed"
     cause = json.loads(failed["message"]["cause"])
     assert cause["TrainingJobStatus"] == "Failed"
-    assert cause["FailureReason"].startswith("AlgorithmError: AccessDenied: ")
+    assert cause["FailureReason"].startswith("ClientError: Data download failed: channel ds-"), cause
     assert f"{cause['FailureReason']}".count("/data.csv") == 1, cause["FailureReason"]
     assert stack.read_json(CHAMPION_KEY) == champion
     registered = {k for k in set(stack.keys(MODELS_PREFIX)) - models_before if k.endswith("/manifest.json")}

@@ -4,6 +4,7 @@ memory-per-cell rule, with training.engine / instance_type / image as the user's
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from loopline_runtime.datasets import DatasetVersion
 from loopline_runtime.errors import InvalidConfig, TrainingFailed
 from loopline_runtime.training import MEASURED_CELLS, MEASURED_MEMORY_MB
 from loopline_runtime.training_instances import INSTANCE_MEMORY_MB
-from loopline_runtime.training_plan import plan_training
+from loopline_runtime.training_plan import MAX_CHANNELS, plan_training
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/loopline-training:1"
 SCHEMA = {"target": "label", "task": "classification", "features": {f"x{i}": "numeric" for i in range(29)}}
@@ -22,6 +23,8 @@ COLUMNS = 30  # 29 features + the target
 
 class Manifests:
     """A catalog that has only manifests (the plan must not load data: it has nothing else to read)."""
+
+    store = SimpleNamespace(bucket="artifacts")
 
     def __init__(self, *rows: int) -> None:
         self.versions = [DatasetVersion(f"ds-{i}", {"rows": n, "schema": SCHEMA}) for i, n in enumerate(rows)]
@@ -59,6 +62,24 @@ def test_auto_sends_a_larger_window_to_the_smallest_instance_that_fits(pipeline_
                                     "trigger": json.dumps({"reason": "new_data"}),
                                     "instance_memory_mb": str(INSTANCE_MEMORY_MB["ml.m5.xlarge"])}
     assert all(isinstance(v, str) for v in plan.hyperparameters.values())  # SageMaker takes strings only
+
+
+def test_a_job_reads_each_dataset_version_of_the_window_as_a_fast_file_channel(pipeline_config):
+    # given a window of three dataset versions trained on a job
+    plan = _plan(_config(pipeline_config, engine="sagemaker", image=IMAGE, window=3), 10, 20, 30)
+
+    # then each version's folder is one S3Prefix channel named by the version, streamed (FastFile)
+    assert plan.input_data_config == [
+        {"ChannelName": f"ds-{i}", "InputMode": "FastFile", "ContentType": "text/csv",
+         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated",
+                                         "S3Uri": f"s3://artifacts/datasets/ds-{i}/"}}} for i in range(3)]
+
+
+def test_a_window_of_more_versions_than_a_job_has_channels_fails_before_a_job_starts(pipeline_config):
+    config = _config(pipeline_config, engine="sagemaker", image=IMAGE, window=MAX_CHANNELS + 1)
+    with pytest.raises(TrainingFailed, match=rf"SageMaker allows at most {MAX_CHANNELS}. Set training.window"):
+        _plan(config, *[10] * (MAX_CHANNELS + 1))
+    assert len(_plan(config, *[10] * MAX_CHANNELS).input_data_config) == MAX_CHANNELS
 
 
 def test_auto_without_an_image_stays_on_the_train_function_and_says_why(pipeline_config):

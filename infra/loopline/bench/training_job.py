@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,13 @@ def child_train_job(workdir: Path) -> dict[str, Any]:
         (opt_ml / "input" / "config").mkdir(parents=True, exist_ok=True)
         (opt_ml / "input" / "config" / "hyperparameters.json").write_text(json.dumps(plan.hyperparameters))
         (opt_ml / "output" / "failure").unlink(missing_ok=True)
+        shutil.rmtree(opt_ml / "input" / "data", ignore_errors=True)  # a previous run's channels
+        for channel in plan.input_data_config:  # what SageMaker (and the emulator) put under input/data/<channel>
+            prefix = channel["DataSource"]["S3DataSource"]["S3Uri"].removeprefix(f"s3://{BUCKET}/")
+            for key in store.list_keys(prefix):
+                target = opt_ml / "input" / "data" / channel["ChannelName"] / key[len(prefix):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                store.client.download_file(BUCKET, key, str(target))
         os.environ[training_job.OPT_ML_ENV] = str(opt_ml)
         import gc
 

@@ -9,6 +9,12 @@ Fill both, as SageMaker and Step Functions do:
   hyperparameters in `<opt_ml>/input/config/hyperparameters.json` (`LOOPLINE_OPT_ML` names the folder that stands
   for /opt/ml). The image is not pulled: its code is the venv's pinned packages plus the stack's runtime layer,
   what `make training-image` puts in the image.
+- Input channels (`InputDataConfig`, `S3DataType: S3Prefix`): before the entry point starts, every object under
+  each channel's S3Uri is downloaded as the job's role to `<opt_ml>/input/data/<channel>/<key past the prefix>`
+  (secondary status `Downloading`), and the channels are written to `input/config/inputdataconfig.json`. A download
+  the role may not make fails the job with `ClientError: Data download failed: ...`, as SageMaker does. SageMaker's
+  `FastFile` streams the files lazily from S3 as they are read; here they are materialised first (same files,
+  same paths). `File` and `FastFile` channels are downloaded alike; ManifestFile/Pipe channels are refused.
 - The instance type's memory is enforced (resident memory of the process and its children, as for Lambda
   workers): past it the job fails with SageMaker's `OutOfMemoryError` reason. `MaxRuntimeInSeconds` is enforced:
   SIGTERM, then SIGKILL after SageMaker's 120 s grace; the job is `Stopped` / `MaxRuntimeExceeded`.
@@ -17,8 +23,8 @@ Fill both, as SageMaker and Step Functions do:
 - The ASL's `arn:aws:states:::sagemaker:createTrainingJob.sync` calls CreateTrainingJob and then
   DescribeTrainingJob (as the state machine role) until the job ends; Failed or Stopped fail the task with
   `States.TaskFailed` and the description as the Cause, as on AWS.
-Not modelled: input channels (the entry point reads S3 itself), StopTrainingJob when an execution is stopped,
-Spot, several instances, and the provisioning minutes (the job starts at once).
+Not modelled: lazy FastFile streaming (files are materialised), ManifestFile and Pipe channels, StopTrainingJob
+when an execution is stopped, Spot, several instances, and the provisioning minutes (the job starts at once).
 """
 
 from __future__ import annotations
@@ -152,9 +158,14 @@ class TrainingJobs:
         for folder in ("input/config", "model", "output"):
             (opt_ml / folder).mkdir(parents=True)
         (opt_ml / "input/config/hyperparameters.json").write_text(json.dumps(job.hyper_parameters or {}))
+        region = job.arn.split(":")[3]
+        _set_status(job, "InProgress", "Downloading")
+        error = self._download_channels(job, opt_ml, credentials, region)
+        if error:
+            _end(job, "Failed", "Failed", error)
+            return
         command = [sys.executable if a == "python" else a for a in entrypoint[:1]] + entrypoint[1:]
         command += [str(a) for a in spec.get("ContainerArguments") or []]
-        region = job.arn.split(":")[3]
         code_dir = self.code_dir()
         inherited = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
         process_env = {
@@ -208,6 +219,49 @@ class TrainingJobs:
             time.sleep(POLL_SECONDS)
         return "memory" if over_memory(process.pid, memory_mb, "VmHWM", children=False) else None
 
+    def _s3(self, credentials: dict[str, str], region: str) -> Any:
+        """An S3 client with the job role's credentials (what SageMaker uses for channels and the model upload)."""
+        return boto3.client("s3", region_name=region, endpoint_url=self.aws_endpoint_url,
+                            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+                            aws_session_token=credentials["AWS_SESSION_TOKEN"])
+
+    def _download_channels(self, job: FakeTrainingJob, opt_ml: Path, credentials: dict[str, str],
+                           region: str) -> str | None:
+        """Each channel's objects as files under <opt_ml>/input/data/<channel>/, downloaded as the job's role;
+        the FailureReason when one cannot be."""
+        channels = list(job.input_data_config or [])
+        data_dir = opt_ml / "input" / "data"
+        data_dir.mkdir(parents=True)
+        (opt_ml / "input/config/inputdataconfig.json").write_text(json.dumps({
+            str(c["ChannelName"]): {"ContentType": c.get("ContentType"),
+                                    "TrainingInputMode": c.get("InputMode", "File")} for c in channels}))
+        s3 = self._s3(credentials, region)
+        for channel in channels:
+            name = str(channel["ChannelName"])
+            source = (channel.get("DataSource") or {}).get("S3DataSource") or {}
+            uri = str(source.get("S3Uri", ""))
+            if source.get("S3DataType") != "S3Prefix" or channel.get("InputMode", "File") not in {"File", "FastFile"}:
+                return (f"ClientError: channel {name}: the emulator downloads S3Prefix channels in File or FastFile "
+                        "mode only")
+            bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+            key = prefix
+            try:
+                keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+                    Bucket=bucket, Prefix=prefix) for item in page.get("Contents", [])]
+                if not keys:
+                    return f"ClientError: No S3 objects found under S3 URL \"{uri}\" given in input data source."
+                for key in keys:
+                    relative = key[len(prefix):].lstrip("/") or key.rsplit("/", 1)[-1]
+                    target = data_dir / name / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    s3.download_file(bucket, key, str(target))
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                return (f"ClientError: Data download failed: channel {name}: {code} on s3://{bucket}/{key}: the "
+                        f"job's role {job.role_arn} may not read it; grant it s3:ListBucket and s3:GetObject there")
+        return None
+
     def _upload_model(self, job: FakeTrainingJob, model_dir: Path, credentials: dict[str, str],
                       region: str) -> str | None:
         """SageMaker's upload of /opt/ml/model, as the job's role; the error reason when it is refused."""
@@ -216,10 +270,7 @@ class TrainingJobs:
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
             archive.add(model_dir, arcname=".")
-        s3 = boto3.client("s3", region_name=region, endpoint_url=self.aws_endpoint_url,
-                          aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
-                          aws_session_token=credentials["AWS_SESSION_TOKEN"])
+        s3 = self._s3(credentials, region)
         try:
             s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
         except Exception as exc:

@@ -148,6 +148,73 @@ def test_a_role_sagemaker_may_not_assume_is_refused(aws, make_role):
     assert "does not allow sagemaker.amazonaws.com" in refused.value.response["Error"]["Message"]
 
 
+# the entry point of a job with input channels: every file SageMaker put under input/data, and inputdataconfig.json
+CHANNEL_READER = textwrap.dedent("""
+    import json, os, pathlib
+    import boto3
+    opt_ml = pathlib.Path(os.environ["LOOPLINE_OPT_ML"])
+    files = {p.relative_to(opt_ml / "input/data").as_posix(): p.read_text()
+             for p in sorted((opt_ml / "input/data").rglob("*")) if p.is_file()}
+    config = json.loads((opt_ml / "input/config/inputdataconfig.json").read_text())
+    body = json.dumps({"files": files, "config": config}).encode()
+    boto3.client("s3").put_object(Bucket=os.environ["BUCKET"], Key="out/" + os.environ["TRAINING_JOB_NAME"], Body=body)
+""")
+
+
+def _channel_job(role: str) -> dict[str, Any]:
+    job = _job(role, "ok")
+    job["AlgorithmSpecification"]["ContainerEntrypoint"] = ["python", "-c", CHANNEL_READER]
+    job["InputDataConfig"] = [
+        {"ChannelName": name, "InputMode": "FastFile", "ContentType": "text/csv",
+         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/datasets/{name}/"}}}
+        for name in ("ds-a", "ds-b")]
+    return job
+
+
+def test_input_channels_are_files_under_input_data_downloaded_as_the_role(aws, make_role):
+    # given two dataset folders in S3 (and a sibling whose name shares the prefix), and a role that may read them
+    s3 = aws("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    for key, body in {"datasets/ds-a/data.csv": "x\n1\n", "datasets/ds-a/manifest.json": "{}",
+                      "datasets/ds-b/data.csv": "x\n2\n", "datasets/ds-ab/data.csv": "other"}.items():
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
+    role = make_role(SAGEMAKER, [
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/out/*"},
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/output/*"},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/datasets/*"},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}"}])
+
+    # when a job names one S3Prefix channel per folder
+    job = _channel_job(role)
+    aws("sagemaker").create_training_job(**job)
+    described = _wait(aws, job["TrainingJobName"])
+
+    # then the entry point found each channel's objects as files under input/data/<channel>/, and the channels'
+    # modes in inputdataconfig.json
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    seen = json.loads(s3.get_object(Bucket=BUCKET, Key=f"out/{job['TrainingJobName']}")["Body"].read())
+    assert seen["files"] == {"ds-a/data.csv": "x\n1\n", "ds-a/manifest.json": "{}", "ds-b/data.csv": "x\n2\n"}
+    assert seen["config"] == {name: {"ContentType": "text/csv", "TrainingInputMode": "FastFile"}
+                              for name in ("ds-a", "ds-b")}
+
+    # when the role may not read one channel's rows
+    denied = make_role(SAGEMAKER, [
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/datasets/ds-a/*"},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}"}])
+    refused = _channel_job(denied)
+    aws("sagemaker").create_training_job(**refused)
+    described = _wait(aws, refused["TrainingJobName"])
+
+    # then the job fails before its entry point runs, with SageMaker's ClientError naming the object and the role
+    assert described["TrainingJobStatus"] == "Failed"
+    assert described["FailureReason"].startswith(
+        f"ClientError: Data download failed: channel ds-b: 403 on s3://{BUCKET}/datasets/ds-b/data.csv: "
+        f"the job's role {denied} may not read it"), described["FailureReason"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="out/")["Contents"]]
+    assert f"out/{refused['TrainingJobName']}" not in keys
+
+
 def _state_machine(aws: Callable[[str], Any], make_role: Callable[..., str], job_role: str, *,
                    pass_role: bool = True) -> str:
     statements: list[dict[str, Any]] = [

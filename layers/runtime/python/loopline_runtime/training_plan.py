@@ -12,12 +12,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from loopline_runtime.bucket_layout import dataset_prefix
 from loopline_runtime.config import PipelineConfig
-from loopline_runtime.datasets import DatasetCatalog
+from loopline_runtime.datasets import DatasetCatalog, DatasetVersion
 from loopline_runtime.errors import TrainingFailed
 from loopline_runtime.schema import FeatureSchema
 from loopline_runtime.training import cells_limit, window_size
 from loopline_runtime.training_instances import INSTANCE_MEMORY_MB
+
+MAX_CHANNELS = 20  # SageMaker's limit on a training job's InputDataConfig: one channel per dataset version
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class TrainingPlan:
     max_runtime_seconds: int = 0
     # the job's input, as SageMaker passes it (/opt/ml/input/config/hyperparameters.json: strings only)
     hyperparameters: dict[str, str] = field(default_factory=dict)
+    # the window's dataset versions as the job's input channels (CreateTrainingJob's InputDataConfig)
+    input_data_config: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +74,10 @@ def plan_training(catalog: DatasetCatalog, config: PipelineConfig, *, lambda_mem
             f"the training window holds {rows:,} rows x {columns} columns ({cells:,} cells); a training job on "
             f"{instance_type} ({memory:,} MB) is measured to train at most {cells_limit(memory):,} cells. Set "
             f"training.instance_type to a larger one (or null to size it from the window), or lower training.window")
+    if len(datasets) > MAX_CHANNELS:
+        raise TrainingFailed(
+            f"the training window holds {len(datasets)} dataset versions; a training job reads each as an input "
+            f"channel and SageMaker allows at most {MAX_CHANNELS}. Set training.window to {MAX_CHANNELS} or fewer")
     job_name = f"loopline-train-{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
     why = ("training.engine: sagemaker" if training.engine == "sagemaker"
            else f"{cells:,} cells are more than the TrainFunction trains ({limit:,} at {lambda_memory_mb:,} MB)")
@@ -78,7 +87,24 @@ def plan_training(catalog: DatasetCatalog, config: PipelineConfig, *, lambda_mem
         instance_memory_mb=memory, max_runtime_seconds=training.job_max_runtime_seconds,
         hyperparameters={"job_name": job_name, "execution_arn": execution_arn, "trigger": json.dumps(trigger),
                          "instance_memory_mb": str(memory)},
+        input_data_config=input_channels(catalog.store.bucket, datasets),
     )
+
+
+def input_channels(bucket: str, datasets: list[DatasetVersion]) -> list[dict[str, Any]]:
+    """One S3Prefix channel per dataset version, named by the version: SageMaker puts datasets/<version>/data.csv
+    and manifest.json under /opt/ml/input/data/<version>/ (FastFile: streamed from S3 as they are read).
+
+    S3Prefix per version rather than one ManifestFile channel: nothing has to be written for it (the plan step only
+    reads), the job role's read grant is the datasets/ folder it already has, and each channel holds one version's
+    files, so the job knows which version each file is without a lookup. The cost is SageMaker's 20 channels."""
+    return [{
+        "ChannelName": dataset.version,
+        "InputMode": "FastFile",
+        "ContentType": "text/csv",
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated",
+                                        "S3Uri": f"s3://{bucket}/{dataset_prefix(dataset.version)}"}},
+    } for dataset in datasets]
 
 
 def _smallest_instance_for(cells: int) -> str:
