@@ -18,28 +18,39 @@ from loopline.emulator.template_references import remove_resources, replace_refe
 LiteralOf = Callable[[str, str | None], str]
 
 
-def extract_bucket_policies(template: dict[str, Any]) -> list[dict[str, Any]]:
-    """Remove every AWS::S3::BucketPolicy (in place) and return their properties (Bucket, PolicyDocument)."""
+def extract_policies(template: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
+    """Remove every resource of `resource_type` (in place) and return their properties."""
     found = {
         logical_id: resource["Properties"]
         for logical_id, resource in template["Resources"].items()
-        if resource.get("Type") == "AWS::S3::BucketPolicy"
+        if resource.get("Type") == resource_type
     }
     remove_resources(template, set(found))
     return list(found.values())
+
+
+def resolved_properties(properties: dict[str, Any], literal_of: LiteralOf,
+                        static_values: dict[str, str]) -> dict[str, Any]:
+    """An extracted resource's properties with every reference to the created stack resolved to its literal."""
+
+    def literal_for(logical_id: str, attribute: str | None) -> str | None:
+        if attribute is None and logical_id in static_values:
+            return static_values[logical_id]
+        return literal_of(logical_id, attribute)
+
+    return dict(plain_text(replace_references(properties, literal_for)))
+
+
+def extract_bucket_policies(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """Remove every AWS::S3::BucketPolicy (in place) and return their properties (Bucket, PolicyDocument)."""
+    return extract_policies(template, "AWS::S3::BucketPolicy")
 
 
 def apply_bucket_policies(s3_client: Any, policies: list[dict[str, Any]], literal_of: LiteralOf,
                           static_values: dict[str, str]) -> None:
     """PutBucketPolicy for each extracted policy, every reference resolved."""
     for properties in policies:
-
-        def literal_for(logical_id: str, attribute: str | None) -> str | None:
-            if attribute is None and logical_id in static_values:
-                return static_values[logical_id]
-            return literal_of(logical_id, attribute)
-
-        resolved = plain_text(replace_references(properties, literal_for))
+        resolved = resolved_properties(properties, literal_of, static_values)
         s3_client.put_bucket_policy(Bucket=resolved["Bucket"], Policy=json.dumps(resolved["PolicyDocument"]))
 
 

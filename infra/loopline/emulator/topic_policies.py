@@ -11,45 +11,29 @@ whether CloudWatch may publish an alarm's state change (on AWS an alarm whose to
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from moto.sns.models import sns_backends
 from moto.utilities.arns import parse_arn
 
-from loopline.emulator.bucket_policies import plain_text
+from loopline.emulator.bucket_policies import LiteralOf, extract_policies, resolved_properties
 from loopline.emulator.iam_policy import Decision, Request, evaluate
-from loopline.emulator.template_references import remove_resources, replace_references
 
 TOPIC_POLICY = "AWS::SNS::TopicPolicy"
 CLOUDWATCH = "cloudwatch.amazonaws.com"
 
-# (logical id, attribute or None for Ref) -> the literal of a created resource
-LiteralOf = Callable[[str, str | None], str]
 
 
 def extract_topic_policies(template: dict[str, Any]) -> list[dict[str, Any]]:
     """Remove every AWS::SNS::TopicPolicy (in place) and return their properties (Topics, PolicyDocument)."""
-    found = {
-        logical_id: resource["Properties"]
-        for logical_id, resource in template["Resources"].items()
-        if resource.get("Type") == TOPIC_POLICY
-    }
-    remove_resources(template, set(found))
-    return list(found.values())
+    return extract_policies(template, TOPIC_POLICY)
 
 
 def apply_topic_policies(sns_client: Any, policies: list[dict[str, Any]], literal_of: LiteralOf,
                          static_values: dict[str, str]) -> None:
     """SetTopicAttributes(Policy) on each topic a policy names, every reference resolved."""
     for properties in policies:
-
-        def literal_for(logical_id: str, attribute: str | None) -> str | None:
-            if attribute is None and logical_id in static_values:
-                return static_values[logical_id]
-            return literal_of(logical_id, attribute)
-
-        resolved = plain_text(replace_references(properties, literal_for))
+        resolved = resolved_properties(properties, literal_of, static_values)
         document = json.dumps(resolved["PolicyDocument"])
         for topic_arn in resolved["Topics"]:
             sns_client.set_topic_attributes(TopicArn=topic_arn, AttributeName="Policy", AttributeValue=document)
